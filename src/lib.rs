@@ -1,0 +1,1 @@
+//! Owner of the cross-crate integration and end-to-end tests in `tests/`.

@@ -1,0 +1,370 @@
+//! `validator check`: load, build the policy set, expand, match, evaluate in parallel, collect findings.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::IsTerminal;
+use std::sync::Arc;
+
+use rayon::prelude::*;
+use serde_json::{Map, Value};
+
+use crate::engine::{CompileOptions, CompiledTemplate, ExternalDataFn};
+use crate::manifest::{Document, LoadError, Loaded};
+use crate::policy::{self, matching::glob_match, Constraint, EnforcementAction, PolicyError, Set};
+use crate::report::{Code, Finding, ObjectRef, PolicyRef, Severity};
+use crate::review::{self, RequestInfo, Review};
+
+/// How a check runs.
+#[derive(Clone, Default)]
+pub struct Options {
+    /// Worker threads; `None` uses every core.
+    pub jobs: Option<usize>,
+    /// Namespaces (globs) never checked.
+    pub exclude_namespaces: Vec<String>,
+    /// Show a progress bar on stderr when it is a terminal.
+    pub progress: bool,
+    /// Answers `external_data` calls; `None` means no provider is configured, and constraints
+    /// whose templates call `external_data` are skipped with a note.
+    pub external_data: Option<Arc<ExternalDataFn>>,
+}
+
+/// What a check found.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub findings: Vec<Finding>,
+    /// Input objects checked (policy objects excluded).
+    pub objects: usize,
+    /// (review, constraint) pairs evaluated.
+    pub evaluations: usize,
+}
+
+pub fn load_error_finding(e: &LoadError) -> Finding {
+    Finding {
+        file: e.source.to_string(),
+        line: e.line,
+        column: e.column,
+        severity: Severity::Error,
+        code: Code::InvalidInput,
+        policy: None,
+        action: None,
+        object: None,
+        message: e.message.clone(),
+    }
+}
+
+pub fn policy_error_finding(e: &PolicyError) -> Finding {
+    Finding {
+        file: e.file.to_string(),
+        line: e.line,
+        column: 0,
+        severity: Severity::Error,
+        code: Code::InvalidPolicy,
+        policy: None,
+        action: None,
+        object: None,
+        message: format!("{}: {}", e.subject, e.message),
+    }
+}
+
+pub fn object_ref(doc: &Document) -> ObjectRef {
+    ObjectRef {
+        api_version: doc.api_version().to_string(),
+        kind: doc.kind().to_string(),
+        namespace: doc.namespace().to_string(),
+        name: doc.name().to_string(),
+    }
+}
+
+/// Templates compiled against one inventory, by constraint kind, plus the errors found.
+pub struct Compiled {
+    pub templates: BTreeMap<String, CompiledTemplate>,
+    pub findings: Vec<Finding>,
+}
+
+/// Compiles every template of the set (in parallel); a template that fails is reported and left out.
+pub fn compile_set(set: &Set, inventory: &Value, options: &CompileOptions) -> Compiled {
+    let inventory = crate::engine::to_rego(inventory);
+    let results: Vec<_> = set
+        .templates
+        .par_iter()
+        .map(|(kind, t)| (kind, t, CompiledTemplate::compile(t, &inventory, options)))
+        .collect();
+    let mut templates = BTreeMap::new();
+    let mut findings = Vec::new();
+    for (kind, t, result) in results {
+        match result {
+            Ok(Some(c)) => {
+                templates.insert(kind.clone(), c);
+            }
+            Ok(None) => findings.push(Finding {
+                file: t.source.to_string(),
+                line: t.line,
+                column: 0,
+                severity: Severity::Info,
+                code: Code::Note,
+                policy: None,
+                action: None,
+                object: None,
+                message: format!(
+                    "ConstraintTemplate {} has no Rego code (only K8sNativeValidation/CEL), which is not evaluated; its constraints are skipped",
+                    t.name
+                ),
+            }),
+            Err(e) => findings.push(Finding {
+                file: t.source.to_string(),
+                line: t.line,
+                column: 0,
+                severity: Severity::Error,
+                code: Code::InvalidPolicy,
+                policy: None,
+                action: None,
+                object: None,
+                message: e.to_string(),
+            }),
+        }
+    }
+    Compiled {
+        templates,
+        findings,
+    }
+}
+
+/// The severity a violation gets from its enforcement action.
+pub fn severity_of(action: EnforcementAction) -> Severity {
+    match action {
+        EnforcementAction::Deny => Severity::Deny,
+        EnforcementAction::Warn => Severity::Warn,
+        EnforcementAction::Dryrun => Severity::Info,
+    }
+}
+
+/// Evaluates one review against the matching constraints, with per-worker engines.
+pub fn evaluate_review(
+    review: &Review,
+    constraints: &[(&Constraint, regorus::Value)],
+    templates: &BTreeMap<String, CompiledTemplate>,
+    namespace_labels: &BTreeMap<String, Map<String, Value>>,
+    engines: &mut HashMap<String, CompiledTemplate>,
+    mut emit: impl FnMut(&Constraint, Result<Vec<crate::engine::Violation>, crate::engine::EngineError>),
+) -> usize {
+    let ns_labels = match (review.group.as_str(), review.kind.as_str()) {
+        ("", "Namespace") => Some(&review.labels),
+        _ => review
+            .namespace
+            .as_ref()
+            .and_then(|ns| namespace_labels.get(ns)),
+    };
+    let target = review.target(ns_labels);
+    let mut evaluations = 0;
+    for (constraint, parameters) in constraints {
+        if !constraint.matcher.matches(&target) {
+            continue;
+        }
+        let Some(template) = templates.get(&constraint.kind) else {
+            continue;
+        };
+        let engine = engines
+            .entry(constraint.kind.clone())
+            .or_insert_with(|| template.clone());
+        evaluations += 1;
+        emit(
+            constraint,
+            engine.evaluate(&review.input, parameters, &constraint.name),
+        );
+    }
+    evaluations
+}
+
+/// Runs a check over loaded inputs with the given policy documents (embedded and `--policies`).
+pub fn run(input: Loaded, policy_docs: &[Document], options: &Options) -> Outcome {
+    let pool = match rayon::ThreadPoolBuilder::new()
+        .num_threads(options.jobs.unwrap_or(0))
+        .build()
+    {
+        Ok(pool) => pool,
+        Err(e) => {
+            return Outcome {
+                findings: vec![Finding {
+                    file: String::new(),
+                    line: 0,
+                    column: 0,
+                    severity: Severity::Error,
+                    code: Code::EvaluationError,
+                    policy: None,
+                    action: None,
+                    object: None,
+                    message: format!("cannot start worker threads: {e}"),
+                }],
+                ..Outcome::default()
+            }
+        }
+    };
+    pool.install(|| run_in_pool(input, policy_docs, options))
+}
+
+fn run_in_pool(input: Loaded, policy_docs: &[Document], options: &Options) -> Outcome {
+    let mut findings: Vec<Finding> = input.errors.iter().map(load_error_finding).collect();
+    let (input_policies, resources): (Vec<Document>, Vec<Document>) = input
+        .documents
+        .into_iter()
+        .partition(policy::is_policy_document);
+    let (set, errors) = Set::from_documents(policy_docs.iter().chain(input_policies.iter()));
+    findings.extend(errors.iter().map(policy_error_finding));
+
+    let inventory = review::inventory(resources.iter().map(|d| &d.object));
+    let compile_options = CompileOptions {
+        external_data: options
+            .external_data
+            .clone()
+            .unwrap_or_else(|| CompileOptions::default().external_data),
+        coverage: false,
+    };
+    let compiled = compile_set(&set, &inventory, &compile_options);
+    findings.extend(compiled.findings);
+    let templates = compiled.templates;
+
+    // Constraints that can run; those needing an unconfigured external-data provider are noted once.
+    let mut runnable: Vec<(&Constraint, regorus::Value)> = Vec::new();
+    for c in &set.constraints {
+        let Some(t) = templates.get(&c.kind) else {
+            continue;
+        };
+        if t.uses_external_data && options.external_data.is_none() {
+            findings.push(Finding {
+                file: c.source.to_string(),
+                line: c.line,
+                column: 0,
+                severity: Severity::Info,
+                code: Code::Note,
+                policy: Some(PolicyRef {
+                    kind: c.kind.clone(),
+                    constraint: c.name.clone(),
+                }),
+                action: Some(c.action.to_string()),
+                object: None,
+                message: "not evaluated: its template calls external_data (e.g. image signature verification) and no external data provider is configured".into(),
+            });
+            continue;
+        }
+        runnable.push((c, crate::engine::to_rego(&c.parameters)));
+    }
+
+    let excluded = |ns: Option<&str>| {
+        ns.is_some_and(|ns| options.exclude_namespaces.iter().any(|p| glob_match(p, ns)))
+    };
+    let request = RequestInfo::default();
+    let reviews: Vec<Review> = resources
+        .par_iter()
+        .enumerate()
+        .flat_map_iter(|(i, doc)| {
+            let mut out = vec![Review::new(i, &doc.object, &request)];
+            out.extend(review::expand(i, &doc.object, &set.expansions, &request));
+            out
+        })
+        .filter(|r| {
+            let ns = if r.group.is_empty() && r.kind == "Namespace" {
+                Some(r.name.as_str())
+            } else {
+                r.namespace.as_deref()
+            };
+            !excluded(ns)
+        })
+        .collect();
+
+    let namespace_labels = review::namespace_labels(&resources);
+    let progress = progress_bar(options.progress, reviews.len());
+    let results: Vec<(usize, Vec<Finding>)> = reviews
+        .par_iter()
+        .map_init(HashMap::new, |engines, r| {
+            let doc = &resources[r.parent];
+            let mut out = Vec::new();
+            let n = evaluate_review(
+                r,
+                &runnable,
+                &templates,
+                &namespace_labels,
+                engines,
+                |c, result| {
+                    out.extend(violation_findings(doc, r, c, result));
+                },
+            );
+            if let Some(p) = &progress {
+                p.inc(1);
+            }
+            (n, out)
+        })
+        .collect();
+    if let Some(p) = progress {
+        p.finish_and_clear();
+    }
+    let mut evaluations = 0;
+    for (n, f) in results {
+        evaluations += n;
+        findings.extend(f);
+    }
+    findings.sort();
+    findings.dedup();
+    Outcome {
+        findings,
+        objects: resources.len(),
+        evaluations,
+    }
+}
+
+/// Findings for one (review, constraint) evaluation.
+pub fn violation_findings(
+    doc: &Document,
+    review: &Review,
+    constraint: &Constraint,
+    result: Result<Vec<crate::engine::Violation>, crate::engine::EngineError>,
+) -> Vec<Finding> {
+    let policy = Some(PolicyRef {
+        kind: constraint.kind.clone(),
+        constraint: constraint.name.clone(),
+    });
+    match result {
+        Ok(violations) => {
+            let action = review.action_override.unwrap_or(constraint.action);
+            violations
+                .into_iter()
+                .map(|v| Finding {
+                    file: doc.source.to_string(),
+                    line: doc.line,
+                    column: 0,
+                    severity: severity_of(action),
+                    code: Code::PolicyViolation,
+                    policy: policy.clone(),
+                    action: Some(action.to_string()),
+                    object: Some(object_ref(doc)),
+                    message: match &review.expansion {
+                        Some(x) => format!("[Implied by {x}] {}", v.msg),
+                        None => v.msg,
+                    },
+                })
+                .collect()
+        }
+        Err(e) => vec![Finding {
+            file: doc.source.to_string(),
+            line: doc.line,
+            column: 0,
+            severity: Severity::Error,
+            code: Code::EvaluationError,
+            policy,
+            action: None,
+            object: Some(object_ref(doc)),
+            message: e.to_string(),
+        }],
+    }
+}
+
+fn progress_bar(enabled: bool, len: usize) -> Option<indicatif::ProgressBar> {
+    if !enabled || len < 2000 || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(len as u64);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{spinner} checking {pos}/{len} objects [{bar:30}] {eta}",
+    ) {
+        bar.set_style(style);
+    }
+    Some(bar)
+}

@@ -1,0 +1,280 @@
+//! Rego evaluation with regorus: each template compiled once, engines cloned per worker.
+
+mod compat;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use regorus::Value as RegoValue;
+use serde_json::Value;
+use thiserror::Error;
+
+pub use compat::normalize_v0;
+
+use crate::policy::Template;
+
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
+pub enum EngineError {
+    #[error("ConstraintTemplate {template}: Rego does not compile: {message}")]
+    Compile { template: String, message: String },
+    #[error("{kind}/{constraint}: Rego evaluation failed: {message}")]
+    Runtime {
+        kind: String,
+        constraint: String,
+        message: String,
+    },
+}
+
+/// One violation as the template's `violation` rule reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Violation {
+    pub msg: String,
+    pub details: Value,
+}
+
+/// What `external_data` answers for a list of keys, in Gatekeeper's provider response shape.
+pub type ExternalDataFn = dyn Fn(&str, &[String]) -> Value + Send + Sync;
+
+/// The default external-data handler: no provider is configured, so every call is a system error.
+pub fn unconfigured_external_data(provider: &str, _keys: &[String]) -> Value {
+    serde_json::json!({
+        "responses": [],
+        "errors": [],
+        "status_code": 500,
+        "system_error": format!("external data provider `{provider}` is not configured"),
+    })
+}
+
+/// A template ready to evaluate: an engine holding its Rego, libraries and `data.inventory`.
+#[derive(Clone)]
+pub struct CompiledTemplate {
+    pub kind: String,
+    pub name: String,
+    rule: String,
+    engine: regorus::Engine,
+    /// Sources added to the engine, for coverage reports: (path, text).
+    pub sources: Vec<(String, String)>,
+    pub uses_external_data: bool,
+}
+
+impl std::fmt::Debug for CompiledTemplate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CompiledTemplate")
+            .field("kind", &self.kind)
+            .field("rule", &self.rule)
+            .finish()
+    }
+}
+
+/// Options shared by every compiled template.
+#[derive(Clone)]
+pub struct CompileOptions {
+    pub external_data: Arc<ExternalDataFn>,
+    pub coverage: bool,
+}
+
+impl Default for CompileOptions {
+    fn default() -> Self {
+        CompileOptions {
+            external_data: Arc::new(unconfigured_external_data),
+            coverage: false,
+        }
+    }
+}
+
+fn compile_error(template: &Template, message: impl std::fmt::Display) -> EngineError {
+    EngineError::Compile {
+        template: template.name.clone(),
+        message: message.to_string(),
+    }
+}
+
+impl CompiledTemplate {
+    /// Compiles a template's Rego with `data.inventory`; `None` when it has no Rego.
+    pub fn compile(
+        template: &Template,
+        inventory: &RegoValue,
+        options: &CompileOptions,
+    ) -> Result<Option<Self>, EngineError> {
+        let Some(source) = &template.rego else {
+            return Ok(None);
+        };
+        let mut engine = regorus::Engine::new();
+        engine.set_rego_v0(!source.v1);
+        engine.set_strict_builtin_errors(false);
+        let mut sources = Vec::new();
+        let main_path = format!("{}.rego", template.name);
+        let main = if source.v1 {
+            source.rego.clone()
+        } else {
+            normalize_v0(&source.rego)
+        };
+        let package = engine
+            .add_policy(main_path.clone(), main.clone())
+            .map_err(|e| compile_error(template, e))?;
+        sources.push((main_path, main));
+        for (i, lib) in source.libs.iter().enumerate() {
+            let path = format!("{}.lib{}.rego", template.name, i + 1);
+            let text = if source.v1 {
+                lib.clone()
+            } else {
+                normalize_v0(lib)
+            };
+            let lib_package = engine
+                .add_policy(path.clone(), text.clone())
+                .map_err(|e| compile_error(template, e))?;
+            if !lib_package.starts_with("data.lib.") && lib_package != "data.lib" {
+                return Err(compile_error(
+                    template,
+                    format!("{path}: library package `{lib_package}` must be under `lib` (e.g. `package lib.helpers`)"),
+                ));
+            }
+            sources.push((path, text));
+        }
+        let uses_external_data = sources.iter().any(|(_, s)| s.contains("external_data"));
+        let handler = options.external_data.clone();
+        engine
+            .add_extension(
+                "external_data".to_string(),
+                1,
+                Box::new(move |args: Vec<RegoValue>| external_data(&handler, args)),
+            )
+            .map_err(|e| compile_error(template, e))?;
+        let mut data = BTreeMap::new();
+        data.insert(RegoValue::from("inventory"), inventory.clone());
+        engine
+            .add_data(RegoValue::from(data))
+            .map_err(|e| compile_error(template, e))?;
+        if options.coverage {
+            engine.set_enable_coverage(true);
+        }
+        let mut compiled = CompiledTemplate {
+            kind: template.kind.clone(),
+            name: template.name.clone(),
+            rule: format!("{package}.violation"),
+            engine,
+            sources,
+            uses_external_data,
+        };
+        // Evaluate once on an empty review so that errors found while preparing the
+        // policy (unknown functions, unsafe variables) surface now, naming the template.
+        let probe = input_value(&RegoValue::new_object(), &RegoValue::new_object());
+        compiled.engine.set_input(probe);
+        if let Err(e) = compiled.engine.eval_rule(compiled.rule.clone()) {
+            let message = e.to_string();
+            if !message.contains("undefined") {
+                return Err(compile_error(template, message));
+            }
+        }
+        if options.coverage {
+            compiled.engine.clear_coverage_data();
+        }
+        Ok(Some(compiled))
+    }
+
+    /// Evaluates the `violation` rule for one review and one constraint's parameters.
+    pub fn evaluate(
+        &mut self,
+        review: &RegoValue,
+        parameters: &RegoValue,
+        constraint: &str,
+    ) -> Result<Vec<Violation>, EngineError> {
+        self.engine.set_input(input_value(review, parameters));
+        let result =
+            self.engine
+                .eval_rule(self.rule.clone())
+                .map_err(|e| EngineError::Runtime {
+                    kind: self.kind.clone(),
+                    constraint: constraint.to_string(),
+                    message: e.to_string(),
+                })?;
+        Ok(violations_of(&result))
+    }
+
+    /// Line coverage gathered so far, as (file, covered lines, not covered lines).
+    pub fn coverage(&self) -> Vec<(String, Vec<u32>, Vec<u32>)> {
+        match self.engine.get_coverage_report() {
+            Ok(report) => report
+                .files
+                .iter()
+                .map(|f| {
+                    (
+                        f.path.clone(),
+                        f.covered.iter().copied().collect(),
+                        f.not_covered.iter().copied().collect(),
+                    )
+                })
+                .collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+}
+
+/// `{"review": review, "parameters": parameters}`.
+pub fn input_value(review: &RegoValue, parameters: &RegoValue) -> RegoValue {
+    let mut input = BTreeMap::new();
+    input.insert(RegoValue::from("review"), review.clone());
+    input.insert(RegoValue::from("parameters"), parameters.clone());
+    RegoValue::from(input)
+}
+
+fn violations_of(result: &RegoValue) -> Vec<Violation> {
+    let json = match result {
+        RegoValue::Undefined => return Vec::new(),
+        other => other
+            .to_json_str()
+            .ok()
+            .and_then(|s| serde_json::from_str::<Value>(&s).ok())
+            .unwrap_or(Value::Null),
+    };
+    let items = match json {
+        Value::Array(items) => items,
+        _ => return Vec::new(),
+    };
+    let mut out: Vec<Violation> = items
+        .into_iter()
+        .map(|item| Violation {
+            msg: item
+                .get("msg")
+                .map(|m| match m {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                })
+                .unwrap_or_default(),
+            details: item.get("details").cloned().unwrap_or(Value::Null),
+        })
+        .collect();
+    out.sort_by(|a, b| a.msg.cmp(&b.msg));
+    out
+}
+
+fn external_data(handler: &Arc<ExternalDataFn>, args: Vec<RegoValue>) -> anyhow::Result<RegoValue> {
+    let request = args
+        .first()
+        .and_then(|a| a.to_json_str().ok())
+        .and_then(|s| serde_json::from_str::<Value>(&s).ok())
+        .unwrap_or(Value::Null);
+    let provider = request
+        .get("provider")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let keys: Vec<String> = request
+        .get("keys")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .map(|k| match k {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let response = handler(provider, &keys);
+    Ok(RegoValue::from(response))
+}
+
+/// Converts a JSON value to a regorus value.
+pub fn to_rego(value: &Value) -> RegoValue {
+    RegoValue::from(value.clone())
+}

@@ -1,0 +1,15 @@
+//! Gatekeeper-compatible policy and schema checks for Kubernetes manifests.
+//!
+//! The pipeline: [`manifest`] loads objects with their source positions, [`policy`] builds the
+//! set of templates and constraints, [`review`] builds admission reviews (expanding workloads),
+//! [`engine`] evaluates Rego, [`check`] runs it all in parallel, and [`report`] renders findings.
+
+pub mod bundle;
+pub mod check;
+pub mod cli;
+pub mod engine;
+pub mod manifest;
+pub mod policy;
+pub mod report;
+pub mod review;
+pub mod verify;

@@ -1,0 +1,240 @@
+//! Findings (violations and errors as data) and their renderers: human, json, sarif, junit, github.
+
+mod github;
+mod human;
+mod json;
+mod junit;
+mod sarif;
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::Serialize;
+
+pub use human::render as human;
+pub use json::render as json;
+
+/// How much a finding matters. Ordered from most to least severe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// The input, a policy, or an evaluation is broken (exit 2).
+    Error,
+    /// A deny violation (exit 1).
+    Deny,
+    /// A warn violation (exit 1 only with --fail-on-warn).
+    Warn,
+    /// A dryrun violation or a note; never fails the run.
+    Info,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Error => "error",
+            Severity::Deny => "deny",
+            Severity::Warn => "warn",
+            Severity::Info => "info",
+        }
+    }
+}
+
+/// Stable codes, one per kind of finding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub enum Code {
+    /// A constraint's violation.
+    #[serde(rename = "policy-violation")]
+    PolicyViolation,
+    /// An input that cannot be read as Kubernetes objects.
+    #[serde(rename = "invalid-input")]
+    InvalidInput,
+    /// A template, constraint or expansion that cannot be used.
+    #[serde(rename = "invalid-policy")]
+    InvalidPolicy,
+    /// Rego failed while evaluating an object.
+    #[serde(rename = "evaluation-error")]
+    EvaluationError,
+    /// An object that does not conform to its schema.
+    #[serde(rename = "schema-violation")]
+    SchemaViolation,
+    /// An informational note about the run.
+    #[serde(rename = "note")]
+    Note,
+}
+
+impl Code {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Code::PolicyViolation => "policy-violation",
+            Code::InvalidInput => "invalid-input",
+            Code::InvalidPolicy => "invalid-policy",
+            Code::EvaluationError => "evaluation-error",
+            Code::SchemaViolation => "schema-violation",
+            Code::Note => "note",
+        }
+    }
+    pub fn description(self) -> &'static str {
+        match self {
+            Code::PolicyViolation => "An object violates a Gatekeeper constraint",
+            Code::InvalidInput => "An input cannot be read as Kubernetes objects",
+            Code::InvalidPolicy => {
+                "A ConstraintTemplate, Constraint or ExpansionTemplate cannot be used"
+            }
+            Code::EvaluationError => "A policy failed while evaluating an object",
+            Code::SchemaViolation => "An object does not conform to its Kubernetes schema",
+            Code::Note => "A note about the run",
+        }
+    }
+}
+
+/// The constraint a violation belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct PolicyRef {
+    /// Template kind, e.g. `K8sRequiredProbes`.
+    pub kind: String,
+    /// Constraint name.
+    pub constraint: String,
+}
+
+/// The Kubernetes object a finding is about.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct ObjectRef {
+    #[serde(rename = "apiVersion")]
+    pub api_version: String,
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+}
+
+impl fmt::Display for ObjectRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.namespace.is_empty() {
+            write!(f, "{}/{}", self.kind, self.name)
+        } else {
+            write!(f, "{}/{}/{}", self.kind, self.namespace, self.name)
+        }
+    }
+}
+
+/// One thing the user should know: a violation, an error, or a note.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct Finding {
+    pub file: String,
+    pub line: usize,
+    pub column: usize,
+    pub severity: Severity,
+    pub code: Code,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy: Option<PolicyRef>,
+    /// `deny`, `warn` or `dryrun` for violations.
+    #[serde(rename = "enforcementAction", skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub object: Option<ObjectRef>,
+    pub message: String,
+}
+
+impl Finding {
+    pub fn location(&self) -> String {
+        if self.file.is_empty() {
+            String::new()
+        } else if self.column > 0 {
+            format!("{}:{}:{}", self.file, self.line, self.column)
+        } else {
+            format!("{}:{}", self.file, self.line)
+        }
+    }
+}
+
+/// Counts by severity, and what they mean for the exit code.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    pub objects: usize,
+    pub errors: usize,
+    pub deny: usize,
+    pub warn: usize,
+    pub info: usize,
+}
+
+impl Summary {
+    pub fn of(findings: &[Finding], objects: usize) -> Self {
+        let mut s = Summary {
+            objects,
+            ..Summary::default()
+        };
+        for f in findings {
+            match f.severity {
+                Severity::Error => s.errors += 1,
+                Severity::Deny => s.deny += 1,
+                Severity::Warn => s.warn += 1,
+                Severity::Info => s.info += 1,
+            }
+        }
+        s
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Format {
+    #[default]
+    Human,
+    Json,
+    Sarif,
+    Junit,
+    Github,
+}
+
+impl FromStr for Format {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "human" => Ok(Format::Human),
+            "json" => Ok(Format::Json),
+            "sarif" => Ok(Format::Sarif),
+            "junit" => Ok(Format::Junit),
+            "github" => Ok(Format::Github),
+            other => Err(format!(
+                "unknown format `{other}`; use human, json, sarif, junit or github"
+            )),
+        }
+    }
+}
+
+/// Renders findings in a format. `colour` applies to the human format only.
+pub fn render(format: Format, findings: &[Finding], summary: &Summary, colour: bool) -> String {
+    match format {
+        Format::Human => human::render(findings, summary, colour),
+        Format::Json => json::render(findings, summary),
+        Format::Sarif => sarif::render(findings),
+        Format::Junit => junit::render(findings, summary),
+        Format::Github => github::render(findings, summary),
+    }
+}
+
+/// Escapes text for XML attribute and element content.
+pub(crate) fn xml_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            c if (c as u32) < 0x20 && c != '\n' && c != '\t' && c != '\r' => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// `Kind/constraint` or the finding's code when it has no policy.
+pub(crate) fn rule_id(f: &Finding) -> String {
+    match &f.policy {
+        Some(p) => format!("{}/{}", p.kind, p.constraint),
+        None => f.code.as_str().to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,256 @@
+//! Admission reviews built as Gatekeeper builds them, workload expansion, and `data.inventory`.
+
+use std::collections::BTreeMap;
+
+use regorus::Value as RegoValue;
+use serde_json::{json, Map, Value};
+
+use crate::engine::to_rego;
+use crate::manifest::{metadata_str, Document};
+use crate::policy::{matching::Target, EnforcementAction, ExpansionTemplate};
+
+/// group and version of an apiVersion string (`apps/v1` -> (apps, v1), `v1` -> ("", v1)).
+pub fn group_version(api_version: &str) -> (&str, &str) {
+    match api_version.split_once('/') {
+        Some((g, v)) => (g, v),
+        None => ("", api_version),
+    }
+}
+
+/// Who made the request and how, for reviews that do not come from an AdmissionReview.
+#[derive(Debug, Clone)]
+pub struct RequestInfo {
+    pub operation: String,
+    pub user_info: Value,
+    pub old_object: Value,
+    pub dry_run: bool,
+    pub uid: String,
+}
+
+impl Default for RequestInfo {
+    fn default() -> Self {
+        RequestInfo {
+            operation: "CREATE".into(),
+            user_info: json!({}),
+            old_object: Value::Null,
+            dry_run: false,
+            uid: String::new(),
+        }
+    }
+}
+
+/// One object under review: an input object or a resource generated from it.
+#[derive(Debug, Clone)]
+pub struct Review {
+    /// Index of the input object this review comes from.
+    pub parent: usize,
+    /// Name of the ExpansionTemplate that generated it, for generated resources.
+    pub expansion: Option<String>,
+    pub action_override: Option<EnforcementAction>,
+    pub group: String,
+    pub version: String,
+    pub kind: String,
+    pub name: String,
+    pub namespace: Option<String>,
+    pub labels: Map<String, Value>,
+    /// `input.review` as Gatekeeper builds it.
+    pub input: RegoValue,
+}
+
+impl Review {
+    /// Builds the review of an object for the given request.
+    pub fn new(parent: usize, object: &Value, request: &RequestInfo) -> Review {
+        let api_version = object
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let kind = object.get("kind").and_then(Value::as_str).unwrap_or("");
+        let (group, version) = group_version(api_version);
+        let name = metadata_str(object, "name");
+        let namespace = metadata_str(object, "namespace");
+        let review = json!({
+            "uid": request.uid,
+            "kind": {"group": group, "version": version, "kind": kind},
+            "resource": {"group": group, "version": version, "resource": resource_name(kind)},
+            "name": name,
+            "namespace": namespace,
+            "operation": request.operation,
+            "userInfo": request.user_info,
+            "object": object,
+            "oldObject": request.old_object,
+            "dryRun": request.dry_run,
+        });
+        Review {
+            parent,
+            expansion: None,
+            action_override: None,
+            group: group.to_string(),
+            version: version.to_string(),
+            kind: kind.to_string(),
+            name: name.to_string(),
+            namespace: (!namespace.is_empty()).then(|| namespace.to_string()),
+            labels: labels_of(object),
+            input: to_rego(&review),
+        }
+    }
+
+    /// Builds the review from an AdmissionReview's `request`, as the webhook receives it.
+    pub fn from_admission_request(parent: usize, request: &Value) -> Review {
+        let object = match request.get("object") {
+            Some(o) if !o.is_null() => o.clone(),
+            _ => request.get("oldObject").cloned().unwrap_or(Value::Null),
+        };
+        let mut review = Review::new(parent, &object, &RequestInfo::default());
+        let mut full = request.clone();
+        if let Value::Object(map) = &mut full {
+            let kind =
+                json!({"group": review.group, "version": review.version, "kind": review.kind});
+            map.entry("kind").or_insert(kind);
+            map.entry("name")
+                .or_insert(Value::String(review.name.clone()));
+            if let Some(ns) = &review.namespace {
+                map.entry("namespace").or_insert(Value::String(ns.clone()));
+            }
+            map.entry("object").or_insert(Value::Null);
+            map.entry("oldObject").or_insert(Value::Null);
+            map.entry("userInfo").or_insert(json!({}));
+        }
+        if let Some(k) = full.get("kind") {
+            review.group = k
+                .get("group")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
+            review.version = k
+                .get("version")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
+            review.kind = k
+                .get("kind")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
+        }
+        if let Some(ns) = full.get("namespace").and_then(Value::as_str) {
+            review.namespace = (!ns.is_empty()).then(|| ns.to_string());
+        }
+        if let Some(n) = full.get("name").and_then(Value::as_str) {
+            review.name = n.to_string();
+        }
+        review.input = to_rego(&full);
+        review
+    }
+
+    pub fn target<'a>(&'a self, namespace_labels: Option<&'a Map<String, Value>>) -> Target<'a> {
+        Target {
+            group: &self.group,
+            kind: &self.kind,
+            namespace: self.namespace.as_deref(),
+            name: &self.name,
+            labels: &self.labels,
+            namespace_labels,
+            generated: self.expansion.is_some(),
+        }
+    }
+}
+
+fn labels_of(object: &Value) -> Map<String, Value> {
+    object
+        .get("metadata")
+        .and_then(|m| m.get("labels"))
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// Lowercase plural resource name for a kind (the common English rules Kubernetes uses).
+pub fn resource_name(kind: &str) -> String {
+    let lower = kind.to_lowercase();
+    if lower.ends_with('s')
+        || lower.ends_with("sh")
+        || lower.ends_with("ch")
+        || lower.ends_with('x')
+    {
+        format!("{lower}es")
+    } else if let Some(stem) = lower
+        .strip_suffix('y')
+        .filter(|s| !s.ends_with(['a', 'e', 'i', 'o', 'u']))
+    {
+        format!("{stem}ies")
+    } else {
+        format!("{lower}s")
+    }
+}
+
+/// Resources the expansion templates generate from one object (e.g. the Pod of a Deployment).
+pub fn expand(
+    parent: usize,
+    object: &Value,
+    expansions: &[ExpansionTemplate],
+    request: &RequestInfo,
+) -> Vec<Review> {
+    let api_version = object
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let kind = object.get("kind").and_then(Value::as_str).unwrap_or("");
+    let (group, version) = group_version(api_version);
+    expansions
+        .iter()
+        .filter(|x| x.applies_to(group, version, kind))
+        .filter_map(|x| {
+            let generated = x.generate(object)?;
+            let mut review = Review::new(parent, &generated, request);
+            review.expansion = Some(x.name.clone());
+            review.action_override = x.action;
+            Some(review)
+        })
+        .collect()
+}
+
+/// Objects by kind, then by name.
+type ByKind = BTreeMap<String, Map<String, Value>>;
+
+/// Gatekeeper's `data.inventory`: cluster/<groupVersion>/<kind>/<name> and
+/// namespace/<ns>/<groupVersion>/<kind>/<name>.
+pub fn inventory<'a>(objects: impl IntoIterator<Item = &'a Value>) -> Value {
+    let mut cluster: BTreeMap<String, ByKind> = BTreeMap::new();
+    let mut namespaced: BTreeMap<String, BTreeMap<String, ByKind>> = BTreeMap::new();
+    for object in objects {
+        let gv = object
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let kind = object.get("kind").and_then(Value::as_str).unwrap_or("");
+        let name = metadata_str(object, "name");
+        let ns = metadata_str(object, "namespace");
+        if gv.is_empty() || kind.is_empty() || name.is_empty() {
+            continue;
+        }
+        let slot = if ns.is_empty() {
+            cluster.entry(gv.to_string()).or_default()
+        } else {
+            namespaced
+                .entry(ns.to_string())
+                .or_default()
+                .entry(gv.to_string())
+                .or_default()
+        };
+        slot.entry(kind.to_string())
+            .or_default()
+            .insert(name.to_string(), object.clone());
+    }
+    json!({"cluster": cluster, "namespace": namespaced})
+}
+
+/// Labels of the Namespace objects among the inputs, by namespace name.
+pub fn namespace_labels(docs: &[Document]) -> BTreeMap<String, Map<String, Value>> {
+    docs.iter()
+        .filter(|d| d.kind() == "Namespace" && group_version(d.api_version()).0.is_empty())
+        .map(|d| (d.name().to_string(), labels_of(&d.object)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;
