@@ -278,3 +278,6 @@ fn external_data(handler: &Arc<ExternalDataFn>, args: Vec<RegoValue>) -> anyhow:
 pub fn to_rego(value: &Value) -> RegoValue {
     RegoValue::from(value.clone())
 }
+
+#[cfg(test)]
+mod tests;

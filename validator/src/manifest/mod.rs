@@ -192,7 +192,7 @@ pub fn load_bytes(source: &str, bytes: &[u8], json: bool) -> Loaded {
                 source: source.clone(),
                 line: e.line().max(1),
                 column: e.column().max(1),
-                message: format!("invalid JSON: {e}"),
+                message: format!("invalid JSON: {}", strip_location(&e.to_string())),
             }),
         }
         return loaded;

@@ -70,10 +70,14 @@ impl Constraint {
             )));
         };
         let spec = doc.object.get("spec").cloned().unwrap_or(Value::Null);
-        let action = action_of(&spec).map_err(err)?;
+        // Every problem of the constraint is reported at once.
+        let mut problems = Vec::new();
+        let action = action_of(&spec).map_err(|e| problems.push(e)).ok();
         let matcher = match spec.get("match") {
-            None | Some(Value::Null) => Match::default(),
-            Some(m) => Match::parse(m).map_err(|e| err(format!("spec.match.{e}")))?,
+            None | Some(Value::Null) => Some(Match::default()),
+            Some(m) => Match::parse(m)
+                .map_err(|e| problems.push(format!("spec.match.{e}")))
+                .ok(),
         };
         let parameters = spec
             .get("parameters")
@@ -81,8 +85,13 @@ impl Constraint {
             .filter(|p| !p.is_null())
             .unwrap_or_else(|| Value::Object(Default::default()));
         if let Some(schema) = &template.parameters_schema {
-            check_parameters(schema, &parameters).map_err(err)?;
+            if let Err(e) = check_parameters(schema, &parameters) {
+                problems.push(e);
+            }
         }
+        let (Some(action), Some(matcher), true) = (action, matcher, problems.is_empty()) else {
+            return Err(err(problems.join("; ")));
+        };
         Ok(Constraint {
             kind,
             name,

@@ -1,1 +1,65 @@
 use super::*;
+use serde_json::json;
+
+#[test]
+fn review_has_gatekeeper_create_shape() {
+    let obj = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "prod", "labels": {"a": "b"}}});
+    let r = Review::new(3, &obj, &RequestInfo::default());
+    assert_eq!((r.group.as_str(), r.version.as_str(), r.kind.as_str()), ("apps", "v1", "Deployment"));
+    assert_eq!(r.namespace.as_deref(), Some("prod"));
+    assert_eq!(r.parent, 3);
+    let input: Value = serde_json::from_str(&r.input.to_json_str().expect("json")).expect("parse");
+    assert_eq!(input["kind"], json!({"group": "apps", "version": "v1", "kind": "Deployment"}));
+    assert_eq!(input["operation"], "CREATE");
+    assert_eq!(input["name"], "web");
+    assert_eq!(input["namespace"], "prod");
+    assert_eq!(input["object"], obj);
+    assert_eq!(input["oldObject"], Value::Null);
+    assert_eq!(input["userInfo"], json!({}));
+    assert_eq!(input["dryRun"], false);
+    assert_eq!(input["resource"]["resource"], "deployments");
+}
+
+#[test]
+fn admission_request_is_used_as_is() {
+    let req = json!({"operation": "UPDATE", "object": {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "n"}}, "userInfo": {"username": "alice"}});
+    let r = Review::from_admission_request(0, &req);
+    let input: Value = serde_json::from_str(&r.input.to_json_str().expect("json")).expect("parse");
+    assert_eq!(input["operation"], "UPDATE");
+    assert_eq!(input["userInfo"]["username"], "alice");
+    assert_eq!(input["kind"]["kind"], "Pod");
+    assert_eq!(input["namespace"], "n");
+    assert_eq!(r.kind, "Pod");
+    // DELETE carries only oldObject.
+    let del = json!({"operation": "DELETE", "oldObject": {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}}});
+    let r = Review::from_admission_request(0, &del);
+    assert_eq!(r.kind, "ConfigMap");
+    assert_eq!(r.name, "c");
+}
+
+#[test]
+fn inventory_layout_matches_gatekeeper() {
+    let objs = [
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "prod"}}),
+        json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "deny", "namespace": "prod"}}),
+        json!({"apiVersion": "v1", "kind": "ConfigMap"}),
+    ];
+    let inv = inventory(objs.iter());
+    assert_eq!(inv["cluster"]["v1"]["Namespace"]["prod"]["metadata"]["name"], "prod");
+    assert_eq!(inv["namespace"]["prod"]["networking.k8s.io/v1"]["NetworkPolicy"]["deny"]["kind"], "NetworkPolicy");
+    assert!(inv["cluster"]["v1"].get("ConfigMap").is_none());
+}
+
+#[test]
+fn resource_names_are_plural() {
+    assert_eq!(resource_name("Pod"), "pods");
+    assert_eq!(resource_name("Ingress"), "ingresses");
+    assert_eq!(resource_name("NetworkPolicy"), "networkpolicies");
+    assert_eq!(resource_name("Gateway"), "gateways");
+}
+
+#[test]
+fn group_versions() {
+    assert_eq!(group_version("v1"), ("", "v1"));
+    assert_eq!(group_version("apps/v1"), ("apps", "v1"));
+}

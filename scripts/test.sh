@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Installs what the tests need, then runs every check and test of the workspace.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Rust components used by the checks.
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets -- -D warnings
+cargo test --workspace --all-targets
+cargo build --release -p validator
+target/release/validator verify policies --coverage

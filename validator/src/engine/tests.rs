@@ -1,0 +1,91 @@
+use super::*;
+use crate::manifest::load_bytes;
+use crate::policy::Template;
+
+fn template(rego: &str) -> Template {
+    let text = format!(
+        "apiVersion: templates.gatekeeper.sh/v1\nkind: ConstraintTemplate\nmetadata: {{name: k8stest}}\nspec:\n  crd: {{spec: {{names: {{kind: K8sTest}}}}}}\n  targets:\n  - target: admission.k8s.gatekeeper.sh\n    rego: |\n{}",
+        rego.lines().map(|l| format!("      {l}\n")).collect::<String>()
+    );
+    let l = load_bytes("t.yaml", text.as_bytes(), false);
+    Template::parse(&l.documents[0]).expect("template")
+}
+
+fn empty_inventory() -> RegoValue {
+    to_rego(&serde_json::json!({"cluster": {}, "namespace": {}}))
+}
+
+fn review(obj: serde_json::Value) -> RegoValue {
+    to_rego(&serde_json::json!({"object": obj, "operation": "CREATE"}))
+}
+
+#[test]
+fn violations_come_back_sorted_with_details() {
+    let t = template("package k8stest\nviolation[{\"msg\": msg, \"details\": {\"n\": n}}] {\n  n := input.review.object.items[_]\n  n > input.parameters.max\n  msg := sprintf(\"%v is too big\", [n])\n}");
+    let mut c = CompiledTemplate::compile(&t, &empty_inventory(), &CompileOptions::default())
+        .expect("compiles")
+        .expect("has rego");
+    let params = to_rego(&serde_json::json!({"max": 2}));
+    let v = c
+        .evaluate(&review(serde_json::json!({"items": [5, 1, 3]})), &params, "c")
+        .expect("evaluates");
+    let msgs: Vec<&str> = v.iter().map(|v| v.msg.as_str()).collect();
+    assert_eq!(msgs, vec!["3 is too big", "5 is too big"]);
+    assert_eq!(v[0].details, serde_json::json!({"n": 3}));
+    assert!(c.evaluate(&review(serde_json::json!({})), &params, "c").expect("ok").is_empty());
+}
+
+#[test]
+fn syntax_error_names_the_template_and_line() {
+    let t = template("package k8stest\nviolation[{\"msg\": msg}] {\n  msg := \n}");
+    let e = CompiledTemplate::compile(&t, &empty_inventory(), &CompileOptions::default()).unwrap_err();
+    let text = e.to_string();
+    assert!(text.starts_with("ConstraintTemplate k8stest: Rego does not compile"), "{text}");
+    assert!(text.contains("k8stest.rego:"), "{text}");
+}
+
+#[test]
+fn unknown_function_is_a_compile_error() {
+    let t = template("package k8stest\nviolation[{\"msg\": msg}] {\n  msg := no_such_function(1)\n}");
+    assert!(CompiledTemplate::compile(&t, &empty_inventory(), &CompileOptions::default()).is_err());
+}
+
+#[test]
+fn libs_must_live_under_lib() {
+    let mut t = template("package k8stest\nviolation[{\"msg\": \"x\"}] { false }");
+    if let Some(r) = t.rego.as_mut() {
+        r.libs.push("package helpers\nx := 1\n".into());
+    }
+    let e = CompiledTemplate::compile(&t, &empty_inventory(), &CompileOptions::default()).unwrap_err();
+    assert!(e.to_string().contains("must be under `lib`"));
+}
+
+#[test]
+fn inventory_is_visible_to_rego() {
+    let t = template("package k8stest\nviolation[{\"msg\": \"no namespace object\"}] {\n  ns := input.review.object.metadata.namespace\n  not data.inventory.cluster[\"v1\"].Namespace[ns]\n}");
+    let inv = to_rego(&crate::review::inventory(
+        [serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "prod"}})].iter(),
+    ));
+    let mut c = CompiledTemplate::compile(&t, &inv, &CompileOptions::default()).expect("ok").expect("rego");
+    let p = to_rego(&serde_json::json!({}));
+    assert!(c.evaluate(&review(serde_json::json!({"metadata": {"namespace": "prod"}})), &p, "c").expect("ok").is_empty());
+    assert_eq!(c.evaluate(&review(serde_json::json!({"metadata": {"namespace": "dev"}})), &p, "c").expect("ok").len(), 1);
+}
+
+#[test]
+fn external_data_goes_to_the_handler() {
+    let t = template("package k8stest\nviolation[{\"msg\": msg}] {\n  r := external_data({\"provider\": \"p\", \"keys\": [\"a\", \"b\"]})\n  e := r.errors[_]\n  msg := sprintf(\"%v: %v\", [e[0], e[1]])\n}\nviolation[{\"msg\": r.system_error}] {\n  r := external_data({\"provider\": \"p\", \"keys\": []})\n  r.system_error != \"\"\n}");
+    let handler: Arc<ExternalDataFn> = Arc::new(|provider: &str, keys: &[String]| {
+        serde_json::json!({"responses": [], "system_error": "", "errors": keys.iter().map(|k| [k.clone(), format!("{provider} says no")]).collect::<Vec<_>>()})
+    });
+    let options = CompileOptions { external_data: handler, coverage: false };
+    let mut c = CompiledTemplate::compile(&t, &empty_inventory(), &options).expect("ok").expect("rego");
+    assert!(c.uses_external_data);
+    let v = c.evaluate(&review(serde_json::json!({})), &to_rego(&serde_json::json!({})), "c").expect("ok");
+    let msgs: Vec<&str> = v.iter().map(|v| v.msg.as_str()).collect();
+    assert_eq!(msgs, vec!["a: p says no", "b: p says no"]);
+    // Unconfigured: a system error, never an allow.
+    let mut c = CompiledTemplate::compile(&t, &empty_inventory(), &CompileOptions::default()).expect("ok").expect("rego");
+    let v = c.evaluate(&review(serde_json::json!({})), &to_rego(&serde_json::json!({})), "c").expect("ok");
+    assert!(v.iter().any(|v| v.msg.contains("not configured")));
+}

@@ -1,0 +1,199 @@
+//! The `validator` command as users see it: exit code, stdout and stderr, as snapshots.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn transcript(&self) -> String {
+        format!(
+            "exit: {}\n--- stdout\n{}--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+fn validator(args: &[&str], stdin: Option<&str>) -> Run {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_validator"));
+    cmd.args(args)
+        .current_dir(root())
+        .env("NO_COLOR", "1")
+        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("validator starts");
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input.as_bytes())
+            .expect("write stdin");
+    }
+    let out = child.wait_with_output().expect("validator finishes");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+macro_rules! snapshot {
+    ($name:expr, $run:expr) => {
+        insta::with_settings!({snapshot_path => "../../snapshots/cli", prepend_module_to_snapshot => false}, {
+            insta::assert_snapshot!($name, $run.transcript());
+        })
+    };
+}
+
+#[test]
+fn compliant_app_passes_the_production_bundle() {
+    let run = validator(&["check", "tests/fixtures/app/compliant.yaml"], None);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    snapshot!("check_compliant", run);
+}
+
+#[test]
+fn violations_in_every_format() {
+    for format in ["human", "json", "sarif", "junit", "github"] {
+        let run = validator(
+            &["check", "--format", format, "tests/fixtures/app/violations.yaml"],
+            None,
+        );
+        assert_eq!(run.code, 1, "{format}: {}", run.transcript());
+        snapshot!(format!("check_violations_{format}"), run);
+    }
+}
+
+#[test]
+fn bad_input_is_reported_and_the_rest_still_checked() {
+    let run = validator(&["check", "tests/fixtures/bad-input"], None);
+    assert_eq!(run.code, 2, "{}", run.transcript());
+    // The Pod after the broken documents is still checked.
+    assert!(run.stdout.contains("Pod/shop/after"), "{}", run.stdout);
+    snapshot!("check_bad_input", run);
+}
+
+#[test]
+fn stdin_is_read_with_dash() {
+    let text = std::fs::read_to_string(root().join("tests/fixtures/app/violations.yaml")).expect("fixture");
+    let run = validator(&["check", "--format", "json", "-"], Some(&text));
+    assert_eq!(run.code, 1);
+    let v: serde_json::Value = serde_json::from_str(&run.stdout).expect("json");
+    let findings = v["findings"].as_array().expect("findings");
+    assert!(findings.iter().filter(|f| f.get("object").is_some()).all(|f| f["file"] == "-"));
+    assert!(findings.iter().any(|f| f["file"] == "-"));
+}
+
+#[test]
+fn warn_fails_only_with_fail_on_warn_and_dryrun_is_info() {
+    let args = [
+        "check",
+        "--no-default-policies",
+        "--policies",
+        "tests/fixtures/policies",
+        "tests/fixtures/configmaps",
+    ];
+    let run = validator(&args, None);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    snapshot!("check_warn_dryrun", run);
+    let mut strict = args.to_vec();
+    strict.push("--fail-on-warn");
+    assert_eq!(validator(&strict, None).code, 1);
+    let mut excluded = args.to_vec();
+    excluded.extend(["--exclude-namespace", "sh*"]);
+    let run = validator(&excluded, None);
+    assert!(!run.stdout.contains("app-config"), "{}", run.stdout);
+}
+
+#[test]
+fn broken_policy_is_an_error_naming_the_constraint() {
+    let run = validator(
+        &[
+            "check",
+            "--no-default-policies",
+            "--policies",
+            "tests/fixtures/policies",
+            "--policies",
+            "tests/fixtures/broken-policies",
+            "tests/fixtures/configmaps",
+        ],
+        None,
+    );
+    assert_eq!(run.code, 2);
+    snapshot!("check_broken_policy", run);
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let run = validator(&["check", "--format", "xml", "tests/fixtures/app"], None);
+    assert_eq!(run.code, 2);
+    snapshot!("check_unknown_format", run);
+    let run = validator(&["check", "--bundle", "nope", "tests/fixtures/app"], None);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("baseline, production, restricted"), "{}", run.stderr);
+    let run = validator(&["check"], None);
+    assert_eq!(run.code, 2);
+}
+
+#[test]
+fn output_is_identical_at_any_thread_count() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut corpus = String::new();
+    for i in 0..300 {
+        corpus.push_str(&format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: app-{i}\n  namespace: ns-{}\nspec:\n  replicas: {}\n  selector: {{matchLabels: {{app: a{i}}}}}\n  template:\n    metadata: {{labels: {{app: a{i}}}}}\n    spec:\n      containers:\n      - name: c\n        image: nginx:1.{i}\n---\n",
+            i % 7,
+            i % 3 + 1
+        ));
+    }
+    let file = dir.path().join("corpus.yaml");
+    std::fs::write(&file, corpus).expect("write");
+    let path = file.to_str().expect("utf8 path");
+    let one = validator(&["check", "--format", "json", "--jobs", "1", path], None);
+    let many = validator(&["check", "--format", "json", "--jobs", "4", path], None);
+    assert_eq!(one.code, 1);
+    assert!(one.stdout.len() > 10_000);
+    assert_eq!(one.stdout, many.stdout);
+}
+
+#[test]
+fn verify_our_policy_library() {
+    let run = validator(&["verify", "policies"], None);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    assert!(run.stdout.ends_with(" passed, 0 failed\n"), "{}", run.stdout);
+}
+
+#[test]
+fn verify_reports_failures_and_junit() {
+    let run = validator(&["verify", "--format", "junit", "policies/image-tag"], None);
+    assert_eq!(run.code, 0);
+    assert!(run.stdout.starts_with("<?xml"));
+    let run = validator(&["verify", "tests/fixtures/app"], None);
+    assert_eq!(run.code, 2);
+    snapshot!("verify_not_a_suite", run);
+}
+
+/// The Gatekeeper library's pod-security-policy suites, when the shared conformance data is
+/// present beside the checkout (it is not part of this repository; skipped otherwise).
+#[test]
+fn verify_gatekeeper_library_conformance() {
+    let dir = root().join("../shared/conformance/gatekeeper-library/library/pod-security-policy");
+    if !dir.exists() {
+        eprintln!("skipped: {} is absent", dir.display());
+        return;
+    }
+    let run = validator(&["verify", dir.to_str().expect("utf8")], None);
+    assert!(run.stdout.contains(" passed, "), "{}", run.transcript());
+    eprintln!("{}", run.stdout.lines().last().unwrap_or(""));
+}
