@@ -1,4 +1,5 @@
 //! The `validator` command as users see it: exit code, stdout and stderr, as snapshots.
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -28,7 +29,11 @@ fn validator(args: &[&str], stdin: Option<&str>) -> Run {
     cmd.args(args)
         .current_dir(root())
         .env("NO_COLOR", "1")
-        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("validator starts");
@@ -67,7 +72,12 @@ fn compliant_app_passes_the_production_bundle() {
 fn violations_in_every_format() {
     for format in ["human", "json", "sarif", "junit", "github"] {
         let run = validator(
-            &["check", "--format", format, "tests/fixtures/app/violations.yaml"],
+            &[
+                "check",
+                "--format",
+                format,
+                "tests/fixtures/app/violations.yaml",
+            ],
             None,
         );
         assert_eq!(run.code, 1, "{format}: {}", run.transcript());
@@ -86,12 +96,16 @@ fn bad_input_is_reported_and_the_rest_still_checked() {
 
 #[test]
 fn stdin_is_read_with_dash() {
-    let text = std::fs::read_to_string(root().join("tests/fixtures/app/violations.yaml")).expect("fixture");
+    let text = std::fs::read_to_string(root().join("tests/fixtures/app/violations.yaml"))
+        .expect("fixture");
     let run = validator(&["check", "--format", "json", "-"], Some(&text));
     assert_eq!(run.code, 1);
     let v: serde_json::Value = serde_json::from_str(&run.stdout).expect("json");
     let findings = v["findings"].as_array().expect("findings");
-    assert!(findings.iter().filter(|f| f.get("object").is_some()).all(|f| f["file"] == "-"));
+    assert!(findings
+        .iter()
+        .filter(|f| f.get("object").is_some())
+        .all(|f| f["file"] == "-"));
     assert!(findings.iter().any(|f| f["file"] == "-"));
 }
 
@@ -141,7 +155,11 @@ fn usage_errors_exit_2() {
     snapshot!("check_unknown_format", run);
     let run = validator(&["check", "--bundle", "nope", "tests/fixtures/app"], None);
     assert_eq!(run.code, 2);
-    assert!(run.stderr.contains("baseline, production, restricted"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("baseline, production, restricted"),
+        "{}",
+        run.stderr
+    );
     let run = validator(&["check"], None);
     assert_eq!(run.code, 2);
 }
@@ -171,7 +189,11 @@ fn output_is_identical_at_any_thread_count() {
 fn verify_our_policy_library() {
     let run = validator(&["verify", "policies"], None);
     assert_eq!(run.code, 0, "{}", run.transcript());
-    assert!(run.stdout.ends_with(" passed, 0 failed\n"), "{}", run.stdout);
+    assert!(
+        run.stdout.ends_with(" passed, 0 failed\n"),
+        "{}",
+        run.stdout
+    );
 }
 
 #[test]

@@ -20,7 +20,10 @@ fn ends_value(c: u8) -> bool {
 
 /// Whether a `{` after this byte opens a literal rather than a body.
 fn opens_literal(prev: Option<u8>) -> bool {
-    matches!(prev, Some(b'=' | b',' | b'(' | b'[' | b':' | b'|' | b'{') | None)
+    matches!(
+        prev,
+        Some(b'=' | b',' | b'(' | b'[' | b':' | b'|' | b'{') | None
+    )
 }
 
 /// Only whitespace and comments.
@@ -81,10 +84,7 @@ pub fn normalize_v0(source: &str) -> String {
         }
         match c {
             b'(' => {
-                if line_start
-                    && stack.last() == Some(&Open::Body)
-                    && prev.is_some_and(ends_value)
-                {
+                if line_start && stack.last() == Some(&Open::Body) && prev.is_some_and(ends_value) {
                     out.push_str(&source[copied..i]);
                     out.push_str("; ");
                     copied = i;

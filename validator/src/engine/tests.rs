@@ -27,26 +27,38 @@ fn violations_come_back_sorted_with_details() {
         .expect("has rego");
     let params = to_rego(&serde_json::json!({"max": 2}));
     let v = c
-        .evaluate(&review(serde_json::json!({"items": [5, 1, 3]})), &params, "c")
+        .evaluate(
+            &review(serde_json::json!({"items": [5, 1, 3]})),
+            &params,
+            "c",
+        )
         .expect("evaluates");
     let msgs: Vec<&str> = v.iter().map(|v| v.msg.as_str()).collect();
     assert_eq!(msgs, vec!["3 is too big", "5 is too big"]);
     assert_eq!(v[0].details, serde_json::json!({"n": 3}));
-    assert!(c.evaluate(&review(serde_json::json!({})), &params, "c").expect("ok").is_empty());
+    assert!(c
+        .evaluate(&review(serde_json::json!({})), &params, "c")
+        .expect("ok")
+        .is_empty());
 }
 
 #[test]
 fn syntax_error_names_the_template_and_line() {
     let t = template("package k8stest\nviolation[{\"msg\": msg}] {\n  msg := \n}");
-    let e = CompiledTemplate::compile(&t, &empty_inventory(), &CompileOptions::default()).unwrap_err();
+    let e =
+        CompiledTemplate::compile(&t, &empty_inventory(), &CompileOptions::default()).unwrap_err();
     let text = e.to_string();
-    assert!(text.starts_with("ConstraintTemplate k8stest: Rego does not compile"), "{text}");
+    assert!(
+        text.starts_with("ConstraintTemplate k8stest: Rego does not compile"),
+        "{text}"
+    );
     assert!(text.contains("k8stest.rego:"), "{text}");
 }
 
 #[test]
 fn unknown_function_is_a_compile_error() {
-    let t = template("package k8stest\nviolation[{\"msg\": msg}] {\n  msg := no_such_function(1)\n}");
+    let t =
+        template("package k8stest\nviolation[{\"msg\": msg}] {\n  msg := no_such_function(1)\n}");
     assert!(CompiledTemplate::compile(&t, &empty_inventory(), &CompileOptions::default()).is_err());
 }
 
@@ -56,7 +68,8 @@ fn libs_must_live_under_lib() {
     if let Some(r) = t.rego.as_mut() {
         r.libs.push("package helpers\nx := 1\n".into());
     }
-    let e = CompiledTemplate::compile(&t, &empty_inventory(), &CompileOptions::default()).unwrap_err();
+    let e =
+        CompiledTemplate::compile(&t, &empty_inventory(), &CompileOptions::default()).unwrap_err();
     assert!(e.to_string().contains("must be under `lib`"));
 }
 
@@ -66,26 +79,63 @@ fn inventory_is_visible_to_rego() {
     let inv = to_rego(&crate::review::inventory(
         [serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "prod"}})].iter(),
     ));
-    let mut c = CompiledTemplate::compile(&t, &inv, &CompileOptions::default()).expect("ok").expect("rego");
+    let mut c = CompiledTemplate::compile(&t, &inv, &CompileOptions::default())
+        .expect("ok")
+        .expect("rego");
     let p = to_rego(&serde_json::json!({}));
-    assert!(c.evaluate(&review(serde_json::json!({"metadata": {"namespace": "prod"}})), &p, "c").expect("ok").is_empty());
-    assert_eq!(c.evaluate(&review(serde_json::json!({"metadata": {"namespace": "dev"}})), &p, "c").expect("ok").len(), 1);
+    assert!(c
+        .evaluate(
+            &review(serde_json::json!({"metadata": {"namespace": "prod"}})),
+            &p,
+            "c"
+        )
+        .expect("ok")
+        .is_empty());
+    assert_eq!(
+        c.evaluate(
+            &review(serde_json::json!({"metadata": {"namespace": "dev"}})),
+            &p,
+            "c"
+        )
+        .expect("ok")
+        .len(),
+        1
+    );
 }
 
 #[test]
 fn external_data_goes_to_the_handler() {
     let t = template("package k8stest\nviolation[{\"msg\": msg}] {\n  r := external_data({\"provider\": \"p\", \"keys\": [\"a\", \"b\"]})\n  e := r.errors[_]\n  msg := sprintf(\"%v: %v\", [e[0], e[1]])\n}\nviolation[{\"msg\": r.system_error}] {\n  r := external_data({\"provider\": \"p\", \"keys\": []})\n  r.system_error != \"\"\n}");
-    let handler: Arc<ExternalDataFn> = Arc::new(|provider: &str, keys: &[String]| {
-        serde_json::json!({"responses": [], "system_error": "", "errors": keys.iter().map(|k| [k.clone(), format!("{provider} says no")]).collect::<Vec<_>>()})
-    });
-    let options = CompileOptions { external_data: handler, coverage: false };
-    let mut c = CompiledTemplate::compile(&t, &empty_inventory(), &options).expect("ok").expect("rego");
+    let handler: Arc<ExternalDataFn> = Arc::new(
+        |provider: &str, keys: &[String]| serde_json::json!({"responses": [], "system_error": "", "errors": keys.iter().map(|k| [k.clone(), format!("{provider} says no")]).collect::<Vec<_>>()}),
+    );
+    let options = CompileOptions {
+        external_data: handler,
+        coverage: false,
+    };
+    let mut c = CompiledTemplate::compile(&t, &empty_inventory(), &options)
+        .expect("ok")
+        .expect("rego");
     assert!(c.uses_external_data);
-    let v = c.evaluate(&review(serde_json::json!({})), &to_rego(&serde_json::json!({})), "c").expect("ok");
+    let v = c
+        .evaluate(
+            &review(serde_json::json!({})),
+            &to_rego(&serde_json::json!({})),
+            "c",
+        )
+        .expect("ok");
     let msgs: Vec<&str> = v.iter().map(|v| v.msg.as_str()).collect();
     assert_eq!(msgs, vec!["a: p says no", "b: p says no"]);
     // Unconfigured: a system error, never an allow.
-    let mut c = CompiledTemplate::compile(&t, &empty_inventory(), &CompileOptions::default()).expect("ok").expect("rego");
-    let v = c.evaluate(&review(serde_json::json!({})), &to_rego(&serde_json::json!({})), "c").expect("ok");
+    let mut c = CompiledTemplate::compile(&t, &empty_inventory(), &CompileOptions::default())
+        .expect("ok")
+        .expect("rego");
+    let v = c
+        .evaluate(
+            &review(serde_json::json!({})),
+            &to_rego(&serde_json::json!({})),
+            "c",
+        )
+        .expect("ok");
     assert!(v.iter().any(|v| v.msg.contains("not configured")));
 }

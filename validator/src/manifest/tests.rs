@@ -60,7 +60,11 @@ fn non_utf8_reports_line_and_column() {
 
 #[test]
 fn json_files_use_the_json_parser() {
-    let l = load_bytes("x.json", b"{\"apiVersion\": \"v1\", \"kind\": \"Namespace\", \"metadata\": {\"name\": \"n\"}}", true);
+    let l = load_bytes(
+        "x.json",
+        b"{\"apiVersion\": \"v1\", \"kind\": \"Namespace\", \"metadata\": {\"name\": \"n\"}}",
+        true,
+    );
     assert_eq!(l.documents[0].name(), "n");
     let l = load_bytes("x.json", b"{\n  \"apiVersion\": \"v1\",\n  oops\n}", true);
     assert_eq!(l.errors[0].line, 3);
@@ -79,8 +83,16 @@ fn empty_documents_and_end_markers_are_skipped() {
 fn directories_are_read_recursively_in_order() {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::create_dir_all(dir.path().join("sub")).expect("mkdir");
-    std::fs::write(dir.path().join("b.yaml"), "apiVersion: v1\nkind: Namespace\nmetadata: {name: b}\n").expect("write");
-    std::fs::write(dir.path().join("sub/a.yml"), "apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n").expect("write");
+    std::fs::write(
+        dir.path().join("b.yaml"),
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: b}\n",
+    )
+    .expect("write");
+    std::fs::write(
+        dir.path().join("sub/a.yml"),
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n",
+    )
+    .expect("write");
     std::fs::write(dir.path().join("notes.txt"), "not yaml: [").expect("write");
     let l = load_paths(&[dir.path().to_path_buf(), dir.path().join("missing.yaml")]);
     let names: Vec<&str> = l.documents.iter().map(Document::name).collect();

@@ -64,7 +64,10 @@ fn wrong_parameter_type_names_the_field() {
 #[test]
 fn invalid_enforcement_action_is_rejected() {
     let (_, errors) = set_of("apiVersion: constraints.gatekeeper.sh/v1beta1\nkind: K8sRequiredLabels\nmetadata: {name: bad}\nspec:\n  enforcementAction: block\n");
-    assert!(errors[0].message.contains("enforcementAction"), "{errors:?}");
+    assert!(
+        errors[0].message.contains("enforcementAction"),
+        "{errors:?}"
+    );
 }
 
 #[test]
@@ -76,9 +79,12 @@ fn scoped_action_takes_the_strictest() {
 
 #[test]
 fn constraint_without_template_is_an_error() {
-    let d = docs("apiVersion: constraints.gatekeeper.sh/v1beta1\nkind: Missing\nmetadata: {name: x}\n");
+    let d =
+        docs("apiVersion: constraints.gatekeeper.sh/v1beta1\nkind: Missing\nmetadata: {name: x}\n");
     let (_, errors) = Set::from_documents(&d);
-    assert!(errors[0].message.contains("no ConstraintTemplate defines kind Missing"));
+    assert!(errors[0]
+        .message
+        .contains("no ConstraintTemplate defines kind Missing"));
 }
 
 #[test]
@@ -124,11 +130,27 @@ fn expansion_generates_pod_with_parent_namespace() {
 }
 
 fn labels(pairs: &[(&str, &str)]) -> Map<String, Value> {
-    pairs.iter().map(|(k, v)| (k.to_string(), json!(v))).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), json!(v)))
+        .collect()
 }
 
-fn target<'a>(kind: &'a str, ns: Option<&'a str>, l: &'a Map<String, Value>, nsl: Option<&'a Map<String, Value>>) -> Target<'a> {
-    Target { group: "", kind, namespace: ns, name: "web-1", labels: l, namespace_labels: nsl, generated: false }
+fn target<'a>(
+    kind: &'a str,
+    ns: Option<&'a str>,
+    l: &'a Map<String, Value>,
+    nsl: Option<&'a Map<String, Value>>,
+) -> Target<'a> {
+    Target {
+        group: "",
+        kind,
+        namespace: ns,
+        name: "web-1",
+        labels: l,
+        namespace_labels: nsl,
+        generated: false,
+    }
 }
 
 #[test]
@@ -153,7 +175,10 @@ fn match_semantics() {
 
 #[test]
 fn scope_and_namespace_selector() {
-    let m = Match::parse(&json!({"scope": "Namespaced", "namespaceSelector": {"matchLabels": {"env": "prod"}}})).expect("match");
+    let m = Match::parse(
+        &json!({"scope": "Namespaced", "namespaceSelector": {"matchLabels": {"env": "prod"}}}),
+    )
+    .expect("match");
     let l = labels(&[]);
     let prod = labels(&[("env", "prod")]);
     assert!(m.matches(&target("Pod", Some("a"), &l, Some(&prod))));
@@ -167,11 +192,17 @@ fn scope_and_namespace_selector() {
 
 #[test]
 fn bad_match_fields_are_named() {
-    assert!(Match::parse(&json!({"scope": "Everything"})).unwrap_err().starts_with("scope"));
-    assert!(Match::parse(&json!({"labelSelector": {"matchExpressions": [{"key": "a", "operator": "In"}]}}))
+    assert!(Match::parse(&json!({"scope": "Everything"}))
         .unwrap_err()
-        .contains("values"));
-    assert!(Match::parse(&json!({"namespaces": "prod"})).unwrap_err().starts_with("namespaces"));
+        .starts_with("scope"));
+    assert!(Match::parse(
+        &json!({"labelSelector": {"matchExpressions": [{"key": "a", "operator": "In"}]}})
+    )
+    .unwrap_err()
+    .contains("values"));
+    assert!(Match::parse(&json!({"namespaces": "prod"}))
+        .unwrap_err()
+        .starts_with("namespaces"));
 }
 
 #[test]

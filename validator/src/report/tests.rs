@@ -8,9 +8,17 @@ fn findings() -> Vec<Finding> {
             column: 0,
             severity: Severity::Deny,
             code: Code::PolicyViolation,
-            policy: Some(PolicyRef { kind: "K8sRequiredProbes".into(), constraint: "probes".into() }),
+            policy: Some(PolicyRef {
+                kind: "K8sRequiredProbes".into(),
+                constraint: "probes".into(),
+            }),
             action: Some("deny".into()),
-            object: Some(ObjectRef { api_version: "apps/v1".into(), kind: "Deployment".into(), namespace: "prod".into(), name: "web".into() }),
+            object: Some(ObjectRef {
+                api_version: "apps/v1".into(),
+                kind: "Deployment".into(),
+                namespace: "prod".into(),
+                name: "web".into(),
+            }),
             message: "container <web> has no readinessProbe, 100% & <b>".into(),
         },
         Finding {
@@ -30,14 +38,19 @@ fn findings() -> Vec<Finding> {
 #[test]
 fn summary_counts_by_severity() {
     let s = Summary::of(&findings(), 5);
-    assert_eq!((s.objects, s.errors, s.deny, s.warn, s.info), (5, 1, 1, 0, 0));
+    assert_eq!(
+        (s.objects, s.errors, s.deny, s.warn, s.info),
+        (5, 1, 1, 0, 0)
+    );
 }
 
 #[test]
 fn human_has_one_line_per_finding_and_no_colour_when_off() {
     let f = findings();
     let out = render(Format::Human, &f, &Summary::of(&f, 5), false);
-    assert!(out.contains("deny [K8sRequiredProbes/probes] Deployment/prod/web (deploy/web.yaml:12): container <web>"));
+    assert!(out.contains(
+        "deny [K8sRequiredProbes/probes] Deployment/prod/web (deploy/web.yaml:12): container <web>"
+    ));
     assert!(out.contains("error [invalid-input] (bad.yaml:3:7): invalid YAML"));
     assert!(!out.contains('\x1b'));
     assert!(render(Format::Human, &f, &Summary::of(&f, 5), true).contains('\x1b'));
@@ -46,7 +59,8 @@ fn human_has_one_line_per_finding_and_no_colour_when_off() {
 #[test]
 fn json_is_stable_and_parseable() {
     let f = findings();
-    let v: serde_json::Value = serde_json::from_str(&render(Format::Json, &f, &Summary::of(&f, 5), false)).expect("json");
+    let v: serde_json::Value =
+        serde_json::from_str(&render(Format::Json, &f, &Summary::of(&f, 5), false)).expect("json");
     assert_eq!(v["version"], 1);
     assert_eq!(v["summary"]["deny"], 1);
     assert_eq!(v["findings"][0]["policy"]["kind"], "K8sRequiredProbes");
@@ -59,7 +73,8 @@ fn json_is_stable_and_parseable() {
 #[test]
 fn sarif_has_rules_and_physical_locations() {
     let f = findings();
-    let v: serde_json::Value = serde_json::from_str(&render(Format::Sarif, &f, &Summary::of(&f, 5), false)).expect("json");
+    let v: serde_json::Value =
+        serde_json::from_str(&render(Format::Sarif, &f, &Summary::of(&f, 5), false)).expect("json");
     assert_eq!(v["version"], "2.1.0");
     let run = &v["runs"][0];
     let rules = run["tool"]["driver"]["rules"].as_array().expect("rules");
@@ -68,8 +83,14 @@ fn sarif_has_rules_and_physical_locations() {
     let idx = r0["ruleIndex"].as_u64().expect("index") as usize;
     assert_eq!(rules[idx]["id"], r0["ruleId"]);
     assert_eq!(r0["level"], "error");
-    assert_eq!(r0["locations"][0]["physicalLocation"]["artifactLocation"]["uri"], "deploy/web.yaml");
-    assert_eq!(r0["locations"][0]["physicalLocation"]["region"]["startLine"], 12);
+    assert_eq!(
+        r0["locations"][0]["physicalLocation"]["artifactLocation"]["uri"],
+        "deploy/web.yaml"
+    );
+    assert_eq!(
+        r0["locations"][0]["physicalLocation"]["region"]["startLine"],
+        12
+    );
 }
 
 #[test]
@@ -86,7 +107,9 @@ fn github_annotations_escape_properties() {
     let f = findings();
     let out = render(Format::Github, &f, &Summary::of(&f, 5), false);
     assert!(out.contains("::error file=deploy/web.yaml,line=12,title=K8sRequiredProbes/probes::Deployment/prod/web: container <web> has no readinessProbe, 100%25 & <b>"));
-    assert!(out.contains("::error file=bad.yaml,line=3,col=7,title=invalid-input::invalid YAML: x, y"));
+    assert!(
+        out.contains("::error file=bad.yaml,line=3,col=7,title=invalid-input::invalid YAML: x, y")
+    );
 }
 
 #[test]

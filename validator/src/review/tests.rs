@@ -5,11 +5,17 @@ use serde_json::json;
 fn review_has_gatekeeper_create_shape() {
     let obj = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "prod", "labels": {"a": "b"}}});
     let r = Review::new(3, &obj, &RequestInfo::default());
-    assert_eq!((r.group.as_str(), r.version.as_str(), r.kind.as_str()), ("apps", "v1", "Deployment"));
+    assert_eq!(
+        (r.group.as_str(), r.version.as_str(), r.kind.as_str()),
+        ("apps", "v1", "Deployment")
+    );
     assert_eq!(r.namespace.as_deref(), Some("prod"));
     assert_eq!(r.parent, 3);
     let input: Value = serde_json::from_str(&r.input.to_json_str().expect("json")).expect("parse");
-    assert_eq!(input["kind"], json!({"group": "apps", "version": "v1", "kind": "Deployment"}));
+    assert_eq!(
+        input["kind"],
+        json!({"group": "apps", "version": "v1", "kind": "Deployment"})
+    );
     assert_eq!(input["operation"], "CREATE");
     assert_eq!(input["name"], "web");
     assert_eq!(input["namespace"], "prod");
@@ -45,8 +51,14 @@ fn inventory_layout_matches_gatekeeper() {
         json!({"apiVersion": "v1", "kind": "ConfigMap"}),
     ];
     let inv = inventory(objs.iter());
-    assert_eq!(inv["cluster"]["v1"]["Namespace"]["prod"]["metadata"]["name"], "prod");
-    assert_eq!(inv["namespace"]["prod"]["networking.k8s.io/v1"]["NetworkPolicy"]["deny"]["kind"], "NetworkPolicy");
+    assert_eq!(
+        inv["cluster"]["v1"]["Namespace"]["prod"]["metadata"]["name"],
+        "prod"
+    );
+    assert_eq!(
+        inv["namespace"]["prod"]["networking.k8s.io/v1"]["NetworkPolicy"]["deny"]["kind"],
+        "NetworkPolicy"
+    );
     assert!(inv["cluster"]["v1"].get("ConfigMap").is_none());
 }
 

@@ -2,17 +2,30 @@ use super::suite::Expected;
 use super::*;
 
 fn assertion(v: Expected, m: Option<&str>) -> Assertion {
-    Assertion { violations: v, message: m.map(|m| Regex::new(m).expect("regex")) }
+    Assertion {
+        violations: v,
+        message: m.map(|m| Regex::new(m).expect("regex")),
+    }
 }
 
 #[test]
 fn assertions_count_matching_messages() {
-    let msgs = vec!["container a is privileged".to_string(), "container b has no probe".to_string()];
+    let msgs = vec![
+        "container a is privileged".to_string(),
+        "container b has no probe".to_string(),
+    ];
     assert!(assertion(Expected::AtLeastOne, None).check(&msgs).is_ok());
     assert!(assertion(Expected::Exactly(2), None).check(&msgs).is_ok());
-    assert!(assertion(Expected::Exactly(1), Some("privileged")).check(&msgs).is_ok());
-    let e = assertion(Expected::None, Some("probe")).check(&msgs).unwrap_err();
-    assert_eq!(e, "expected no violations with message matching `probe`, got 1");
+    assert!(assertion(Expected::Exactly(1), Some("privileged"))
+        .check(&msgs)
+        .is_ok());
+    let e = assertion(Expected::None, Some("probe"))
+        .check(&msgs)
+        .unwrap_err();
+    assert_eq!(
+        e,
+        "expected no violations with message matching `probe`, got 1"
+    );
     assert!(assertion(Expected::AtLeastOne, None).check(&[]).is_err());
 }
 
@@ -38,7 +51,10 @@ fn suites_pass_fail_and_skip() {
     let dir = suite_dir("1");
     let report = run(&[dir.path().to_path_buf()], &Options::default());
     assert!(report.errors.is_empty(), "{:?}", report.errors);
-    assert_eq!((report.passed(), report.failed(), report.skipped()), (2, 0, 1));
+    assert_eq!(
+        (report.passed(), report.failed(), report.skipped()),
+        (2, 0, 1)
+    );
     assert_eq!(report.exit_code(), 0);
     assert!(render_human(&report, false).ends_with("2 passed, 0 failed, 1 skipped\n"));
 
@@ -57,7 +73,10 @@ fn suites_pass_fail_and_skip() {
 #[test]
 fn run_filter_and_coverage() {
     let dir = suite_dir("yes");
-    let options = Options { run: Some(Regex::new("pinned").expect("re")), coverage: true };
+    let options = Options {
+        run: Some(Regex::new("pinned").expect("re")),
+        coverage: true,
+    };
     let report = run(&[dir.path().to_path_buf()], &options);
     assert_eq!(report.results.len(), 1);
     assert!(!report.coverage.is_empty());
@@ -72,7 +91,11 @@ fn broken_suite_is_an_error() {
     write(dir.path(), "template.yaml", "apiVersion: templates.gatekeeper.sh/v1\nkind: ConstraintTemplate\nmetadata: {name: k8snolatest}\nspec:\n  crd: {spec: {names: {kind: K8sNoLatest}}}\n  targets:\n  - target: admission.k8s.gatekeeper.sh\n    rego: |\n      package k8snolatest\n      violation[{\"msg\": msg}] {\n        msg := \n      }\n");
     let report = run(&[dir.path().to_path_buf()], &Options::default());
     assert_eq!(report.exit_code(), 2);
-    assert!(report.errors[0].contains("k8snolatest"), "{:?}", report.errors);
+    assert!(
+        report.errors[0].contains("k8snolatest"),
+        "{:?}",
+        report.errors
+    );
     let none = run(&[dir.path().join("nothing")], &Options::default());
     assert_eq!(none.exit_code(), 2);
 }
