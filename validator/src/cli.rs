@@ -44,8 +44,26 @@ pub enum Command {
 #[derive(Debug, clap::Args)]
 pub struct CheckArgs {
     /// Files, directories (searched recursively for *.yaml, *.yml, *.json) or `-` for stdin.
-    #[arg(required = true, value_name = "PATH")]
+    #[arg(required_unless_present = "chart", value_name = "PATH")]
     pub paths: Vec<PathBuf>,
+    /// Render this Helm chart with `helm template` and check the output.
+    #[arg(long, value_name = "DIR")]
+    pub chart: Option<PathBuf>,
+    /// Values file for --chart (repeatable).
+    #[arg(long = "values", short = 'f', value_name = "FILE", requires = "chart")]
+    pub values: Vec<PathBuf>,
+    /// Value for --chart, `key=value` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE", requires = "chart")]
+    pub set: Vec<String>,
+    /// Release name for --chart.
+    #[arg(long, default_value = "release", requires = "chart")]
+    pub release: String,
+    /// Namespace for --chart.
+    #[arg(long, short = 'n', value_name = "NS", requires = "chart")]
+    pub namespace: Option<String>,
+    /// The helm binary for --chart (default: `helm` on PATH).
+    #[arg(long, value_name = "PATH", requires = "chart")]
+    pub helm: Option<PathBuf>,
     /// More ConstraintTemplates, Constraints and ExpansionTemplates (file or directory; repeatable).
     #[arg(long = "policies", value_name = "DIR")]
     pub policies: Vec<PathBuf>,
@@ -127,6 +145,25 @@ pub fn run_check(args: CheckArgs) -> Result<u8, CliError> {
     }
     let policies = load_policies(&args)?;
     let mut input = manifest::load_paths(&args.paths);
+    if let Some(chart) = &args.chart {
+        let render = crate::chart::Render {
+            chart: chart.clone(),
+            values: args.values.clone(),
+            set: args.set.clone(),
+            release: args.release.clone(),
+            namespace: args.namespace.clone(),
+            helm: args.helm.clone(),
+        };
+        match render.run() {
+            Ok(rendered) => input.extend(rendered),
+            Err(e) => input.errors.push(manifest::LoadError {
+                source: std::sync::Arc::from(chart.display().to_string()),
+                line: 1,
+                column: 1,
+                message: e.to_string(),
+            }),
+        }
+    }
     // Unreadable policy files are input errors too.
     input.errors.extend(policies.errors);
     let options = check::Options {

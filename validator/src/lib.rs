@@ -5,6 +5,7 @@
 //! [`engine`] evaluates Rego, [`check`] runs it all in parallel, and [`report`] renders findings.
 
 pub mod bundle;
+pub mod chart;
 pub mod check;
 pub mod cli;
 pub mod engine;

@@ -39,6 +39,7 @@ pub struct Outcome {
 
 pub fn load_error_finding(e: &LoadError) -> Finding {
     Finding {
+        rendered_line: None,
         file: e.source.to_string(),
         line: e.line,
         column: e.column,
@@ -53,6 +54,7 @@ pub fn load_error_finding(e: &LoadError) -> Finding {
 
 pub fn policy_error_finding(e: &PolicyError) -> Finding {
     Finding {
+        rendered_line: None,
         file: e.file.to_string(),
         line: e.line,
         column: 0,
@@ -96,6 +98,7 @@ pub fn compile_set(set: &Set, inventory: &Value, options: &CompileOptions) -> Co
                 templates.insert(kind.clone(), c);
             }
             Ok(None) => findings.push(Finding {
+                rendered_line: None,
                 file: t.source.to_string(),
                 line: t.line,
                 column: 0,
@@ -110,6 +113,7 @@ pub fn compile_set(set: &Set, inventory: &Value, options: &CompileOptions) -> Co
                 ),
             }),
             Err(e) => findings.push(Finding {
+                rendered_line: None,
                 file: t.source.to_string(),
                 line: t.line,
                 column: 0,
@@ -184,6 +188,7 @@ pub fn run(input: Loaded, policy_docs: &[Document], options: &Options) -> Outcom
         Err(e) => {
             return Outcome {
                 findings: vec![Finding {
+                    rendered_line: None,
                     file: String::new(),
                     line: 0,
                     column: 0,
@@ -230,6 +235,7 @@ fn run_in_pool(input: Loaded, policy_docs: &[Document], options: &Options) -> Ou
         };
         if t.uses_external_data && options.external_data.is_none() {
             findings.push(Finding {
+                rendered_line: None,
                 file: c.source.to_string(),
                 line: c.line,
                 column: 0,
@@ -327,6 +333,7 @@ pub fn violation_findings(
             violations
                 .into_iter()
                 .map(|v| Finding {
+                    rendered_line: doc.rendered_line,
                     file: doc.source.to_string(),
                     line: doc.line,
                     column: 0,
@@ -343,6 +350,7 @@ pub fn violation_findings(
                 .collect()
         }
         Err(e) => vec![Finding {
+            rendered_line: doc.rendered_line,
             file: doc.source.to_string(),
             line: doc.line,
             column: 0,

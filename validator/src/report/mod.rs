@@ -122,6 +122,9 @@ pub struct Finding {
     pub file: String,
     pub line: usize,
     pub column: usize,
+    /// For objects rendered from a Helm chart: the line in `helm template`'s output.
+    #[serde(rename = "renderedLine", skip_serializing_if = "Option::is_none")]
+    pub rendered_line: Option<usize>,
     pub severity: Severity,
     pub code: Code,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -136,13 +139,17 @@ pub struct Finding {
 
 impl Finding {
     pub fn location(&self) -> String {
-        if self.file.is_empty() {
+        let mut s = if self.file.is_empty() {
             String::new()
         } else if self.column > 0 {
             format!("{}:{}:{}", self.file, self.line, self.column)
         } else {
             format!("{}:{}", self.file, self.line)
+        };
+        if let Some(r) = self.rendered_line {
+            s.push_str(&format!(", rendered line {r}"));
         }
+        s
     }
 }
 

@@ -3,6 +3,7 @@ use super::*;
 fn findings() -> Vec<Finding> {
     vec![
         Finding {
+            rendered_line: None,
             file: "deploy/web.yaml".into(),
             line: 12,
             column: 0,
@@ -22,6 +23,7 @@ fn findings() -> Vec<Finding> {
             message: "container <web> has no readinessProbe, 100% & <b>".into(),
         },
         Finding {
+            rendered_line: None,
             file: "bad.yaml".into(),
             line: 3,
             column: 7,

@@ -304,6 +304,7 @@ fn run_case(
             source: object.source.clone(),
             line: 0,
             object: o.clone(),
+            rendered_line: None,
         })
         .collect();
     let ns_labels = review::namespace_labels(&namespace_docs);
