@@ -36,7 +36,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Check manifests (files, directories, `-` for stdin) against policies.
-    Check(CheckArgs),
+    Check(Box<CheckArgs>),
     /// Run Gatekeeper suite files (gator verify format).
     Verify(VerifyArgs),
 }
@@ -85,6 +85,10 @@ pub struct CheckArgs {
     /// Never check objects in these namespaces (globs like `kube-*`; repeatable).
     #[arg(long = "exclude-namespace", value_name = "NS")]
     pub exclude_namespaces: Vec<String>,
+    /// Evaluate templates that carry CEL (K8sNativeValidation) with CEL, as Gatekeeper does;
+    /// `--enable-cel=false` uses their Rego.
+    #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
+    pub enable_cel: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -101,6 +105,9 @@ pub struct VerifyArgs {
     /// Report Rego line coverage per template and in total.
     #[arg(long)]
     pub coverage: bool,
+    /// Evaluate templates that carry CEL with CEL (gator's default); `--enable-cel=false` uses their Rego.
+    #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
+    pub enable_cel: bool,
 }
 
 /// An error that stops a command before it produces a report (exit 2).
@@ -115,7 +122,7 @@ pub enum CliError {
 /// Runs a parsed command line; returns the exit code.
 pub fn run(cli: Cli) -> Result<u8, CliError> {
     match cli.command {
-        Command::Check(args) => run_check(args),
+        Command::Check(args) => run_check(*args),
         Command::Verify(args) => run_verify(args),
     }
 }
@@ -171,6 +178,7 @@ pub fn run_check(args: CheckArgs) -> Result<u8, CliError> {
         exclude_namespaces: args.exclude_namespaces.clone(),
         progress: true,
         external_data: None,
+        enable_cel: args.enable_cel,
     };
     let outcome = check::run(input, &policies.documents, &options);
     let summary = Summary::of(&outcome.findings, outcome.objects);
@@ -213,6 +221,7 @@ pub fn run_verify(args: VerifyArgs) -> Result<u8, CliError> {
     let options = verify::Options {
         run,
         coverage: args.coverage,
+        enable_cel: args.enable_cel,
     };
     let report = verify::run(&args.paths, &options);
     let text = if junit {

@@ -215,7 +215,13 @@ fn verify_gatekeeper_library_conformance() {
         eprintln!("skipped: {} is absent", dir.display());
         return;
     }
-    let run = validator(&["verify", dir.to_str().expect("utf8")], None);
-    assert!(run.stdout.contains(" passed, "), "{}", run.transcript());
-    eprintln!("{}", run.stdout.lines().last().unwrap_or(""));
+    for cel in ["--enable-cel=true", "--enable-cel=false"] {
+        let run = validator(&["verify", cel, dir.to_str().expect("utf8")], None);
+        assert_eq!(run.code, 0, "{cel}: {}", run.transcript());
+        assert!(
+            run.stdout.ends_with(" passed, 0 failed\n"),
+            "{}",
+            run.stdout
+        );
+    }
 }

@@ -14,7 +14,7 @@ use crate::report::{Code, Finding, ObjectRef, PolicyRef, Severity};
 use crate::review::{self, RequestInfo, Review};
 
 /// How a check runs.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Options {
     /// Worker threads; `None` uses every core.
     pub jobs: Option<usize>,
@@ -25,6 +25,20 @@ pub struct Options {
     /// Answers `external_data` calls; `None` means no provider is configured, and constraints
     /// whose templates call `external_data` are skipped with a note.
     pub external_data: Option<Arc<ExternalDataFn>>,
+    /// Evaluate templates that carry CEL with CEL (Gatekeeper's default).
+    pub enable_cel: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            jobs: None,
+            exclude_namespaces: Vec::new(),
+            progress: false,
+            external_data: None,
+            enable_cel: true,
+        }
+    }
 }
 
 /// What a check found.
@@ -108,7 +122,7 @@ pub fn compile_set(set: &Set, inventory: &Value, options: &CompileOptions) -> Co
                 action: None,
                 object: None,
                 message: format!(
-                    "ConstraintTemplate {} has no Rego code (only K8sNativeValidation/CEL), which is not evaluated; its constraints are skipped",
+                    "ConstraintTemplate {} has no Rego code and CEL is disabled (--enable-cel=false); its constraints are skipped",
                     t.name
                 ),
             }),
@@ -222,6 +236,7 @@ fn run_in_pool(input: Loaded, policy_docs: &[Document], options: &Options) -> Ou
             .clone()
             .unwrap_or_else(|| CompileOptions::default().external_data),
         coverage: false,
+        enable_cel: options.enable_cel,
     };
     let compiled = compile_set(&set, &inventory, &compile_options);
     findings.extend(compiled.findings);
