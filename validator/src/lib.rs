@@ -14,3 +14,4 @@ pub mod policy;
 pub mod report;
 pub mod review;
 pub mod verify;
+pub mod webhook;
