@@ -138,15 +138,35 @@ pub fn evaluate(state: &PolicyState, request: &Value) -> Decision {
         .iter()
         .map(|(c, p)| (c, p.clone()))
         .collect();
-    let mut engines = HashMap::new();
+    // Engines are cloned once per worker thread and policy set, not per request.
+    ENGINES.with(|cell| {
+        let mut cached = cell.borrow_mut();
+        if cached.0 != state.id {
+            *cached = (state.id, HashMap::new());
+        }
+        evaluate_reviews(state, &reviews, &constraints, &mut cached.1)
+    })
+}
+
+thread_local! {
+    static ENGINES: std::cell::RefCell<(u64, HashMap<String, crate::engine::CompiledTemplate>)> =
+        std::cell::RefCell::new((0, HashMap::new()));
+}
+
+fn evaluate_reviews(
+    state: &PolicyState,
+    reviews: &[Review],
+    constraints: &[(&Constraint, regorus::Value)],
+    engines: &mut HashMap<String, crate::engine::CompiledTemplate>,
+) -> Decision {
     let mut decision = Decision::default();
-    for r in &reviews {
+    for r in reviews {
         evaluate_review(
             r,
-            &constraints,
+            constraints,
             &state.templates,
             &state.namespace_labels,
-            &mut engines,
+            engines,
             |c, result| match result {
                 Ok(violations) => {
                     let action = r.action_override.unwrap_or(c.action);

@@ -26,6 +26,8 @@ pub struct Sources {
 /// A compiled, ready-to-serve policy set.
 pub struct PolicyState {
     pub generation: u64,
+    /// Unique in the process, for caches keyed by policy set.
+    pub id: u64,
     pub templates: BTreeMap<String, CompiledTemplate>,
     pub constraints: Vec<(Constraint, regorus::Value)>,
     pub set: Set,
@@ -99,8 +101,10 @@ impl PolicyState {
                 exempt_namespaces.push(name.clone());
             }
         }
+        static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         Ok(PolicyState {
             generation,
+            id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             templates: compiled.templates,
             constraints,
             set,
