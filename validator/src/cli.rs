@@ -80,7 +80,7 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 3 * 1024 * 1024, value_name = "BYTES")]
     pub max_body_bytes: usize,
     /// Evaluations running at once; further requests wait.
-    #[arg(long, default_value_t = 64, value_name = "N")]
+    #[arg(long, default_value_t = 16, value_name = "N")]
     pub max_concurrency: usize,
     /// How often policy files are checked for changes.
     #[arg(long, default_value = "2s", value_name = "DURATION")]

@@ -138,19 +138,11 @@ pub fn evaluate(state: &PolicyState, request: &Value) -> Decision {
         .iter()
         .map(|(c, p)| (c, p.clone()))
         .collect();
-    // Engines are cloned once per worker thread and policy set, not per request.
-    ENGINES.with(|cell| {
-        let mut cached = cell.borrow_mut();
-        if cached.0 != state.id {
-            *cached = (state.id, HashMap::new());
-        }
-        evaluate_reviews(state, &reviews, &constraints, &mut cached.1)
-    })
-}
-
-thread_local! {
-    static ENGINES: std::cell::RefCell<(u64, HashMap<String, crate::engine::CompiledTemplate>)> =
-        std::cell::RefCell::new((0, HashMap::new()));
+    // Engines come from the policy set's pool: cloned once per concurrent evaluation, then reused.
+    let mut engines = state.take_engines();
+    let decision = evaluate_reviews(state, &reviews, &constraints, &mut engines);
+    state.return_engines(engines);
+    decision
 }
 
 fn evaluate_reviews(

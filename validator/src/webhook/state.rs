@@ -1,8 +1,8 @@
 //! The policy set a webhook serves: loaded, compiled and swapped atomically on reload.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use serde_json::{Map, Value};
 
@@ -26,15 +26,18 @@ pub struct Sources {
 /// A compiled, ready-to-serve policy set.
 pub struct PolicyState {
     pub generation: u64,
-    /// Unique in the process, for caches keyed by policy set.
-    pub id: u64,
     pub templates: BTreeMap<String, CompiledTemplate>,
     pub constraints: Vec<(Constraint, regorus::Value)>,
     pub set: Set,
     /// Labels of Namespace objects found beside the policies (for namespaceSelector and exemptions).
     pub namespace_labels: BTreeMap<String, Map<String, Value>>,
     pub exempt_namespaces: Vec<String>,
+    /// Engines not in use, one set per evaluation that ran at the same time as others.
+    idle_engines: Mutex<Vec<Engines>>,
 }
+
+/// Evaluation engines by constraint kind, cloned from the compiled templates.
+pub type Engines = HashMap<String, CompiledTemplate>;
 
 impl std::fmt::Debug for PolicyState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -101,16 +104,31 @@ impl PolicyState {
                 exempt_namespaces.push(name.clone());
             }
         }
-        static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         Ok(PolicyState {
             generation,
-            id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             templates: compiled.templates,
             constraints,
             set,
             namespace_labels,
             exempt_namespaces,
+            idle_engines: Mutex::new(Vec::new()),
         })
+    }
+
+    /// A set of engines for one evaluation: an idle one, or a new (empty, filled on use) one.
+    pub fn take_engines(&self) -> Engines {
+        self.idle_engines
+            .lock()
+            .ok()
+            .and_then(|mut idle| idle.pop())
+            .unwrap_or_default()
+    }
+
+    /// Gives engines back for the next evaluation.
+    pub fn return_engines(&self, engines: Engines) {
+        if let Ok(mut idle) = self.idle_engines.lock() {
+            idle.push(engines);
+        }
     }
 
     pub fn is_exempt(&self, namespace: &str) -> bool {
