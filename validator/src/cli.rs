@@ -85,6 +85,9 @@ pub struct ServeArgs {
     /// How often policy files are checked for changes.
     #[arg(long, default_value = "2s", value_name = "DURATION")]
     pub reload_interval: String,
+    /// Waiver file of policy exceptions (repeatable); reloaded with the policies.
+    #[arg(long = "waivers", value_name = "FILE")]
+    pub waivers: Vec<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -135,6 +138,12 @@ pub struct CheckArgs {
     /// `--enable-cel=false` uses their Rego.
     #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
     pub enable_cel: bool,
+    /// Waiver file of policy exceptions (repeatable); see the README.
+    #[arg(long = "waivers", value_name = "FILE")]
+    pub waivers: Vec<PathBuf>,
+    /// Also write a Markdown summary to this file (e.g. $GITHUB_STEP_SUMMARY).
+    #[arg(long, value_name = "FILE")]
+    pub summary: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -220,17 +229,39 @@ pub fn run_check(args: CheckArgs) -> Result<u8, CliError> {
     }
     // Unreadable policy files are input errors too.
     input.errors.extend(policies.errors);
+    let mut waivers = Vec::new();
+    let mut waiver_errors = Vec::new();
+    for path in &args.waivers {
+        let (w, e) = crate::waiver::load(path);
+        waivers.extend(w);
+        waiver_errors.extend(e);
+    }
     let options = check::Options {
         jobs: args.jobs,
         exclude_namespaces: args.exclude_namespaces.clone(),
         progress: true,
         external_data: None,
         enable_cel: args.enable_cel,
+        waivers,
     };
-    let outcome = check::run(input, &policies.documents, &options);
+    let mut outcome = check::run(input, &policies.documents, &options);
+    if !waiver_errors.is_empty() {
+        outcome
+            .findings
+            .extend(crate::waiver::error_findings(&waiver_errors));
+        outcome.findings.sort();
+    }
     let summary = Summary::of(&outcome.findings, outcome.objects);
     let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let text = report::render(format, &outcome.findings, &summary, colour);
+    if let Some(path) = &args.summary {
+        let markdown = report::markdown_summary(&outcome.findings, &summary);
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?;
+        file.write_all(markdown.as_bytes())?;
+    }
     let mut stdout = std::io::stdout().lock();
     stdout.write_all(text.as_bytes())?;
     stdout.flush()?;
@@ -312,6 +343,7 @@ pub fn serve_config(args: &ServeArgs) -> Result<crate::webhook::Config, CliError
             paths: args.policies.clone(),
             enable_cel: args.enable_cel,
             exempt_namespaces: args.exempt_namespaces.clone(),
+            waivers: args.waivers.clone(),
         },
         timeout: duration("--timeout", &args.timeout)?,
         fail_closed,

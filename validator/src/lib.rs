@@ -14,4 +14,5 @@ pub mod policy;
 pub mod report;
 pub mod review;
 pub mod verify;
+pub mod waiver;
 pub mod webhook;

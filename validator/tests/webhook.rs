@@ -155,6 +155,7 @@ async fn server(timeout: Duration, fail_closed: bool, extra: &[(&str, &str)]) ->
             paths: vec![policies.clone()],
             enable_cel: true,
             exempt_namespaces: vec!["kube-*".into()],
+            waivers: Vec::new(),
         },
         timeout,
         fail_closed,

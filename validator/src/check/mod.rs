@@ -27,6 +27,8 @@ pub struct Options {
     pub external_data: Option<Arc<ExternalDataFn>>,
     /// Evaluate templates that carry CEL with CEL (Gatekeeper's default).
     pub enable_cel: bool,
+    /// Policy exceptions; waived violations become information.
+    pub waivers: Vec<crate::waiver::Waiver>,
 }
 
 impl Default for Options {
@@ -37,6 +39,7 @@ impl Default for Options {
             progress: false,
             external_data: None,
             enable_cel: true,
+            waivers: Vec::new(),
         }
     }
 }
@@ -324,6 +327,9 @@ fn run_in_pool(input: Loaded, policy_docs: &[Document], options: &Options) -> Ou
     }
     findings.sort();
     findings.dedup();
+    if !options.waivers.is_empty() {
+        findings = crate::waiver::apply(findings, &options.waivers, crate::waiver::Date::today());
+    }
     Outcome {
         findings,
         objects: resources.len(),

@@ -17,6 +17,8 @@ pub struct Hit {
     pub constraint: String,
     pub action: EnforcementAction,
     pub message: String,
+    /// Set when a waiver covers this violation: why, by whom, until when.
+    pub waived: Option<String>,
 }
 
 /// The outcome of evaluating one request.
@@ -162,8 +164,27 @@ fn evaluate_reviews(
             |c, result| match result {
                 Ok(violations) => {
                     let action = r.action_override.unwrap_or(c.action);
+                    let today = crate::waiver::Date::today();
+                    let object = crate::report::ObjectRef {
+                        api_version: if r.group.is_empty() {
+                            r.version.clone()
+                        } else {
+                            format!("{}/{}", r.group, r.version)
+                        },
+                        kind: r.kind.clone(),
+                        namespace: r.namespace.clone().unwrap_or_default(),
+                        name: r.name.clone(),
+                    };
+                    let waived = state
+                        .waivers
+                        .iter()
+                        .find(|w| w.expires >= today && w.covers(&c.kind, &c.name, &object))
+                        .map(|w| {
+                            format!("waived until {} by {}: {}", w.expires, w.owner, w.reason)
+                        });
                     for v in violations {
                         decision.hits.push(Hit {
+                            waived: waived.clone(),
                             kind: c.kind.clone(),
                             constraint: c.name.clone(),
                             action,
@@ -189,14 +210,19 @@ pub fn respond(request: &Request, decision: &Decision, fail_closed: bool) -> Val
     let deny_lines: Vec<String> = decision
         .hits
         .iter()
-        .filter(|h| h.action == EnforcementAction::Deny)
+        .filter(|h| h.action == EnforcementAction::Deny && h.waived.is_none())
         .map(|h| format!("[{}] {}", h.constraint, h.message))
         .collect();
     let warnings: Vec<String> = decision
         .hits
         .iter()
-        .filter(|h| h.action == EnforcementAction::Warn)
-        .map(|h| format!("[{}] {}", h.constraint, h.message))
+        .filter_map(|h| match (&h.waived, h.action) {
+            (Some(w), EnforcementAction::Deny | EnforcementAction::Warn) => {
+                Some(format!("[{}] {} [{w}]", h.constraint, h.message))
+            }
+            (None, EnforcementAction::Warn) => Some(format!("[{}] {}", h.constraint, h.message)),
+            _ => None,
+        })
         .collect();
     let mut response = json!({"uid": request.uid, "allowed": true});
     if !deny_lines.is_empty() {

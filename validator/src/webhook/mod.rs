@@ -210,10 +210,17 @@ pub async fn start(config: Config) -> Result<Running, WebhookError> {
     let watched = app.clone();
     let interval = config.reload_interval;
     tasks.push(tokio::spawn(async move {
-        let mut last = fingerprint(&watched.sources.paths);
+        let watched_paths: Vec<PathBuf> = watched
+            .sources
+            .paths
+            .iter()
+            .chain(watched.sources.waivers.iter())
+            .cloned()
+            .collect();
+        let mut last = fingerprint(&watched_paths);
         loop {
             tokio::time::sleep(interval).await;
-            let now = fingerprint(&watched.sources.paths);
+            let now = fingerprint(&watched_paths);
             if now != last {
                 last = now;
                 let _ = reload(&watched).await;

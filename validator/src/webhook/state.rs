@@ -21,6 +21,8 @@ pub struct Sources {
     pub enable_cel: bool,
     /// Namespaces (globs) never evaluated.
     pub exempt_namespaces: Vec<String>,
+    /// Waiver files of policy exceptions.
+    pub waivers: Vec<PathBuf>,
 }
 
 /// A compiled, ready-to-serve policy set.
@@ -32,6 +34,7 @@ pub struct PolicyState {
     /// Labels of Namespace objects found beside the policies (for namespaceSelector and exemptions).
     pub namespace_labels: BTreeMap<String, Map<String, Value>>,
     pub exempt_namespaces: Vec<String>,
+    pub waivers: Vec<crate::waiver::Waiver>,
     /// Engines not in use, one set per evaluation that ran at the same time as others.
     idle_engines: Mutex<Vec<Engines>>,
 }
@@ -97,6 +100,14 @@ impl PolicyState {
             }
             constraints.push((c.clone(), crate::engine::to_rego(&c.parameters)));
         }
+        let mut waivers = Vec::new();
+        for path in &sources.waivers {
+            let (w, errors) = crate::waiver::load(path);
+            if let Some(e) = errors.first() {
+                return Err(e.to_string());
+            }
+            waivers.extend(w);
+        }
         let namespace_labels = review::namespace_labels(&other);
         let mut exempt_namespaces = sources.exempt_namespaces.clone();
         for (name, labels) in &namespace_labels {
@@ -111,6 +122,7 @@ impl PolicyState {
             set,
             namespace_labels,
             exempt_namespaces,
+            waivers,
             idle_engines: Mutex::new(Vec::new()),
         })
     }

@@ -8,6 +8,7 @@ fn sources(paths: Vec<PathBuf>) -> Sources {
         paths,
         enable_cel: true,
         exempt_namespaces: vec!["kube-*".into()],
+        waivers: Vec::new(),
     }
 }
 
@@ -122,4 +123,39 @@ fn metrics_render_in_prometheus_text() {
     assert!(text.contains("validator_request_duration_seconds_bucket{le=\"0.001\"} 0"));
     assert!(text.contains("validator_policy_reloads_total{result=\"failure\"} 1"));
     assert!(text.contains("validator_policy_generation 7"));
+}
+
+#[test]
+fn waived_denials_are_allowed_with_a_warning() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let deny = dir.path().join("deny.yaml");
+    std::fs::write(&deny, "apiVersion: constraints.gatekeeper.sh/v1beta1\nkind: K8sRequiredLabels\nmetadata: {name: must-have-owner}\nspec:\n  parameters: {labels: [owner]}\n").expect("write");
+    let waivers = dir.path().join("waivers.yaml");
+    std::fs::write(&waivers, "apiVersion: validator.policy/v1\nkind: WaiverList\nwaivers:\n  - constraint: K8sRequiredLabels/must-have-owner\n    match: {namespace: legacy-*}\n    reason: migrating\n    owner: team-a\n    expires: 2999-01-01\n").expect("write");
+    let mut s = sources(vec![fixtures(), deny]);
+    s.waivers = vec![waivers];
+    let state = PolicyState::load(&s, 1).expect("loads");
+    let req = parse(
+        review("CREATE", "legacy-apps", json!({"team": "x"}))
+            .to_string()
+            .as_bytes(),
+    )
+    .expect("parses");
+    let resp = respond(&req, &evaluate(&state, &req.request), true);
+    assert_eq!(resp["response"]["allowed"], true);
+    let warnings = resp["response"]["warnings"].to_string();
+    assert!(
+        warnings.contains("waived until 2999-01-01 by team-a: migrating"),
+        "{warnings}"
+    );
+    let req = parse(
+        review("CREATE", "shop", json!({"team": "x"}))
+            .to_string()
+            .as_bytes(),
+    )
+    .expect("parses");
+    assert_eq!(
+        respond(&req, &evaluate(&state, &req.request), true)["response"]["allowed"],
+        false
+    );
 }
