@@ -270,3 +270,13 @@ fn waivers_and_markdown_summary() {
     assert_eq!(run.code, 2);
     assert!(run.stdout.contains("invalid-waiver"), "{}", run.stdout);
 }
+
+#[test]
+fn validating_admission_policies_are_evaluated() {
+    let run = validator(
+        &["check", "--no-default-policies", "tests/fixtures/vap"],
+        None,
+    );
+    assert_eq!(run.code, 1, "{}", run.transcript());
+    snapshot!("check_vap", run);
+}
