@@ -165,7 +165,7 @@ impl Set {
                         .map_err(|e| err(format!("spec.matchConstraints.{e}"))),
                     None => Err(err("spec.matchConstraints is required".into())),
                 };
-                let cel = CelTemplate::compile(&spec).map_err(|e| err(e));
+                let cel = CelTemplate::compile(&spec).map_err(&err);
                 match (constraints, cel) {
                     (Ok(constraints), Ok(cel)) => set.policies.push(Policy {
                         name: doc.name().to_string(),
