@@ -6,4 +6,4 @@ if ! cargo tarpaulin --version >/dev/null 2>&1; then
   cargo install cargo-tarpaulin --locked
 fi
 export PATH="$PWD/scripts:$PATH"
-cargo tarpaulin --workspace --lib --bins --tests --skip-clean --out Stdout --timeout 600 --engine llvm "$@"
+cargo tarpaulin --workspace --lib --bins --tests --skip-clean --out Stdout --timeout 600 "$@"
