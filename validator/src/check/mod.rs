@@ -167,13 +167,7 @@ pub fn evaluate_review(
     engines: &mut HashMap<String, CompiledTemplate>,
     mut emit: impl FnMut(&Constraint, Result<Vec<crate::engine::Violation>, crate::engine::EngineError>),
 ) -> usize {
-    let ns_labels = match (review.group.as_str(), review.kind.as_str()) {
-        ("", "Namespace") => Some(&review.labels),
-        _ => review
-            .namespace
-            .as_ref()
-            .and_then(|ns| namespace_labels.get(ns)),
-    };
+    let ns_labels = review.namespace_labels(namespace_labels);
     let target = review.target(ns_labels);
     let mut evaluations = 0;
     for (constraint, parameters) in constraints {
@@ -363,13 +357,7 @@ fn vap_findings(
         .ok()
         .and_then(|s| serde_json::from_str(&s).ok())
         .unwrap_or(Value::Null);
-    let ns_labels = match (review.group.as_str(), review.kind.as_str()) {
-        ("", "Namespace") => Some(&review.labels),
-        _ => review
-            .namespace
-            .as_ref()
-            .and_then(|ns| namespace_labels.get(ns)),
-    };
+    let ns_labels = review.namespace_labels(namespace_labels);
     let (violations, errors) = crate::vap::evaluate(
         set,
         review,

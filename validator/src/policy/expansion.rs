@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use super::{str_at, value_at, EnforcementAction, PolicyError};
+use super::{str_at, string_list as strings, value_at, EnforcementAction, PolicyError};
 use crate::manifest::Document;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,16 +27,6 @@ pub struct ExpansionTemplate {
     pub action: Option<EnforcementAction>,
     pub source: Arc<str>,
     pub line: usize,
-}
-
-fn strings(v: Option<&Value>) -> Vec<String> {
-    v.and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|s| s.as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 impl ExpansionTemplate {

@@ -140,6 +140,17 @@ pub(crate) fn str_at<'a>(value: &'a Value, path: &[&str]) -> &'a str {
     value_at(value, path).and_then(Value::as_str).unwrap_or("")
 }
 
+/// A list of strings at a field, ignoring anything that is not a string.
+pub(crate) fn string_list(v: Option<&Value>) -> Vec<String> {
+    v.and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 pub(crate) fn value_at<'a>(value: &'a Value, path: &[&str]) -> Option<&'a Value> {
     path.iter().try_fold(value, |v, key| v.get(key))
 }

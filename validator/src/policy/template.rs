@@ -3,7 +3,7 @@
 use serde_json::Value;
 use std::sync::Arc;
 
-use super::{str_at, value_at, PolicyError};
+use super::{str_at, string_list, value_at, PolicyError};
 use crate::manifest::Document;
 
 /// Rego code of a template: the main module and its libraries.
@@ -125,15 +125,4 @@ impl Template {
             line: doc.line,
         })
     }
-}
-
-fn string_list(value: Option<&Value>) -> Vec<String> {
-    value
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
 }

@@ -147,6 +147,18 @@ impl Review {
         review
     }
 
+    /// Labels of the review's Namespace: its own for a Namespace, else its namespace's if known.
+    pub fn namespace_labels<'a>(
+        &'a self,
+        known: &'a BTreeMap<String, Map<String, Value>>,
+    ) -> Option<&'a Map<String, Value>> {
+        if self.group.is_empty() && self.kind == "Namespace" {
+            Some(&self.labels)
+        } else {
+            self.namespace.as_ref().and_then(|ns| known.get(ns))
+        }
+    }
+
     pub fn target<'a>(&'a self, namespace_labels: Option<&'a Map<String, Value>>) -> Target<'a> {
         Target {
             group: &self.group,

@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 
 use crate::engine::CelTemplate;
 use crate::manifest::Document;
-use crate::policy::{matching::Target, PolicyError, Selector};
+use crate::policy::{matching::Target, string_list as strings, PolicyError, Selector};
 use crate::review::{resource_name, Review};
 
 /// Whether a document is a ValidatingAdmissionPolicy or a binding of one.
@@ -27,16 +27,6 @@ struct Rule {
     resources: Vec<String>,
     operations: Vec<String>,
     scope: String,
-}
-
-fn strings(v: Option<&Value>) -> Vec<String> {
-    v.and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|s| s.as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 impl Rule {

@@ -321,9 +321,7 @@ fn run_case(
         })
         .collect();
     let ns_labels = review::namespace_labels(&namespace_docs);
-    let own_labels =
-        (review.group.is_empty() && review.kind == "Namespace").then_some(&review.labels);
-    let labels = own_labels.or_else(|| review.namespace.as_ref().and_then(|n| ns_labels.get(n)));
+    let labels = review.namespace_labels(&ns_labels);
     if !constraint.matcher.matches(&review.target(labels)) {
         return Ok(Vec::new());
     }
