@@ -96,7 +96,10 @@ fn main() {
     }
     let me = std::env::current_exe().expect("own path");
     for size in [1_000, 10_000, 20_000] {
-        let out = Command::new(&me).arg(size.to_string()).output().expect("child runs");
+        let out = Command::new(&me)
+            .arg(size.to_string())
+            .output()
+            .expect("child runs");
         print!("{}", String::from_utf8_lossy(&out.stdout));
         eprint!("{}", String::from_utf8_lossy(&out.stderr));
     }

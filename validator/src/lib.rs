@@ -12,4 +12,5 @@ pub mod manifest;
 pub mod policy;
 pub mod report;
 pub mod review;
+pub mod schema;
 pub mod verify;

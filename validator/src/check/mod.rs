@@ -12,9 +12,10 @@ use crate::manifest::{Document, LoadError, Loaded};
 use crate::policy::{self, matching::glob_match, Constraint, EnforcementAction, PolicyError, Set};
 use crate::report::{Code, Finding, ObjectRef, PolicyRef, Severity};
 use crate::review::{self, RequestInfo, Review};
+use crate::schema::{self, Schemas};
 
 /// How a check runs.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Options {
     /// Worker threads; `None` uses every core.
     pub jobs: Option<usize>,
@@ -25,6 +26,20 @@ pub struct Options {
     /// Answers `external_data` calls; `None` means no provider is configured, and constraints
     /// whose templates call `external_data` are skipped with a note.
     pub external_data: Option<Arc<ExternalDataFn>>,
+    /// Schema checks; `None` turns them off.
+    pub schemas: Option<schema::Options>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            jobs: None,
+            exclude_namespaces: Vec::new(),
+            progress: false,
+            external_data: None,
+            schemas: Some(schema::Options::default()),
+        }
+    }
 }
 
 /// What a check found.
@@ -270,6 +285,15 @@ fn run_in_pool(input: Loaded, policy_docs: &[Document], options: &Options) -> Ou
         })
         .collect();
 
+    if let Some(schema_options) = &options.schemas {
+        findings.extend(schema_findings(
+            schema_options,
+            &resources,
+            &input_policies,
+            &excluded,
+        ));
+    }
+
     let namespace_labels = review::namespace_labels(&resources);
     let progress = progress_bar(options.progress, reviews.len());
     let results: Vec<(usize, Vec<Finding>)> = reviews
@@ -308,6 +332,41 @@ fn run_in_pool(input: Loaded, policy_docs: &[Document], options: &Options) -> Ou
         objects: resources.len(),
         evaluations,
     }
+}
+
+/// Schema findings for the input objects, in parallel. CRDs come from the input and from
+/// `--crd` paths; policy objects are checked only when a CRD for them is given.
+fn schema_findings(
+    options: &schema::Options,
+    resources: &[Document],
+    input_policies: &[Document],
+    excluded: &(dyn Fn(Option<&str>) -> bool + Sync),
+) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    let mut schemas = Schemas::new(options.clone());
+    let crd_files = crate::manifest::load_paths(&options.crd_paths);
+    findings.extend(crd_files.errors.iter().map(load_error_finding));
+    for doc in crd_files.documents.iter().chain(resources) {
+        schemas.add_crd(doc);
+    }
+    let policies = input_policies
+        .iter()
+        .filter(|d| schemas.has_crd(d.api_version(), d.kind()));
+    let checked: Vec<&Document> = resources
+        .iter()
+        .chain(policies)
+        .filter(|d| {
+            let ns = if d.kind() == "Namespace" && d.api_version() == "v1" {
+                d.name()
+            } else {
+                d.namespace()
+            };
+            ns.is_empty() || !excluded(Some(ns))
+        })
+        .collect();
+    let results: Vec<Vec<Finding>> = checked.par_iter().map(|d| schemas.check(d)).collect();
+    findings.extend(results.into_iter().flatten());
+    findings
 }
 
 /// Findings for one (review, constraint) evaluation.

@@ -57,6 +57,9 @@ pub enum Code {
     /// An object that does not conform to its schema.
     #[serde(rename = "schema-violation")]
     SchemaViolation,
+    /// An object whose kind has no schema (a warning, or an error with --require-schemas).
+    #[serde(rename = "missing-schema")]
+    MissingSchema,
     /// An informational note about the run.
     #[serde(rename = "note")]
     Note,
@@ -70,6 +73,7 @@ impl Code {
             Code::InvalidPolicy => "invalid-policy",
             Code::EvaluationError => "evaluation-error",
             Code::SchemaViolation => "schema-violation",
+            Code::MissingSchema => "missing-schema",
             Code::Note => "note",
         }
     }
@@ -82,6 +86,7 @@ impl Code {
             }
             Code::EvaluationError => "A policy failed while evaluating an object",
             Code::SchemaViolation => "An object does not conform to its Kubernetes schema",
+            Code::MissingSchema => "No schema is known for an object's kind",
             Code::Note => "A note about the run",
         }
     }

@@ -1,0 +1,180 @@
+//! Schema errors as users read them: `field.path[0].name: problem`.
+
+use jsonschema::error::{TypeKind, ValidationErrorKind};
+use jsonschema::{JsonType, ValidationError};
+use serde_json::Value;
+
+use super::dialect::{BYTE_FORMAT, DURATION_FORMAT, QUANTITY_FORMAT};
+
+/// The messages for one error (several when it lists several unknown fields).
+pub fn messages(error: &ValidationError<'_>, instance: &Value) -> Vec<String> {
+    let path = field_path(error.instance_path().as_str(), instance);
+    let value = error.instance();
+    let at = |p: &str, what: String| {
+        if p.is_empty() {
+            what
+        } else {
+            format!("{p}: {what}")
+        }
+    };
+    match error.kind() {
+        ValidationErrorKind::AdditionalProperties { unexpected }
+        | ValidationErrorKind::UnevaluatedProperties { unexpected } => unexpected
+            .iter()
+            .map(|name| format!("{}: unknown field", join(&path, name)))
+            .collect(),
+        ValidationErrorKind::Required { property } => {
+            let name = property
+                .as_str()
+                .map_or_else(|| property.to_string(), str::to_string);
+            vec![format!("{}: required field is missing", join(&path, &name))]
+        }
+        ValidationErrorKind::Type { kind } => {
+            let expected: Vec<JsonType> = match kind {
+                TypeKind::Single(t) => vec![*t],
+                TypeKind::Multiple(set) => set.iter().collect(),
+            };
+            let names: Vec<&str> = expected
+                .iter()
+                .filter(|t| **t != JsonType::Null || expected.len() == 1)
+                .map(|t| type_name(*t))
+                .collect();
+            vec![at(
+                &path,
+                format!("{} is not {}", show(value), names.join(" or ")),
+            )]
+        }
+        ValidationErrorKind::Format { format } => {
+            let what = match format.as_str() {
+                QUANTITY_FORMAT => "a quantity (like 100m, 1.5, 512Mi or 2Gi)",
+                DURATION_FORMAT => "a duration (like 30s, 1h30m)",
+                BYTE_FORMAT => "base64-encoded data",
+                "date-time" => "an RFC 3339 date-time (like 2024-01-31T12:00:00Z)",
+                other => return vec![at(&path, format!("{} is not a valid {other}", show(value)))],
+            };
+            vec![at(&path, format!("{} is not {what}", show(value)))]
+        }
+        ValidationErrorKind::Enum { options } => {
+            let options = match &**options {
+                Value::Array(items) => items.iter().map(show).collect::<Vec<_>>().join(", "),
+                other => show(other),
+            };
+            vec![at(
+                &path,
+                format!("{} is not one of {options}", show(value)),
+            )]
+        }
+        ValidationErrorKind::Constant { expected_value } => vec![at(
+            &path,
+            format!("{} is not {}", show(value), show(expected_value)),
+        )],
+        ValidationErrorKind::Minimum { limit } => {
+            vec![at(&path, format!("{} is less than {limit}", show(value)))]
+        }
+        ValidationErrorKind::Maximum { limit } => {
+            vec![at(
+                &path,
+                format!("{} is greater than {limit}", show(value)),
+            )]
+        }
+        ValidationErrorKind::ExclusiveMinimum { limit } => {
+            vec![at(
+                &path,
+                format!("{} must be greater than {limit}", show(value)),
+            )]
+        }
+        ValidationErrorKind::ExclusiveMaximum { limit } => {
+            vec![at(
+                &path,
+                format!("{} must be less than {limit}", show(value)),
+            )]
+        }
+        ValidationErrorKind::Pattern { pattern } => vec![at(
+            &path,
+            format!("{} does not match the pattern {pattern}", show(value)),
+        )],
+        ValidationErrorKind::MinLength { limit } => vec![at(
+            &path,
+            format!("{} is shorter than {limit} characters", show(value)),
+        )],
+        ValidationErrorKind::MaxLength { limit } => vec![at(
+            &path,
+            format!("{} is longer than {limit} characters", show(value)),
+        )],
+        ValidationErrorKind::MinItems { limit } => {
+            vec![at(&path, format!("has fewer than {limit} items"))]
+        }
+        ValidationErrorKind::MaxItems { limit } => {
+            vec![at(&path, format!("has more than {limit} items"))]
+        }
+        ValidationErrorKind::MinProperties { limit } => {
+            vec![at(&path, format!("has fewer than {limit} fields"))]
+        }
+        ValidationErrorKind::MaxProperties { limit } => {
+            vec![at(&path, format!("has more than {limit} fields"))]
+        }
+        ValidationErrorKind::FalseSchema => vec![at(&path, "is not allowed here".into())],
+        _ => vec![at(&path, error.to_string())],
+    }
+}
+
+fn type_name(t: JsonType) -> &'static str {
+    match t {
+        JsonType::Null => "null",
+        JsonType::Boolean => "a boolean",
+        JsonType::Integer => "an integer",
+        JsonType::Number => "a number",
+        JsonType::String => "a string",
+        JsonType::Array => "a list",
+        JsonType::Object => "an object",
+    }
+}
+
+/// A value as JSON, cut short when long.
+fn show(value: &Value) -> String {
+    let text = value.to_string();
+    if text.chars().count() > 60 {
+        let cut: String = text.chars().take(57).collect();
+        format!("{cut}...")
+    } else {
+        text
+    }
+}
+
+/// A field name appended to a path: `a.b`, or `a["x.y/z"]` when it is not a plain name.
+fn join(path: &str, name: &str) -> String {
+    let plain = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '$');
+    match (plain, path.is_empty()) {
+        (true, true) => name.to_string(),
+        (true, false) => format!("{path}.{name}"),
+        (false, _) => format!("{path}[{}]", Value::String(name.to_string())),
+    }
+}
+
+/// A JSON pointer into `instance` as a field path (`spec.containers[0].image`).
+pub fn field_path(pointer: &str, instance: &Value) -> String {
+    let mut path = String::new();
+    let mut node = Some(instance);
+    for raw in pointer.split('/').skip(1) {
+        let token = raw.replace("~1", "/").replace("~0", "~");
+        match node {
+            Some(Value::Array(items)) => {
+                let index = token.parse::<usize>().ok();
+                path.push_str(&format!("[{token}]"));
+                node = index.and_then(|i| items.get(i));
+            }
+            Some(Value::Object(map)) => {
+                path = join(&path, &token);
+                node = map.get(&token);
+            }
+            _ => {
+                path = join(&path, &token);
+                node = None;
+            }
+        }
+    }
+    path
+}
