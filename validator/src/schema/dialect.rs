@@ -6,6 +6,8 @@ use serde_json::{json, Map, Value};
 
 /// The `$defs` name of Kubernetes' Quantity type.
 pub const QUANTITY: &str = "io.k8s.apimachinery.pkg.api.resource.Quantity";
+/// The `$defs` name of the apiextensions JSON type (any JSON value: `default`, `enum`, `example`).
+pub const ANY_JSON: &str = "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.JSON";
 /// The `$defs` name of ObjectMeta.
 pub const OBJECT_META: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta";
 
@@ -57,8 +59,23 @@ pub fn visit(schema: &mut Value, f: &mut impl FnMut(&mut Map<String, Value>)) {
 
 /// Makes a schema generated from `k8s-openapi` validate as the API server does.
 pub fn builtin(schema: &mut Value, strict: bool) {
-    if let Some(quantity) = schema.get_mut("$defs").and_then(|d| d.get_mut(QUANTITY)) {
-        *quantity = quantity_schema();
+    if let Some(Value::Object(defs)) = schema.get_mut("$defs") {
+        if let Some(quantity) = defs.get_mut(QUANTITY) {
+            *quantity = quantity_schema();
+        }
+        // k8s-openapi says "object"; the API takes any JSON value there.
+        if let Some(any) = defs.get_mut(ANY_JSON) {
+            *any = json!({});
+        }
+        // `name` of these references is optional in the API (defaulting to ""); k8s-openapi
+        // requires it because it is a plain string there.
+        for (name, def) in defs.iter_mut() {
+            if OPTIONAL_NAME.contains(&name.as_str()) {
+                if let Value::Object(def) = def {
+                    drop_required(def, "name");
+                }
+            }
+        }
     }
     visit(schema, &mut |node| {
         node.remove("description");
@@ -75,6 +92,27 @@ pub fn builtin(schema: &mut Value, strict: bool) {
             close(node);
         }
     });
+}
+
+/// Definitions whose `name` the API does not require.
+const OPTIONAL_NAME: &[&str] = &[
+    "io.k8s.api.core.v1.ConfigMapEnvSource",
+    "io.k8s.api.core.v1.ConfigMapKeySelector",
+    "io.k8s.api.core.v1.ConfigMapProjection",
+    "io.k8s.api.core.v1.ConfigMapVolumeSource",
+    "io.k8s.api.core.v1.LocalObjectReference",
+    "io.k8s.api.core.v1.SecretEnvSource",
+    "io.k8s.api.core.v1.SecretKeySelector",
+    "io.k8s.api.core.v1.SecretProjection",
+];
+
+pub fn drop_required(node: &mut Map<String, Value>, field: &str) {
+    if let Some(Value::Array(required)) = node.get_mut("required") {
+        required.retain(|r| r.as_str() != Some(field));
+        if required.is_empty() {
+            node.remove("required");
+        }
+    }
 }
 
 fn quantity_schema() -> Value {

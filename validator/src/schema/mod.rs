@@ -99,10 +99,31 @@ fn object_ref(doc: &Document) -> ObjectRef {
     }
 }
 
+/// Kinds whose `metadata` the API requires.
+const METADATA_REQUIRED: &[(&str, &str)] = &[
+    ("v1", "Event"),
+    ("internal.apiserver.k8s.io/v1alpha1", "StorageVersion"),
+    ("resource.k8s.io/v1alpha3", "ResourcePoolStatusRequest"),
+];
+
 /// The built-in schema of a kind, made strict or not, before compilation.
 pub fn builtin_schema(api_version: &str, kind: &str, strict: bool) -> Option<Value> {
     let b = builtin::find(api_version, kind)?;
     let mut schema = (b.generate)();
+    if let Value::Object(root) = &mut schema {
+        // k8s-openapi requires `metadata` of every kind; the API of most does not.
+        if !METADATA_REQUIRED.contains(&(api_version, kind)) {
+            dialect::drop_required(root, "metadata");
+        }
+        // And it misses one required field.
+        if (api_version, kind) == ("events.k8s.io/v1", "Event") {
+            if let Some(Value::Array(required)) = root.get_mut("required") {
+                required.push("eventTime".into());
+            } else {
+                root.insert("required".into(), serde_json::json!(["eventTime"]));
+            }
+        }
+    }
     dialect::builtin(&mut schema, strict);
     Some(schema)
 }

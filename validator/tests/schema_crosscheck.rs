@@ -1,0 +1,153 @@
+//! Cross-check of the built-in schemas against the strict schemas of the PyPI package
+//! `kubernetes-validate` for the same Kubernetes version: the structure of every definition
+//! (fields, required fields) and the verdicts over a corpus of valid and invalid objects.
+//! Skipped, with a message, when python3 or the package is missing (scripts/test.sh installs it).
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+use validator::schema::{self, BUILTINS, KUBERNETES_VERSION};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn oracle(args: &[&str]) -> Option<String> {
+    let out = Command::new("python3")
+        .arg(root().join("scripts/schema-crosscheck.py"))
+        .arg(KUBERNETES_VERSION)
+        .args(args)
+        .output();
+    match out {
+        Ok(o) if o.status.success() => Some(String::from_utf8_lossy(&o.stdout).into_owned()),
+        Ok(o) => {
+            eprintln!(
+                "skipped: kubernetes-validate is not usable ({}); scripts/test.sh installs it",
+                String::from_utf8_lossy(&o.stderr).trim()
+            );
+            None
+        }
+        Err(e) => {
+            eprintln!("skipped: python3 cannot run: {e}");
+            None
+        }
+    }
+}
+
+fn fields(def: &Value, key: &str) -> BTreeSet<String> {
+    match def.get(key) {
+        Some(Value::Object(m)) => m.keys().cloned().collect(),
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(|v| v.as_str().map(String::from))
+            .collect(),
+        _ => BTreeSet::new(),
+    }
+}
+
+/// What a property holds: its types (null aside) or the definition it refers to, and the same
+/// for its items and map values.
+fn shape(p: &Value) -> String {
+    if let Some(r) = p.get("$ref").and_then(Value::as_str) {
+        return r.rsplit('/').next().unwrap_or(r).to_string();
+    }
+    let types: Vec<&str> = match p.get("type") {
+        Some(Value::String(t)) => vec![t.as_str()],
+        Some(Value::Array(ts)) => ts
+            .iter()
+            .filter_map(Value::as_str)
+            .filter(|t| *t != "null")
+            .collect(),
+        _ => Vec::new(),
+    };
+    let mut out = types.join("|");
+    for key in ["items", "additionalProperties"] {
+        if let Some(inner) = p.get(key).filter(|v| v.is_object()) {
+            out.push_str(&format!(" {key}:{}", shape(inner)));
+        }
+    }
+    out
+}
+
+#[test]
+fn definitions_match_kubernetes_validate() {
+    let Some(path) = oracle(&["--definitions"]) else {
+        return;
+    };
+    let text = std::fs::read_to_string(path.trim()).expect("definitions");
+    let theirs: Value = serde_json::from_str(&text).expect("json");
+    let theirs = &theirs["$defs"];
+    let mut ours: BTreeMap<String, Value> = BTreeMap::new();
+    let mut differences = Vec::new();
+    let mut compared = 0;
+    for b in BUILTINS {
+        let mut s = schema::builtin_schema(b.api_version, b.kind, false).expect("built in");
+        let (group, version) = b.api_version.split_once('/').unwrap_or(("", b.api_version));
+        let name = theirs
+            .as_object()
+            .expect("defs")
+            .iter()
+            .find_map(|(name, def)| {
+                def["x-kubernetes-group-version-kind"]
+                    .as_array()?
+                    .iter()
+                    .any(|g| g["group"] == group && g["version"] == version && g["kind"] == b.kind)
+                    .then(|| name.clone())
+            });
+        match name {
+            Some(name) => {
+                let mut root = s.clone();
+                root.as_object_mut().unwrap().remove("$defs");
+                ours.insert(name, root);
+            }
+            None => differences.push(format!(
+                "{} {}: no kubernetes-validate definition",
+                b.api_version, b.kind
+            )),
+        }
+        if let Some(Value::Object(defs)) = s.get_mut("$defs") {
+            for (k, v) in std::mem::take(defs) {
+                ours.insert(k, v);
+            }
+        }
+    }
+    for (name, def) in &ours {
+        let Some(other) = theirs.get(name) else {
+            differences.push(format!("{name}: not in kubernetes-validate"));
+            continue;
+        };
+        for key in ["properties", "required"] {
+            let (a, b) = (fields(def, key), fields(other, key));
+            let only_ours: Vec<_> = a.difference(&b).collect();
+            let only_theirs: Vec<_> = b.difference(&a).collect();
+            if !only_ours.is_empty() || !only_theirs.is_empty() {
+                differences.push(format!(
+                    "{name} {key}: only ours {only_ours:?}, only theirs {only_theirs:?}"
+                ));
+            }
+        }
+        if let (Some(Value::Object(a)), Some(Value::Object(b))) =
+            (def.get("properties"), other.get("properties"))
+        {
+            for (field, p) in a {
+                if let Some(q) = b.get(field) {
+                    let (x, y) = (shape(p), shape(q));
+                    compared += 1;
+                    if x != y {
+                        differences.push(format!("{name}.{field}: ours {x}, theirs {y}"));
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        differences.is_empty(),
+        "built-in schemas differ from kubernetes-validate's:\n{}",
+        differences.join("\n")
+    );
+    assert!(ours.len() > 500, "{} definitions compared", ours.len());
+    assert!(compared > 2500, "{compared} fields compared");
+}
