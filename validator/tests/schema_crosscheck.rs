@@ -151,3 +151,89 @@ fn definitions_match_kubernetes_validate() {
     assert!(ours.len() > 500, "{} definitions compared", ours.len());
     assert!(compared > 2500, "{compared} fields compared");
 }
+
+/// Objects of the corpus on which the verdicts differ, and why (the README explains each).
+const EXPLAINED: &[(&str, &str)] = &[
+    // Kubernetes rejects these; kubernetes-validate's schemas do not check them.
+    (
+        "invalid-pod-quantity",
+        "quantities are checked for their syntax",
+    ),
+    (
+        "invalid-service-port-range",
+        "int32 fields are checked for their range",
+    ),
+    (
+        "invalid-secret-base64",
+        "format: byte is checked for base64",
+    ),
+    ("invalid-lease-time", "date-time formats are checked"),
+    // A null field is an absent field for the API server, and this one is required.
+    ("invalid-deployment-null-spec", "null for a required field"),
+    // kubernetes-validate rejects null quantities (its oneOf string|number both accept null).
+    ("valid-pod-null-fields", "null quantity"),
+];
+
+#[test]
+fn verdicts_match_kubernetes_validate_on_the_corpus() {
+    let dir = root().join("tests/fixtures/schema");
+    let files: Vec<PathBuf> = ["valid", "invalid"]
+        .iter()
+        .flat_map(|d| {
+            let mut f: Vec<PathBuf> = std::fs::read_dir(dir.join(d))
+                .expect("corpus")
+                .map(|e| e.expect("entry").path())
+                .collect();
+            f.sort();
+            f
+        })
+        .collect();
+    let args: Vec<&str> = files.iter().map(|f| f.to_str().expect("utf8")).collect();
+    let Some(out) = oracle(&args) else {
+        return;
+    };
+    let schemas = schema::Schemas::new(schema::Options::default());
+    let mut disagreements = Vec::new();
+    let mut compared = 0;
+    for file in &files {
+        let loaded = validator::manifest::load_file(file);
+        assert!(loaded.errors.is_empty(), "{:?}", loaded.errors);
+        let theirs: Vec<Value> = out
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).expect("verdict"))
+            .filter(|v| v["file"] == file.to_str().expect("utf8"))
+            .collect();
+        assert_eq!(theirs.len(), loaded.documents.len(), "{}", file.display());
+        for (doc, verdict) in loaded.documents.iter().zip(&theirs) {
+            assert_eq!(doc.name(), verdict["name"], "{}", file.display());
+            let findings = schemas.check(doc);
+            let ours = findings.is_empty();
+            // The corpus says what each object is.
+            assert_eq!(
+                ours,
+                doc.name().starts_with("valid-"),
+                "{}: {findings:?}",
+                doc.name()
+            );
+            compared += 1;
+            let explained = EXPLAINED.iter().any(|(name, _)| *name == doc.name());
+            if verdict["valid"].as_bool() != Some(ours) && !explained {
+                disagreements.push(format!(
+                    "{}: ours {}, kubernetes-validate {} ({})",
+                    doc.name(),
+                    if ours { "valid" } else { "invalid" },
+                    verdict["valid"],
+                    verdict["error"]
+                ));
+            }
+            if verdict["valid"].as_bool() == Some(ours) && explained {
+                disagreements.push(format!(
+                    "{}: listed as a disagreement but both agree",
+                    doc.name()
+                ));
+            }
+        }
+    }
+    assert!(compared >= 50, "{compared} objects compared");
+    assert!(disagreements.is_empty(), "{}", disagreements.join("\n"));
+}
