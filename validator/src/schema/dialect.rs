@@ -279,7 +279,7 @@ pub fn is_quantity(s: &str) -> bool {
 /// Standard base64 with padding, as Go decodes `[]byte` fields (line breaks are ignored).
 pub fn is_base64(s: &str) -> bool {
     let bytes: Vec<u8> = s.bytes().filter(|b| *b != b'\n' && *b != b'\r').collect();
-    if bytes.len() % 4 != 0 {
+    if bytes.chunks(4).any(|c| c.len() != 4) {
         return false;
     }
     let padding = bytes.iter().rev().take_while(|b| **b == b'=').count();
