@@ -79,10 +79,18 @@ fn run_one(objects: usize, schemas: bool) {
     let secs = start.elapsed().as_secs_f64();
     let _ = std::fs::remove_dir_all(&dir);
     println!(
-        "objects={} evaluations={} findings={} wall_s={:.3} objects_per_s={:.0} evaluations_per_s={:.0} peak_rss_mb={:.1}",
+        "objects={} evaluations={} findings={} schema_findings={} wall_s={:.3} objects_per_s={:.0} evaluations_per_s={:.0} peak_rss_mb={:.1}",
         outcome.objects,
         outcome.evaluations,
         outcome.findings.len(),
+        outcome
+            .findings
+            .iter()
+            .filter(|f| matches!(
+                f.code,
+                validator::report::Code::SchemaViolation | validator::report::Code::MissingSchema
+            ))
+            .count(),
         secs,
         outcome.objects as f64 / secs,
         outcome.evaluations as f64 / secs,
