@@ -6,8 +6,9 @@ use serde_json::Value;
 
 use super::dialect::{BYTE_FORMAT, DURATION_FORMAT, QUANTITY_FORMAT};
 
-/// The messages for one error (several when it lists several unknown fields).
-pub fn messages(error: &ValidationError<'_>, instance: &Value) -> Vec<String> {
+/// The messages for one error (several when it lists several unknown fields). `schema` is the
+/// root schema the error comes from, used to suggest the field meant by an unknown one.
+pub fn messages(error: &ValidationError<'_>, instance: &Value, schema: &Value) -> Vec<String> {
     let path = field_path(error.instance_path().as_str(), instance);
     let value = error.instance();
     let at = |p: &str, what: String| {
@@ -21,7 +22,13 @@ pub fn messages(error: &ValidationError<'_>, instance: &Value) -> Vec<String> {
         ValidationErrorKind::AdditionalProperties { unexpected }
         | ValidationErrorKind::UnevaluatedProperties { unexpected } => unexpected
             .iter()
-            .map(|name| format!("{}: unknown field", join(&path, name)))
+            .map(|name| {
+                let known = known_fields(schema, error.evaluation_path().as_str());
+                match closest(name, &known) {
+                    Some(s) => format!("{}: unknown field (did you mean {s}?)", join(&path, name)),
+                    None => format!("{}: unknown field", join(&path, name)),
+                }
+            })
             .collect(),
         ValidationErrorKind::Required { property } => {
             let name = property
@@ -177,4 +184,73 @@ pub fn field_path(pointer: &str, instance: &Value) -> String {
         }
     }
     path
+}
+
+/// The properties of the object schema an `additionalProperties` error was raised by: its
+/// evaluation path is walked from the root, following local `$ref`s.
+fn known_fields<'a>(root: &'a Value, evaluation_path: &str) -> Vec<&'a str> {
+    let mut node = root;
+    let tokens: Vec<String> = evaluation_path
+        .split('/')
+        .skip(1)
+        .map(|t| t.replace("~1", "/").replace("~0", "~"))
+        .collect();
+    let Some((last, walk)) = tokens.split_last() else {
+        return Vec::new();
+    };
+    if last != "additionalProperties" && last != "unevaluatedProperties" {
+        return Vec::new();
+    }
+    for token in walk {
+        let next = if token == "$ref" {
+            node.get("$ref")
+                .and_then(Value::as_str)
+                .and_then(|r| r.strip_prefix('#'))
+                .and_then(|pointer| root.pointer(pointer))
+        } else {
+            match node {
+                Value::Array(items) => token.parse::<usize>().ok().and_then(|i| items.get(i)),
+                other => other.get(token.as_str()),
+            }
+        };
+        match next {
+            Some(n) => node = n,
+            None => return Vec::new(),
+        }
+    }
+    node.get("properties")
+        .and_then(Value::as_object)
+        .map(|p| p.keys().map(String::as_str).collect())
+        .unwrap_or_default()
+}
+
+/// The known field a misspelt one most likely means: the same but for case, or at most two
+/// edits away (one for short names).
+fn closest<'a>(name: &str, known: &[&'a str]) -> Option<&'a str> {
+    let lower = name.to_lowercase();
+    if let Some(k) = known.iter().find(|k| k.to_lowercase() == lower) {
+        return Some(k);
+    }
+    let limit = if name.chars().count() <= 4 { 1 } else { 2 };
+    known
+        .iter()
+        .map(|k| (edit_distance(&lower, &k.to_lowercase()), *k))
+        .filter(|(d, _)| *d <= limit)
+        .min()
+        .map(|(_, k)| k)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut previous = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = previous + usize::from(ca != *cb);
+            previous = row[j + 1];
+            row[j + 1] = substitution.min(row[j] + 1).min(previous + 1);
+        }
+    }
+    row[b.len()]
 }

@@ -61,7 +61,10 @@ struct Crd {
 
 /// A kind's compiled schema, or why there is none.
 enum Compiled {
-    Ready(jsonschema::Validator),
+    Ready {
+        validator: jsonschema::Validator,
+        schema: Value,
+    },
     Missing,
     Broken(Finding),
 }
@@ -236,7 +239,7 @@ impl Schemas {
             message,
         };
         match entry.get_or_init(|| self.compile(api_version, kind)) {
-            Compiled::Ready(validator) => {
+            Compiled::Ready { validator, schema } => {
                 let stripped = without_nulls(&doc.object);
                 let instance = stripped.as_ref().unwrap_or(&doc.object);
                 if validator.is_valid(instance) {
@@ -244,7 +247,7 @@ impl Schemas {
                 }
                 let mut messages: Vec<String> = validator
                     .iter_errors(instance)
-                    .flat_map(|e| message::messages(&e, instance))
+                    .flat_map(|e| message::messages(&e, instance, schema))
                     .collect();
                 messages.sort();
                 messages.dedup();
@@ -289,7 +292,7 @@ impl Schemas {
             let meta = self.object_meta.get_or_init(builtin::object_meta);
             let schema = dialect::crd(&crd.open_api, meta, self.options.strict);
             return match validation_options().build(&schema) {
-                Ok(v) => Compiled::Ready(v),
+                Ok(validator) => Compiled::Ready { validator, schema },
                 Err(e) => Compiled::Broken(Finding {
                     file: crd.source.to_string(),
                     line: crd.line,
@@ -316,7 +319,7 @@ impl Schemas {
                 continue;
             };
             return match found.and_then(|f| self.compile_file(location, f)) {
-                Ok(v) => Compiled::Ready(v),
+                Ok((validator, schema)) => Compiled::Ready { validator, schema },
                 Err((path, message)) => Compiled::Broken(Finding {
                     file: path.display().to_string(),
                     line: 0,
@@ -334,7 +337,7 @@ impl Schemas {
         }
         match builtin_schema(api_version, kind, self.options.strict) {
             Some(schema) => match validation_options().build(&schema) {
-                Ok(v) => Compiled::Ready(v),
+                Ok(validator) => Compiled::Ready { validator, schema },
                 Err(e) => Compiled::Broken(Finding {
                     file: String::new(),
                     line: 0,
@@ -357,7 +360,7 @@ impl Schemas {
         &self,
         location: &location::Location,
         found: location::Found,
-    ) -> Result<jsonschema::Validator, (PathBuf, String)> {
+    ) -> Result<(jsonschema::Validator, Value), (PathBuf, String)> {
         let location::Found { path, mut schema } = found;
         let registry = location
             .registry()
@@ -380,7 +383,10 @@ impl Schemas {
         if let Some(d) = draft {
             options = options.with_draft(d);
         }
-        options.build(&schema).map_err(|e| (path, e.to_string()))
+        match options.build(&schema) {
+            Ok(validator) => Ok((validator, schema)),
+            Err(e) => Err((path, e.to_string())),
+        }
     }
 }
 

@@ -74,7 +74,7 @@ fn every_error_of_an_object_is_reported_with_its_path() {
             "spec.replicas: \"3\" is not an integer",
             "spec.template.spec.containers[0].livenessProbe.httpGet.port: 1.5 is not an integer or a string",
             "spec.template.spec.containers[0].ports[0].containerPort: \"8080\" is not an integer",
-            "spec.template.spec.containers[0].readinessprobe: unknown field",
+            "spec.template.spec.containers[0].readinessprobe: unknown field (did you mean readinessProbe?)",
             "spec.template.spec.containers[0].resources.limits.cpu: \"lots\" is not a quantity (like 100m, 1.5, 512Mi or 2Gi)",
         ]
     );
@@ -201,9 +201,9 @@ fn custom_resources_follow_their_crd() {
     assert_eq!(
         messages(&schemas, bad),
         vec![
-            "metadata.lables: unknown field",
+            "metadata.lables: unknown field (did you mean labels?)",
             "spec.color: \"green\" is not one of \"red\", \"blue\"",
-            "spec.colour: unknown field",
+            "spec.colour: unknown field (did you mean color?)",
             "spec.port: true is not an integer or a string",
             "spec.size: 10 must be less than 10",
             "spec.timeout: \"PT1M\" is not a duration (like 30s, 1h30m)",
