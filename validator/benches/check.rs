@@ -3,7 +3,8 @@
 //! `cargo bench -p validator --bench check` runs 1k, 10k and 20k objects, each in a child process
 //! so that its peak RSS is its own, and prints objects/s, evaluations/s and peak RSS.
 //! `cargo bench -p validator --bench check -- 10000` runs one size in this process; add
-//! `--no-schemas` to leave out the schema checks (on by default, as in `validator check`).
+//! `--no-schemas` to leave out the schema checks (on by default, as in `validator check`), or
+//! `--no-policies` to time loading and schema checks alone.
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
@@ -63,12 +64,16 @@ fn peak_rss_mb() -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
-fn run_one(objects: usize, schemas: bool) {
+fn run_one(objects: usize, schemas: bool, policies: bool) {
     let dir = std::env::temp_dir().join(format!("validator-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let file: PathBuf = dir.join("corpus.yaml");
     std::fs::write(&file, corpus(objects)).expect("write corpus");
-    let policies = bundle::load(bundle::DEFAULT_BUNDLE).expect("embedded bundle");
+    let policies = if policies {
+        bundle::load(bundle::DEFAULT_BUNDLE).expect("embedded bundle")
+    } else {
+        manifest::Loaded::default()
+    };
     let start = Instant::now();
     let input = manifest::load_paths(std::slice::from_ref(&file));
     let mut options = check::Options::default();
@@ -105,7 +110,11 @@ fn main() {
         .collect();
     let schemas = !std::env::args().any(|a| a == "--no-schemas");
     if let [size] = sizes.as_slice() {
-        run_one(*size, schemas);
+        run_one(
+            *size,
+            schemas,
+            !std::env::args().any(|a| a == "--no-policies"),
+        );
         return;
     }
     let me = std::env::current_exe().expect("own path");
