@@ -237,3 +237,57 @@ fn verdicts_match_kubernetes_validate_on_the_corpus() {
     assert!(compared >= 50, "{compared} objects compared");
     assert!(disagreements.is_empty(), "{}", disagreements.join("\n"));
 }
+
+/// kubernetes-validate's own schema directory works as a `--schema-location` (kubeconform's
+/// file names, references into `_definitions.json`), and gives the package's verdicts but
+/// where a null field counts as absent or a date-time format is checked.
+#[test]
+fn kubernetes_validate_schemas_work_as_a_schema_location() {
+    let Some(path) = oracle(&["--definitions"]) else {
+        return;
+    };
+    let location = Path::new(path.trim()).parent().expect("dir").to_path_buf();
+    let schemas = schema::Schemas::new(schema::Options {
+        locations: vec![location],
+        ..schema::Options::default()
+    });
+    let mut invalid = BTreeSet::new();
+    for d in ["valid", "invalid"] {
+        for entry in std::fs::read_dir(root().join("tests/fixtures/schema").join(d)).expect("dir") {
+            let loaded = validator::manifest::load_file(&entry.expect("entry").path());
+            for doc in &loaded.documents {
+                let findings = schema::Schemas::check(&schemas, doc);
+                assert!(
+                    findings
+                        .iter()
+                        .all(|f| f.code == validator::report::Code::SchemaViolation),
+                    "{findings:?}"
+                );
+                if !findings.is_empty() {
+                    invalid.insert(doc.name().to_string());
+                }
+            }
+        }
+    }
+    let expected: BTreeSet<String> = [
+        "invalid-configmap-number-value",
+        "invalid-cronjob-schedule-type",
+        "invalid-deployment-missing-selector",
+        "invalid-deployment-null-spec",
+        "invalid-deployment-types",
+        "invalid-ingress-backend",
+        "invalid-lease-time",
+        "invalid-namespace-label-type",
+        "invalid-pdb-min-available",
+        "invalid-pod-int-or-string-float",
+        "invalid-pod-list-not-object",
+        "invalid-pod-missing-container-name",
+        "invalid-pod-unknown-top-level",
+        "invalid-rolebinding-missing-roleref",
+        "invalid-service-unknown-field",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect();
+    assert_eq!(invalid, expected);
+}

@@ -121,6 +121,35 @@ pub fn messages(error: &ValidationError<'_>, instance: &Value, schema: &Value) -
             vec![at(&path, format!("has more than {limit} fields"))]
         }
         ValidationErrorKind::FalseSchema => vec![at(&path, "is not allowed here".into())],
+        ValidationErrorKind::AnyOf { context } | ValidationErrorKind::OneOfNotValid { context } => {
+            // Alternatives that are only types (int-or-string): name the types.
+            let mut names: Vec<&str> = Vec::new();
+            for branch in context {
+                match branch.as_slice() {
+                    [e] if e.instance_path() == error.instance_path() => match e.kind() {
+                        ValidationErrorKind::Type { kind } => {
+                            let types: Vec<JsonType> = match kind {
+                                TypeKind::Single(t) => vec![*t],
+                                TypeKind::Multiple(set) => set.iter().collect(),
+                            };
+                            names.extend(
+                                types
+                                    .into_iter()
+                                    .filter(|t| *t != JsonType::Null)
+                                    .map(type_name),
+                            );
+                        }
+                        _ => return vec![at(&path, error.to_string())],
+                    },
+                    _ => return vec![at(&path, error.to_string())],
+                }
+            }
+            names.dedup();
+            vec![at(
+                &path,
+                format!("{} is not {}", show(value), names.join(" or ")),
+            )]
+        }
         _ => vec![at(&path, error.to_string())],
     }
 }
