@@ -10,6 +10,12 @@ rustup component add rustfmt clippy >/dev/null 2>&1 || true
 python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
   kubernetes-validate==1.37.0
 
+# `helm` for the chart tests and `validator check --chart`: scripts/helm, which runs Helm v4's
+# Go SDK from the PyPI package helm-python-sdk (no Helm binary needed).
+python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
+  helm-python-sdk==0.2.2
+export PATH="$PWD/scripts:$PATH"
+
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace --all-targets

@@ -5,6 +5,7 @@
 //! [`engine`] evaluates Rego, [`check`] runs it all in parallel, and [`report`] renders findings.
 
 pub mod bundle;
+pub mod chart;
 pub mod check;
 pub mod cli;
 pub mod engine;
@@ -14,3 +15,5 @@ pub mod report;
 pub mod review;
 pub mod schema;
 pub mod verify;
+pub mod waiver;
+pub mod webhook;

@@ -215,9 +215,60 @@ fn verify_gatekeeper_library_conformance() {
         eprintln!("skipped: {} is absent", dir.display());
         return;
     }
-    let run = validator(&["verify", dir.to_str().expect("utf8")], None);
-    assert!(run.stdout.contains(" passed, "), "{}", run.transcript());
-    eprintln!("{}", run.stdout.lines().last().unwrap_or(""));
+    for cel in ["--enable-cel=true", "--enable-cel=false"] {
+        let run = validator(&["verify", cel, dir.to_str().expect("utf8")], None);
+        assert_eq!(run.code, 0, "{cel}: {}", run.transcript());
+        assert!(
+            run.stdout.ends_with(" passed, 0 failed\n"),
+            "{}",
+            run.stdout
+        );
+    }
+}
+
+#[test]
+fn waivers_and_markdown_summary() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let summary = dir.path().join("summary.md");
+    let run = validator(
+        &[
+            "check",
+            "--waivers",
+            "tests/fixtures/waivers/waivers.yaml",
+            "--summary",
+            summary.to_str().expect("utf8"),
+            "tests/fixtures/app/violations.yaml",
+        ],
+        None,
+    );
+    assert_eq!(run.code, 1, "{}", run.transcript());
+    assert!(
+        run.stdout
+            .contains("[waived until 2999-12-31 by platform-team@example.com"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("waiver of K8sDisallowLatestTag/production-no-latest-tag owned by web-team@example.com expired on 2020-01-31"), "{}", run.stdout);
+    snapshot!("check_waivers", run);
+    let md = std::fs::read_to_string(&summary).expect("summary written");
+    assert!(md.starts_with("## Policy check: failed"), "{md}");
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "apiVersion: validator.policy/v1\nkind: WaiverList\nwaivers:\n  - constraint: x\n",
+    )
+    .expect("write");
+    let run = validator(
+        &[
+            "check",
+            "--waivers",
+            bad.to_str().expect("utf8"),
+            "tests/fixtures/app/compliant.yaml",
+        ],
+        None,
+    );
+    assert_eq!(run.code, 2);
+    assert!(run.stdout.contains("invalid-waiver"), "{}", run.stdout);
 }
 
 const NO_POLICIES: &str = "--no-default-policies";

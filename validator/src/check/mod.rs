@@ -28,6 +28,10 @@ pub struct Options {
     pub external_data: Option<Arc<ExternalDataFn>>,
     /// Schema checks; `None` turns them off.
     pub schemas: Option<schema::Options>,
+    /// Evaluate templates that carry CEL with CEL (Gatekeeper's default).
+    pub enable_cel: bool,
+    /// Policy exceptions; waived violations become information.
+    pub waivers: Vec<crate::waiver::Waiver>,
 }
 
 impl Default for Options {
@@ -38,6 +42,8 @@ impl Default for Options {
             progress: false,
             external_data: None,
             schemas: Some(schema::Options::default()),
+            enable_cel: true,
+            waivers: Vec::new(),
         }
     }
 }
@@ -54,6 +60,7 @@ pub struct Outcome {
 
 pub fn load_error_finding(e: &LoadError) -> Finding {
     Finding {
+        rendered_line: None,
         file: e.source.to_string(),
         line: e.line,
         column: e.column,
@@ -68,6 +75,7 @@ pub fn load_error_finding(e: &LoadError) -> Finding {
 
 pub fn policy_error_finding(e: &PolicyError) -> Finding {
     Finding {
+        rendered_line: None,
         file: e.file.to_string(),
         line: e.line,
         column: 0,
@@ -111,6 +119,7 @@ pub fn compile_set(set: &Set, inventory: &Value, options: &CompileOptions) -> Co
                 templates.insert(kind.clone(), c);
             }
             Ok(None) => findings.push(Finding {
+                rendered_line: None,
                 file: t.source.to_string(),
                 line: t.line,
                 column: 0,
@@ -120,11 +129,12 @@ pub fn compile_set(set: &Set, inventory: &Value, options: &CompileOptions) -> Co
                 action: None,
                 object: None,
                 message: format!(
-                    "ConstraintTemplate {} has no Rego code (only K8sNativeValidation/CEL), which is not evaluated; its constraints are skipped",
+                    "ConstraintTemplate {} has no Rego code and CEL is disabled (--enable-cel=false); its constraints are skipped",
                     t.name
                 ),
             }),
             Err(e) => findings.push(Finding {
+                rendered_line: None,
                 file: t.source.to_string(),
                 line: t.line,
                 column: 0,
@@ -199,6 +209,7 @@ pub fn run(input: Loaded, policy_docs: &[Document], options: &Options) -> Outcom
         Err(e) => {
             return Outcome {
                 findings: vec![Finding {
+                    rendered_line: None,
                     file: String::new(),
                     line: 0,
                     column: 0,
@@ -232,6 +243,7 @@ fn run_in_pool(input: Loaded, policy_docs: &[Document], options: &Options) -> Ou
             .clone()
             .unwrap_or_else(|| CompileOptions::default().external_data),
         coverage: false,
+        enable_cel: options.enable_cel,
     };
     let compiled = compile_set(&set, &inventory, &compile_options);
     findings.extend(compiled.findings);
@@ -245,6 +257,7 @@ fn run_in_pool(input: Loaded, policy_docs: &[Document], options: &Options) -> Ou
         };
         if t.uses_external_data && options.external_data.is_none() {
             findings.push(Finding {
+                rendered_line: None,
                 file: c.source.to_string(),
                 line: c.line,
                 column: 0,
@@ -327,6 +340,9 @@ fn run_in_pool(input: Loaded, policy_docs: &[Document], options: &Options) -> Ou
     }
     findings.sort();
     findings.dedup();
+    if !options.waivers.is_empty() {
+        findings = crate::waiver::apply(findings, &options.waivers, crate::waiver::Date::today());
+    }
     Outcome {
         findings,
         objects: resources.len(),
@@ -386,6 +402,7 @@ pub fn violation_findings(
             violations
                 .into_iter()
                 .map(|v| Finding {
+                    rendered_line: doc.rendered_line,
                     file: doc.source.to_string(),
                     line: doc.line,
                     column: 0,
@@ -402,6 +419,7 @@ pub fn violation_findings(
                 .collect()
         }
         Err(e) => vec![Finding {
+            rendered_line: doc.rendered_line,
             file: doc.source.to_string(),
             line: doc.line,
             column: 0,

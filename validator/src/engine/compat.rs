@@ -1,6 +1,10 @@
 //! Source rewrites for OPA v0 syntax that regorus reads differently from OPA:
 //! rules with several bodies (`p { a } { b }`), which OPA reads as one rule per body, and a
-//! body line that starts with `(`, which OPA reads as a new expression, not a call.
+//! body line that starts with `(`, which OPA reads as a new expression, not a call; and
+//! `not f(x.y)` with a user-defined function, where OPA evaluates the reference arguments before
+//! the negation (an undefined argument makes the expression undefined, not true).
+
+use std::collections::BTreeSet;
 
 /// Brackets open at a point of the scan.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -138,6 +142,123 @@ pub fn normalize_v0(source: &str) -> String {
     out
 }
 
+/// Names of the functions the sources define (rule heads `name(` at the start of a line).
+pub fn user_functions<'a>(sources: impl IntoIterator<Item = &'a String>) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    for source in sources {
+        for line in source.lines() {
+            let ident: String = line
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            let first_is_letter = ident
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+            if first_is_letter && line[ident.len()..].starts_with('(') {
+                names.insert(ident);
+            }
+        }
+    }
+    names
+}
+
+/// Splits call arguments at top-level commas; `None` when brackets or quotes do not balance.
+fn split_arguments(args: &str) -> Option<Vec<&str>> {
+    let mut parts = Vec::new();
+    let (mut depth, mut start, mut quote) = (0i32, 0usize, None::<char>);
+    let mut escaped = false;
+    for (i, c) in args.char_indices() {
+        if let Some(q) = quote {
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == q {
+                quote = None;
+            }
+            continue;
+        }
+        match c {
+            '"' | '`' => quote = Some(c),
+            '(' | '[' | '{' => depth += 1,
+            ')' | ']' | '}' => depth -= 1,
+            ',' if depth == 0 => {
+                parts.push(&args[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+        if depth < 0 {
+            return None;
+        }
+    }
+    (depth == 0 && quote.is_none()).then(|| {
+        parts.push(&args[start..]);
+        parts
+    })
+}
+
+/// A plain reference such as `input.review.object` or `params.ranges[0]`.
+fn is_reference(arg: &str) -> bool {
+    let arg = arg.trim();
+    let starts_ident = arg
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+    starts_ident
+        && (arg.contains('.') || arg.contains('['))
+        && !arg.contains('(')
+        && !arg.contains(' ')
+}
+
+/// Rewrites `not f(a, x.y)` (f defined in the template) into `__arg := x.y` followed by
+/// `not f(a, __arg)`, as OPA evaluates it.
+pub fn hoist_negated_call_arguments(source: &str, functions: &BTreeSet<String>) -> String {
+    let mut out = String::with_capacity(source.len());
+    let mut counter = 0usize;
+    for line in source.split_inclusive('\n') {
+        let body = line.trim_end_matches(['\n', '\r']);
+        let ending = &line[body.len()..];
+        let indent_len = body.len() - body.trim_start().len();
+        let (indent, rest) = body.split_at(indent_len);
+        let rewritten = rest.strip_prefix("not ").and_then(|call| {
+            let call = call.trim();
+            let open = call.find('(')?;
+            let name = &call[..open];
+            let simple = name.rsplit('.').next().unwrap_or(name);
+            if !functions.contains(simple) || !call.ends_with(')') {
+                return None;
+            }
+            let args = split_arguments(&call[open + 1..call.len() - 1])?;
+            if !args.iter().any(|a| is_reference(a)) {
+                return None;
+            }
+            let mut hoisted = String::new();
+            let mut new_args = Vec::new();
+            for a in args {
+                if is_reference(a) {
+                    counter += 1;
+                    let var = format!("__negated_arg{counter}");
+                    hoisted.push_str(&format!("{indent}{var} := {}\n", a.trim()));
+                    new_args.push(var);
+                } else {
+                    new_args.push(a.trim().to_string());
+                }
+            }
+            Some(format!(
+                "{hoisted}{indent}not {name}({}){ending}",
+                new_args.join(", ")
+            ))
+        });
+        match rewritten {
+            Some(r) => out.push_str(&r),
+            None => out.push_str(line),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::normalize_v0;
@@ -162,6 +283,42 @@ mod tests {
         let json: serde_json::Value =
             serde_json::from_str(&v.to_json_str().expect("json")).expect("parse");
         json.to_string()
+    }
+
+    #[test]
+    fn negated_user_function_with_undefined_argument_is_undefined() {
+        let src = "package t\n\naccept(\"any\", _)\n\nv[msg] {\n  p := input.params\n  not accept(p.rule, p.ranges)\n  msg := \"denied\"\n}\n";
+        let functions = super::user_functions([src.to_string()].iter());
+        assert!(functions.contains("accept"));
+        let hoisted = super::hoist_negated_call_arguments(src, &functions);
+        assert!(hoisted.contains("__negated_arg1 := p.rule\n  __negated_arg2 := p.ranges\n  not accept(__negated_arg1, __negated_arg2)\n"), "{hoisted}");
+        let mut engine = regorus::Engine::new();
+        engine.set_rego_v0(true);
+        engine.add_policy("t.rego".into(), hoisted).expect("parses");
+        let eval = |engine: &mut regorus::Engine, input: &str| {
+            engine.set_input(regorus::Value::from_json_str(input).expect("input"));
+            let v = engine.eval_rule("data.t.v".into()).expect("evaluates");
+            v.to_json_str().expect("json").replace([' ', '\n'], "")
+        };
+        // ranges undefined: the negation is undefined, so no violation (OPA's result).
+        assert_eq!(eval(&mut engine, r#"{"params": {"rule": "other"}}"#), "[]");
+        assert_eq!(
+            eval(
+                &mut engine,
+                r#"{"params": {"rule": "other", "ranges": []}}"#
+            ),
+            r#"["denied"]"#
+        );
+        assert_eq!(
+            eval(&mut engine, r#"{"params": {"rule": "any", "ranges": []}}"#),
+            "[]"
+        );
+        // Builtins and calls without reference arguments are left alone.
+        let other = "  not startswith(input.a, \"x\")\n  not accept(x, \"y\")\n";
+        assert_eq!(
+            super::hoist_negated_call_arguments(other, &functions),
+            other
+        );
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Rego evaluation with regorus: each template compiled once, engines cloned per worker.
 
+mod cel;
 mod compat;
 
 use std::collections::BTreeMap;
@@ -9,7 +10,8 @@ use regorus::Value as RegoValue;
 use serde_json::Value;
 use thiserror::Error;
 
-pub use compat::normalize_v0;
+pub use cel::{to_cel, CelTemplate};
+pub use compat::{hoist_negated_call_arguments, normalize_v0, user_functions};
 
 use crate::policy::Template;
 
@@ -17,7 +19,7 @@ use crate::policy::Template;
 pub enum EngineError {
     #[error("ConstraintTemplate {template}: Rego does not compile: {message}")]
     Compile { template: String, message: String },
-    #[error("{kind}/{constraint}: Rego evaluation failed: {message}")]
+    #[error("{kind}/{constraint}: evaluation failed: {message}")]
     Runtime {
         kind: String,
         constraint: String,
@@ -45,13 +47,16 @@ pub fn unconfigured_external_data(provider: &str, _keys: &[String]) -> Value {
     })
 }
 
-/// A template ready to evaluate: an engine holding its Rego, libraries and `data.inventory`.
+/// A template ready to evaluate: its CEL programs, or an engine holding its Rego, libraries and
+/// `data.inventory`.
 #[derive(Clone)]
 pub struct CompiledTemplate {
     pub kind: String,
     pub name: String,
     rule: String,
     engine: regorus::Engine,
+    /// Set when the template is evaluated with CEL (it carries CEL and CEL is enabled).
+    cel: Option<Arc<CelTemplate>>,
     /// Sources added to the engine, for coverage reports: (path, text).
     pub sources: Vec<(String, String)>,
     pub uses_external_data: bool,
@@ -71,6 +76,8 @@ impl std::fmt::Debug for CompiledTemplate {
 pub struct CompileOptions {
     pub external_data: Arc<ExternalDataFn>,
     pub coverage: bool,
+    /// Evaluate templates that carry CEL (K8sNativeValidation) with CEL, as Gatekeeper does by default.
+    pub enable_cel: bool,
 }
 
 impl Default for CompileOptions {
@@ -78,6 +85,7 @@ impl Default for CompileOptions {
         CompileOptions {
             external_data: Arc::new(unconfigured_external_data),
             coverage: false,
+            enable_cel: true,
         }
     }
 }
@@ -90,12 +98,25 @@ fn compile_error(template: &Template, message: impl std::fmt::Display) -> Engine
 }
 
 impl CompiledTemplate {
-    /// Compiles a template's Rego with `data.inventory`; `None` when it has no Rego.
+    /// Compiles a template: its CEL when it has CEL and CEL is enabled, else its Rego with
+    /// `data.inventory`. `None` when it has no code for the enabled engines.
     pub fn compile(
         template: &Template,
         inventory: &RegoValue,
         options: &CompileOptions,
     ) -> Result<Option<Self>, EngineError> {
+        if let (Some(source), true) = (&template.cel, options.enable_cel) {
+            let cel = CelTemplate::compile(source).map_err(|e| compile_error(template, e))?;
+            return Ok(Some(CompiledTemplate {
+                kind: template.kind.clone(),
+                name: template.name.clone(),
+                rule: String::new(),
+                engine: regorus::Engine::new(),
+                cel: Some(Arc::new(cel)),
+                sources: Vec::new(),
+                uses_external_data: false,
+            }));
+        }
         let Some(source) = &template.rego else {
             return Ok(None);
         };
@@ -104,10 +125,12 @@ impl CompiledTemplate {
         engine.set_strict_builtin_errors(false);
         let mut sources = Vec::new();
         let main_path = format!("{}.rego", template.name);
+        let functions = user_functions(std::iter::once(&source.rego).chain(source.libs.iter()));
+        let v0 = |text: &str| hoist_negated_call_arguments(&normalize_v0(text), &functions);
         let main = if source.v1 {
             source.rego.clone()
         } else {
-            normalize_v0(&source.rego)
+            v0(&source.rego)
         };
         let package = engine
             .add_policy(main_path.clone(), main.clone())
@@ -153,6 +176,7 @@ impl CompiledTemplate {
             name: template.name.clone(),
             rule: format!("{package}.violation"),
             engine,
+            cel: None,
             sources,
             uses_external_data,
         };
@@ -179,6 +203,16 @@ impl CompiledTemplate {
         parameters: &RegoValue,
         constraint: &str,
     ) -> Result<Vec<Violation>, EngineError> {
+        let runtime = |message: String| EngineError::Runtime {
+            kind: self.kind.clone(),
+            constraint: constraint.to_string(),
+            message,
+        };
+        if let Some(cel) = &self.cel {
+            let review = to_json(review).map_err(runtime)?;
+            let parameters = to_json(parameters).map_err(runtime)?;
+            return cel.evaluate(&review, &parameters).map_err(runtime);
+        }
         self.engine.set_input(input_value(review, parameters));
         let result =
             self.engine
@@ -272,6 +306,16 @@ fn external_data(handler: &Arc<ExternalDataFn>, args: Vec<RegoValue>) -> anyhow:
         .unwrap_or_default();
     let response = handler(provider, &keys);
     Ok(RegoValue::from(response))
+}
+
+fn to_json(value: &RegoValue) -> Result<Value, String> {
+    if matches!(value, RegoValue::Undefined) {
+        return Ok(Value::Null);
+    }
+    value
+        .to_json_str()
+        .map_err(|e| e.to_string())
+        .and_then(|s| serde_json::from_str(&s).map_err(|e| e.to_string()))
 }
 
 /// Converts a JSON value to a regorus value.

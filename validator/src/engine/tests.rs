@@ -112,6 +112,7 @@ fn external_data_goes_to_the_handler() {
     let options = CompileOptions {
         external_data: handler,
         coverage: false,
+        enable_cel: true,
     };
     let mut c = CompiledTemplate::compile(&t, &empty_inventory(), &options)
         .expect("ok")

@@ -20,6 +20,9 @@ pub struct Document {
     pub line: usize,
     /// The object itself.
     pub object: Value,
+    /// For objects rendered from a Helm chart (`source` is then the template file):
+    /// the line where the document starts in the rendered output.
+    pub rendered_line: Option<usize>,
 }
 
 impl Document {
@@ -267,6 +270,7 @@ fn add_object(loaded: &mut Loaded, source: &Arc<str>, line: usize, value: Value)
         source: source.clone(),
         line,
         object: value,
+        rendered_line: None,
     });
 }
 

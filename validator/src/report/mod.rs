@@ -63,6 +63,12 @@ pub enum Code {
     /// An informational note about the run.
     #[serde(rename = "note")]
     Note,
+    /// A waiver past its expiry date.
+    #[serde(rename = "expired-waiver")]
+    ExpiredWaiver,
+    /// A waiver file that cannot be used.
+    #[serde(rename = "invalid-waiver")]
+    InvalidWaiver,
 }
 
 impl Code {
@@ -75,6 +81,8 @@ impl Code {
             Code::SchemaViolation => "schema-violation",
             Code::MissingSchema => "missing-schema",
             Code::Note => "note",
+            Code::ExpiredWaiver => "expired-waiver",
+            Code::InvalidWaiver => "invalid-waiver",
         }
     }
     pub fn description(self) -> &'static str {
@@ -88,6 +96,8 @@ impl Code {
             Code::SchemaViolation => "An object does not conform to its Kubernetes schema",
             Code::MissingSchema => "No schema is known for an object's kind",
             Code::Note => "A note about the run",
+            Code::ExpiredWaiver => "A policy waiver is past its expiry date",
+            Code::InvalidWaiver => "A waiver file cannot be used",
         }
     }
 }
@@ -127,6 +137,9 @@ pub struct Finding {
     pub file: String,
     pub line: usize,
     pub column: usize,
+    /// For objects rendered from a Helm chart: the line in `helm template`'s output.
+    #[serde(rename = "renderedLine", skip_serializing_if = "Option::is_none")]
+    pub rendered_line: Option<usize>,
     pub severity: Severity,
     pub code: Code,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -141,13 +154,17 @@ pub struct Finding {
 
 impl Finding {
     pub fn location(&self) -> String {
-        if self.file.is_empty() {
+        let mut s = if self.file.is_empty() {
             String::new()
         } else if self.column > 0 {
             format!("{}:{}:{}", self.file, self.line, self.column)
         } else {
             format!("{}:{}", self.file, self.line)
+        };
+        if let Some(r) = self.rendered_line {
+            s.push_str(&format!(", rendered line {r}"));
         }
+        s
     }
 }
 
@@ -214,6 +231,60 @@ pub fn render(format: Format, findings: &[Finding], summary: &Summary, colour: b
         Format::Junit => junit::render(findings, summary),
         Format::Github => github::render(findings, summary),
     }
+}
+
+/// A Markdown summary for CI job summaries: verdict, counts, and the findings that matter.
+pub fn markdown_summary(findings: &[Finding], summary: &Summary) -> String {
+    use std::fmt::Write;
+    let verdict = if summary.errors > 0 {
+        "errors"
+    } else if summary.deny > 0 {
+        "failed"
+    } else {
+        "passed"
+    };
+    let mut out = format!("## Policy check: {verdict}\n\n");
+    let _ = writeln!(
+        out,
+        "| objects | deny | warn | info | errors |\n| ---: | ---: | ---: | ---: | ---: |"
+    );
+    let _ = writeln!(
+        out,
+        "| {} | {} | {} | {} | {} |\n",
+        summary.objects, summary.deny, summary.warn, summary.info, summary.errors
+    );
+    let shown: Vec<&Finding> = findings
+        .iter()
+        .filter(|f| f.severity != Severity::Info)
+        .collect();
+    if !shown.is_empty() {
+        out.push_str("| severity | policy | object | location | message |\n| --- | --- | --- | --- | --- |\n");
+        let cell = |s: &str| s.replace('|', "\\|").replace('\n', " ");
+        for f in shown.iter().take(100) {
+            let object = f
+                .object
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | `{}` | {} |",
+                f.severity.as_str(),
+                cell(&rule_id(f)),
+                cell(&object),
+                cell(&f.location()),
+                cell(&f.message)
+            );
+        }
+        if shown.len() > 100 {
+            let _ = writeln!(
+                out,
+                "\n{} more not shown; see the full report.",
+                shown.len() - 100
+            );
+        }
+    }
+    out
 }
 
 /// Escapes text for XML attribute and element content.

@@ -3,6 +3,7 @@ use super::*;
 fn findings() -> Vec<Finding> {
     vec![
         Finding {
+            rendered_line: None,
             file: "deploy/web.yaml".into(),
             line: 12,
             column: 0,
@@ -22,6 +23,7 @@ fn findings() -> Vec<Finding> {
             message: "container <web> has no readinessProbe, 100% & <b>".into(),
         },
         Finding {
+            rendered_line: None,
             file: "bad.yaml".into(),
             line: 3,
             column: 7,
@@ -116,4 +118,15 @@ fn github_annotations_escape_properties() {
 fn formats_parse() {
     assert_eq!("sarif".parse::<Format>(), Ok(Format::Sarif));
     assert!("xml".parse::<Format>().unwrap_err().contains("human, json"));
+}
+
+#[test]
+fn markdown_summary_lists_failing_findings() {
+    let f = findings();
+    let md = markdown_summary(&f, &Summary::of(&f, 5));
+    assert!(md.starts_with("## Policy check: errors\n"));
+    assert!(md.contains("| 5 | 1 | 0 | 0 | 1 |"));
+    assert!(md.contains(
+        "| deny | K8sRequiredProbes/probes | Deployment/prod/web | `deploy/web.yaml:12` |"
+    ));
 }

@@ -283,3 +283,69 @@ fn edit_distance(a: &str, b: &str) -> usize {
     }
     row[b.len()]
 }
+
+/// A type error on a string that YAML 1.1, which Kubernetes reads manifests with, takes for an
+/// integer or a boolean while YAML 1.2 keeps it a string: `defaultMode: 0644` is the octal
+/// integer 420 for the API server, `enabled: yes` is true.
+pub fn is_yaml11_scalar(error: &ValidationError<'_>) -> bool {
+    let ValidationErrorKind::Type { kind } = error.kind() else {
+        return false;
+    };
+    let Value::String(s) = &**error.instance() else {
+        return false;
+    };
+    let expects = |t: JsonType| match kind {
+        TypeKind::Single(single) => *single == t,
+        TypeKind::Multiple(set) => set.contains(t),
+    };
+    (expects(JsonType::Integer) && is_yaml11_only_int(s))
+        || (expects(JsonType::Boolean) && is_yaml11_only_bool(s))
+}
+
+/// YAML 1.1 integers that YAML 1.2 reads as strings: octal with a leading 0, binary, and
+/// numbers with `_` separators.
+fn is_yaml11_only_int(s: &str) -> bool {
+    let s = s.strip_prefix(['+', '-']).unwrap_or(s);
+    let digits = |body: &str, ok: fn(char) -> bool| {
+        !body.is_empty()
+            && body.chars().any(|c| c != '_')
+            && body.chars().all(|c| c == '_' || ok(c))
+    };
+    if let Some(octal) = s
+        .strip_prefix('0')
+        .filter(|r| !r.is_empty() && !r.starts_with(['b', 'x']))
+    {
+        return digits(octal, |c| ('0'..='7').contains(&c));
+    }
+    if let Some(binary) = s.strip_prefix("0b") {
+        return digits(binary, |c| c == '0' || c == '1');
+    }
+    if let Some(hex) = s.strip_prefix("0x") {
+        return hex.contains('_') && digits(hex, |c| c.is_ascii_hexdigit());
+    }
+    s.contains('_')
+        && s.starts_with(|c: char| c.is_ascii_digit())
+        && digits(s, |c| c.is_ascii_digit())
+}
+
+/// YAML 1.1 booleans that YAML 1.2 reads as strings.
+fn is_yaml11_only_bool(s: &str) -> bool {
+    matches!(
+        s,
+        "y" | "Y"
+            | "yes"
+            | "Yes"
+            | "YES"
+            | "n"
+            | "N"
+            | "no"
+            | "No"
+            | "NO"
+            | "on"
+            | "On"
+            | "ON"
+            | "off"
+            | "Off"
+            | "OFF"
+    )
+}

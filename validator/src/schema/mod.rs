@@ -231,6 +231,7 @@ impl Schemas {
             file: doc.source.to_string(),
             line: doc.line,
             column: 0,
+            rendered_line: doc.rendered_line,
             severity,
             code,
             policy: None,
@@ -245,8 +246,10 @@ impl Schemas {
                 if validator.is_valid(instance) {
                     return Vec::new();
                 }
+                let yaml = !doc.source.ends_with(".json");
                 let mut messages: Vec<String> = validator
                     .iter_errors(instance)
+                    .filter(|e| !(yaml && message::is_yaml11_scalar(e)))
                     .flat_map(|e| message::messages(&e, instance, schema))
                     .collect();
                 messages.sort();
@@ -297,6 +300,7 @@ impl Schemas {
                     file: crd.source.to_string(),
                     line: crd.line,
                     column: 0,
+                    rendered_line: None,
                     severity: Severity::Error,
                     code: Code::InvalidInput,
                     policy: None,
@@ -324,6 +328,7 @@ impl Schemas {
                     file: path.display().to_string(),
                     line: 0,
                     column: 0,
+                    rendered_line: None,
                     severity: Severity::Error,
                     code: Code::InvalidInput,
                     policy: None,
@@ -342,6 +347,7 @@ impl Schemas {
                     file: String::new(),
                     line: 0,
                     column: 0,
+                    rendered_line: None,
                     severity: Severity::Error,
                     code: Code::InvalidInput,
                     policy: None,

@@ -10,6 +10,7 @@ fn doc(object: Value) -> Document {
     Document {
         source: Arc::from("test.yaml"),
         line: 1,
+        rendered_line: None,
         object,
     }
 }
@@ -82,6 +83,34 @@ fn every_error_of_an_object_is_reported_with_its_path() {
     assert_eq!(f.code, Code::SchemaViolation);
     assert_eq!(f.severity, Severity::Deny);
     assert_eq!(f.object.as_ref().map(|o| o.name.as_str()), Some("web"));
+}
+
+#[test]
+fn yaml_1_1_integers_and_booleans_are_read_as_kubernetes_reads_them() {
+    let schemas = Schemas::new(Options::default());
+    let pod = |mode: Value, stdin: Value| {
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+               "spec": {"containers": [{"name": "c", "image": "i", "stdin": stdin}],
+                        "volumes": [{"name": "v", "configMap": {"name": "c", "defaultMode": mode}}]}})
+    };
+    // `defaultMode: 0555` and `stdin: yes` in YAML: an octal integer and a boolean.
+    assert!(messages(&schemas, pod(json!("0555"), json!("yes"))).is_empty());
+    assert!(messages(&schemas, pod(json!("0b101"), json!("off"))).is_empty());
+    assert_eq!(
+        messages(&schemas, pod(json!("0999"), json!("maybe"))),
+        vec![
+            "spec.containers[0].stdin: \"maybe\" is not a boolean",
+            "spec.volumes[0].configMap.defaultMode: \"0999\" is not an integer",
+        ]
+    );
+    // In JSON a string is a string.
+    let json_doc = Document {
+        source: Arc::from("pod.json"),
+        line: 1,
+        rendered_line: None,
+        object: pod(json!("0555"), json!(true)),
+    };
+    assert_eq!(schemas.check(&json_doc).len(), 1);
 }
 
 #[test]

@@ -20,11 +20,23 @@ use crate::report::xml_escape;
 use crate::review::{self, RequestInfo, Review};
 
 /// Options of a verify run.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Options {
     /// Only tests or cases whose `test/case` name matches.
     pub run: Option<Regex>,
     pub coverage: bool,
+    /// Evaluate templates that carry CEL with CEL (Gatekeeper's and gator's default).
+    pub enable_cel: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            run: None,
+            coverage: false,
+            enable_cel: true,
+        }
+    }
 }
 
 /// The result of one case.
@@ -205,6 +217,7 @@ fn run_test(
     };
     let compile_options = CompileOptions {
         coverage: options.coverage,
+        enable_cel: options.enable_cel,
         ..CompileOptions::default()
     };
     let empty_inventory = crate::engine::to_rego(&review::inventory(std::iter::empty()));
@@ -214,7 +227,7 @@ fn run_test(
             return (
                 Vec::new(),
                 vec![format!(
-                    "{}:{}: ConstraintTemplate {}: no Rego code to evaluate",
+                    "{}:{}: ConstraintTemplate {}: no code to evaluate (it has no Rego and CEL is disabled)",
                     template.source, template.line, template.name
                 )],
             )
@@ -304,6 +317,7 @@ fn run_case(
             source: object.source.clone(),
             line: 0,
             object: o.clone(),
+            rendered_line: None,
         })
         .collect();
     let ns_labels = review::namespace_labels(&namespace_docs);

@@ -76,6 +76,7 @@ fn run_filter_and_coverage() {
     let options = Options {
         run: Some(Regex::new("pinned").expect("re")),
         coverage: true,
+        ..Options::default()
     };
     let report = run(&[dir.path().to_path_buf()], &options);
     assert_eq!(report.results.len(), 1);
