@@ -5,6 +5,10 @@ cd "$(dirname "$0")/.."
 
 # Rust components used by the checks.
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
+# The oracle of the schema cross-check (validator/tests/schema_crosscheck.rs): strict schemas of
+# the same Kubernetes version as the built-in ones.
+python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
+  kubernetes-validate==1.37.0
 
 # `helm` for the chart tests and `validator check --chart`: scripts/helm, which runs Helm v4's
 # Go SDK from the PyPI package helm-python-sdk (no Helm binary needed).

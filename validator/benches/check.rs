@@ -2,7 +2,9 @@
 //!
 //! `cargo bench -p validator --bench check` runs 1k, 10k and 20k objects, each in a child process
 //! so that its peak RSS is its own, and prints objects/s, evaluations/s and peak RSS.
-//! `cargo bench -p validator --bench check -- 10000` runs one size in this process.
+//! `cargo bench -p validator --bench check -- 10000` runs one size in this process; add
+//! `--no-schemas` to leave out the schema checks (on by default, as in `validator check`), or
+//! `--no-policies` to time loading and schema checks alone.
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
@@ -62,22 +64,38 @@ fn peak_rss_mb() -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
-fn run_one(objects: usize) {
+fn run_one(objects: usize, schemas: bool, policies: bool) {
     let dir = std::env::temp_dir().join(format!("validator-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let file: PathBuf = dir.join("corpus.yaml");
     std::fs::write(&file, corpus(objects)).expect("write corpus");
-    let policies = bundle::load(bundle::DEFAULT_BUNDLE).expect("embedded bundle");
+    let policies = if policies {
+        bundle::load(bundle::DEFAULT_BUNDLE).expect("embedded bundle")
+    } else {
+        manifest::Loaded::default()
+    };
     let start = Instant::now();
     let input = manifest::load_paths(std::slice::from_ref(&file));
-    let outcome = check::run(input, &policies.documents, &check::Options::default());
+    let mut options = check::Options::default();
+    if !schemas {
+        options.schemas = None;
+    }
+    let outcome = check::run(input, &policies.documents, &options);
     let secs = start.elapsed().as_secs_f64();
     let _ = std::fs::remove_dir_all(&dir);
     println!(
-        "objects={} evaluations={} findings={} wall_s={:.3} objects_per_s={:.0} evaluations_per_s={:.0} peak_rss_mb={:.1}",
+        "objects={} evaluations={} findings={} schema_findings={} wall_s={:.3} objects_per_s={:.0} evaluations_per_s={:.0} peak_rss_mb={:.1}",
         outcome.objects,
         outcome.evaluations,
         outcome.findings.len(),
+        outcome
+            .findings
+            .iter()
+            .filter(|f| matches!(
+                f.code,
+                validator::report::Code::SchemaViolation | validator::report::Code::MissingSchema
+            ))
+            .count(),
         secs,
         outcome.objects as f64 / secs,
         outcome.evaluations as f64 / secs,
@@ -90,8 +108,13 @@ fn main() {
         .skip(1)
         .filter_map(|a| a.parse().ok())
         .collect();
+    let schemas = !std::env::args().any(|a| a == "--no-schemas");
     if let [size] = sizes.as_slice() {
-        run_one(*size);
+        run_one(
+            *size,
+            schemas,
+            !std::env::args().any(|a| a == "--no-policies"),
+        );
         return;
     }
     let me = std::env::current_exe().expect("own path");

@@ -25,8 +25,8 @@ pub mod exit {
 #[command(
     name = "validator",
     version,
-    about = "Check Kubernetes manifests against Gatekeeper policies",
-    long_about = "Check Kubernetes manifests against Gatekeeper-compatible policies (ConstraintTemplates and Constraints).\n\nExit codes: 0 no deny violations; 1 deny violations (or warn with --fail-on-warn) or failed suite cases; 2 usage, input, policy or evaluation errors."
+    about = "Check Kubernetes manifests against Gatekeeper policies and Kubernetes schemas",
+    long_about = "Check Kubernetes manifests against Gatekeeper-compatible policies (ConstraintTemplates and Constraints) and against Kubernetes schemas (built in for Kubernetes 1.37, from CRDs, or from --schema-location directories).\n\nExit codes: 0 no deny violations; 1 deny violations (or warn with --fail-on-warn) or failed suite cases; 2 usage, input, policy or evaluation errors."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -35,7 +35,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Check manifests (files, directories, `-` for stdin) against policies.
+    /// Check manifests (files, directories, `-` for stdin) against policies and schemas
+    /// (built-in schemas: Kubernetes 1.37).
     Check(Box<CheckArgs>),
     /// Run Gatekeeper suite files (gator verify format).
     Verify(VerifyArgs),
@@ -134,6 +135,25 @@ pub struct CheckArgs {
     /// Never check objects in these namespaces (globs like `kube-*`; repeatable).
     #[arg(long = "exclude-namespace", value_name = "NS")]
     pub exclude_namespaces: Vec<String>,
+    /// Do not check objects against Kubernetes schemas.
+    #[arg(long)]
+    pub no_schemas: bool,
+    /// Allow fields the schemas do not define (by default unknown fields are schema violations).
+    #[arg(long)]
+    pub no_strict: bool,
+    /// CustomResourceDefinitions (file or directory; repeatable) whose schemas check custom resources.
+    #[arg(long = "crd", value_name = "DIR")]
+    pub crds: Vec<PathBuf>,
+    /// Directory of JSON schemas in kubeconform's layout (`deployment-apps-v1.json`,
+    /// `service-v1.json`; repeatable), tried before the built-in schemas.
+    #[arg(long = "schema-location", value_name = "DIR")]
+    pub schema_locations: Vec<PathBuf>,
+    /// An object whose kind has no schema is an error (by default a warning).
+    #[arg(long)]
+    pub require_schemas: bool,
+    /// Kinds never schema-checked: `Kind` or `apiVersion/Kind`, comma-separated (repeatable).
+    #[arg(long, value_name = "KINDS", value_delimiter = ',')]
+    pub skip_kinds: Vec<String>,
     /// Evaluate templates that carry CEL (K8sNativeValidation) with CEL, as Gatekeeper does;
     /// `--enable-cel=false` uses their Rego.
     #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
@@ -241,6 +261,18 @@ pub fn run_check(args: CheckArgs) -> Result<u8, CliError> {
         exclude_namespaces: args.exclude_namespaces.clone(),
         progress: true,
         external_data: None,
+        schemas: (!args.no_schemas).then(|| crate::schema::Options {
+            strict: !args.no_strict,
+            crd_paths: args.crds.clone(),
+            locations: args.schema_locations.clone(),
+            require: args.require_schemas,
+            skip_kinds: args
+                .skip_kinds
+                .iter()
+                .map(|k| k.trim().to_string())
+                .filter(|k| !k.is_empty())
+                .collect(),
+        }),
         enable_cel: args.enable_cel,
         waivers,
     };

@@ -13,6 +13,7 @@ pub mod manifest;
 pub mod policy;
 pub mod report;
 pub mod review;
+pub mod schema;
 pub mod vap;
 pub mod verify;
 pub mod waiver;

@@ -280,3 +280,160 @@ fn validating_admission_policies_are_evaluated() {
     assert_eq!(run.code, 1, "{}", run.transcript());
     snapshot!("check_vap", run);
 }
+
+const NO_POLICIES: &str = "--no-default-policies";
+
+#[test]
+fn schema_valid_core_kinds_pass() {
+    let run = validator(&["check", NO_POLICIES, "tests/fixtures/schema/valid"], None);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    snapshot!("schema_valid", run);
+}
+
+#[test]
+fn schema_violations_name_the_field_and_fail_the_run() {
+    let run = validator(
+        &["check", NO_POLICIES, "tests/fixtures/schema/invalid"],
+        None,
+    );
+    assert_eq!(run.code, 1, "{}", run.transcript());
+    assert!(run.stdout.contains(
+        "spec.template.spec.containers[0].ports[0].containerPort: \"8080\" is not an integer"
+    ));
+    snapshot!("schema_invalid", run);
+    // Without strictness, unknown fields pass; the rest is still reported.
+    let relaxed = validator(
+        &[
+            "check",
+            NO_POLICIES,
+            "--no-strict",
+            "tests/fixtures/schema/invalid",
+        ],
+        None,
+    );
+    assert_eq!(relaxed.code, 1);
+    assert!(
+        !relaxed.stdout.contains("unknown field"),
+        "{}",
+        relaxed.stdout
+    );
+    assert!(relaxed.stdout.contains("is not an integer"));
+    // And with schema checks off, nothing.
+    let off = validator(
+        &[
+            "check",
+            NO_POLICIES,
+            "--no-schemas",
+            "tests/fixtures/schema/invalid",
+        ],
+        None,
+    );
+    assert_eq!(off.code, 0, "{}", off.transcript());
+}
+
+#[test]
+fn custom_resources_are_checked_against_crds_in_the_input() {
+    let run = validator(
+        &[
+            "check",
+            NO_POLICIES,
+            "--schema-location",
+            "tests/fixtures/schema/location",
+            "tests/fixtures/schema/crds",
+            "tests/fixtures/schema/custom",
+        ],
+        None,
+    );
+    assert_eq!(run.code, 1, "{}", run.transcript());
+    snapshot!("schema_crds", run);
+}
+
+#[test]
+fn crd_flag_require_schemas_and_skip_kinds() {
+    let args = [
+        "check",
+        NO_POLICIES,
+        "--crd",
+        "tests/fixtures/schema/crds",
+        "--schema-location",
+        "tests/fixtures/schema/location",
+        "tests/fixtures/schema/custom",
+    ];
+    let run = validator(&args, None);
+    assert_eq!(run.code, 1, "{}", run.transcript());
+    assert!(run
+        .stdout
+        .contains("warn [missing-schema] Gadget/shop/gadget-without-schema"));
+    let mut required = args.to_vec();
+    required.push("--require-schemas");
+    let run = validator(&required, None);
+    assert_eq!(run.code, 2, "{}", run.transcript());
+    assert!(run
+        .stdout
+        .contains("error [missing-schema] Gadget/shop/gadget-without-schema"));
+    required.extend(["--skip-kinds", "Gadget,example.com/v1/Widget"]);
+    let run = validator(&required, None);
+    assert_eq!(run.code, 1, "{}", run.transcript());
+    assert!(!run.stdout.contains("Gadget"), "{}", run.stdout);
+    assert!(!run.stdout.contains("Widget"), "{}", run.stdout);
+    assert!(run.stdout.contains("Sprocket"), "{}", run.stdout);
+}
+
+#[test]
+fn schema_findings_in_every_format() {
+    for format in ["json", "sarif", "junit", "github"] {
+        let run = validator(
+            &[
+                "check",
+                NO_POLICIES,
+                "--format",
+                format,
+                "--crd",
+                "tests/fixtures/schema/crds",
+                "--skip-kinds",
+                "Gadget,Sprocket",
+                "tests/fixtures/schema/custom",
+            ],
+            None,
+        );
+        assert_eq!(run.code, 1, "{format}: {}", run.transcript());
+        snapshot!(format!("schema_crds_{format}"), run);
+    }
+}
+
+#[test]
+fn policy_objects_are_schema_checked_only_with_their_crd() {
+    let args = [
+        "check",
+        NO_POLICIES,
+        "--policies",
+        "tests/fixtures/policies",
+        "tests/fixtures/schema/policy",
+    ];
+    let run = validator(&args, None);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    assert!(!run.stdout.contains("schema-violation"), "{}", run.stdout);
+    let mut with_crd = args.to_vec();
+    with_crd.extend(["--crd", "tests/fixtures/schema/policy-crds"]);
+    let run = validator(&with_crd, None);
+    assert_eq!(run.code, 1, "{}", run.transcript());
+    snapshot!("schema_policy_crd", run);
+}
+
+#[test]
+fn help_names_the_kubernetes_version_of_the_schemas() {
+    let run = validator(&["check", "--help"], None);
+    assert_eq!(run.code, 0);
+    let version = format!("Kubernetes {}", validator::schema::KUBERNETES_VERSION);
+    assert!(run.stdout.contains(&version), "{}", run.stdout);
+    for flag in [
+        "--no-strict",
+        "--crd",
+        "--schema-location",
+        "--require-schemas",
+        "--skip-kinds",
+        "--no-schemas",
+    ] {
+        assert!(run.stdout.contains(flag), "{flag}: {}", run.stdout);
+    }
+}

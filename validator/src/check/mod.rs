@@ -12,6 +12,7 @@ use crate::manifest::{Document, LoadError, Loaded};
 use crate::policy::{self, matching::glob_match, Constraint, EnforcementAction, PolicyError, Set};
 use crate::report::{Code, Finding, ObjectRef, PolicyRef, Severity};
 use crate::review::{self, RequestInfo, Review};
+use crate::schema::{self, Schemas};
 
 /// How a check runs.
 #[derive(Clone)]
@@ -25,6 +26,8 @@ pub struct Options {
     /// Answers `external_data` calls; `None` means no provider is configured, and constraints
     /// whose templates call `external_data` are skipped with a note.
     pub external_data: Option<Arc<ExternalDataFn>>,
+    /// Schema checks; `None` turns them off.
+    pub schemas: Option<schema::Options>,
     /// Evaluate templates that carry CEL with CEL (Gatekeeper's default).
     pub enable_cel: bool,
     /// Policy exceptions; waived violations become information.
@@ -38,6 +41,7 @@ impl Default for Options {
             exclude_namespaces: Vec::new(),
             progress: false,
             external_data: None,
+            schemas: Some(schema::Options::default()),
             enable_cel: true,
             waivers: Vec::new(),
         }
@@ -291,6 +295,15 @@ fn run_in_pool(input: Loaded, policy_docs: &[Document], options: &Options) -> Ou
         })
         .collect();
 
+    if let Some(schema_options) = &options.schemas {
+        findings.extend(schema_findings(
+            schema_options,
+            &resources,
+            &input_policies,
+            &excluded,
+        ));
+    }
+
     let namespace_labels = review::namespace_labels(&resources);
     let progress = progress_bar(options.progress, reviews.len());
     let results: Vec<(usize, Vec<Finding>)> = reviews
@@ -410,6 +423,41 @@ fn vap_findings(
             .map(|e| base(Severity::Error, Code::EvaluationError, None, None, e)),
     );
     out
+}
+
+/// Schema findings for the input objects, in parallel. CRDs come from the input and from
+/// `--crd` paths; policy objects are checked only when a CRD for them is given.
+fn schema_findings(
+    options: &schema::Options,
+    resources: &[Document],
+    input_policies: &[Document],
+    excluded: &(dyn Fn(Option<&str>) -> bool + Sync),
+) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    let mut schemas = Schemas::new(options.clone());
+    let crd_files = crate::manifest::load_paths(&options.crd_paths);
+    findings.extend(crd_files.errors.iter().map(load_error_finding));
+    for doc in crd_files.documents.iter().chain(resources) {
+        schemas.add_crd(doc);
+    }
+    let policies = input_policies
+        .iter()
+        .filter(|d| schemas.has_crd(d.api_version(), d.kind()));
+    let checked: Vec<&Document> = resources
+        .iter()
+        .chain(policies)
+        .filter(|d| {
+            let ns = if d.kind() == "Namespace" && d.api_version() == "v1" {
+                d.name()
+            } else {
+                d.namespace()
+            };
+            ns.is_empty() || !excluded(Some(ns))
+        })
+        .collect();
+    let results: Vec<Vec<Finding>> = checked.par_iter().map(|d| schemas.check(d)).collect();
+    findings.extend(results.into_iter().flatten());
+    findings
 }
 
 /// Findings for one (review, constraint) evaluation.

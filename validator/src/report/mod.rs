@@ -57,6 +57,9 @@ pub enum Code {
     /// An object that does not conform to its schema.
     #[serde(rename = "schema-violation")]
     SchemaViolation,
+    /// An object whose kind has no schema (a warning, or an error with --require-schemas).
+    #[serde(rename = "missing-schema")]
+    MissingSchema,
     /// An informational note about the run.
     #[serde(rename = "note")]
     Note,
@@ -76,6 +79,7 @@ impl Code {
             Code::InvalidPolicy => "invalid-policy",
             Code::EvaluationError => "evaluation-error",
             Code::SchemaViolation => "schema-violation",
+            Code::MissingSchema => "missing-schema",
             Code::Note => "note",
             Code::ExpiredWaiver => "expired-waiver",
             Code::InvalidWaiver => "invalid-waiver",
@@ -90,6 +94,7 @@ impl Code {
             }
             Code::EvaluationError => "A policy failed while evaluating an object",
             Code::SchemaViolation => "An object does not conform to its Kubernetes schema",
+            Code::MissingSchema => "No schema is known for an object's kind",
             Code::Note => "A note about the run",
             Code::ExpiredWaiver => "A policy waiver is past its expiry date",
             Code::InvalidWaiver => "A waiver file cannot be used",
