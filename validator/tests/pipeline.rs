@@ -876,17 +876,23 @@ fn dockerfile_problems(source: &str) -> Vec<String> {
     let instructions = parse_dockerfile(source);
     let secret =
         regex::Regex::new(r"(?i)secret|token|passw|api_?key|private_?key|credential").unwrap();
+    let remote = regex::Regex::new(r"(?i)(^|\s)(https?://|git@|git://)").unwrap();
     for i in &instructions {
-        if i.keyword == "ADD"
-            && regex::Regex::new(r"(?i)(^|\s)(https?://|git@|git://)")
-                .unwrap()
-                .is_match(&i.args)
-        {
+        if i.keyword == "ADD" && remote.is_match(&i.args) {
             problems.push(format!("line {}: ADD of a remote URL", i.line));
         }
         if i.keyword == "ENV" || i.keyword == "ARG" {
-            let name = i.args.split(['=', ' ']).next().unwrap_or("");
-            if secret.is_match(name) {
+            // `ARG NAME[=default]`, `ENV NAME=value [NAME=value]...` or `ENV NAME value`.
+            let first = i.args.split_whitespace().next().unwrap_or("");
+            let names: Vec<&str> = if first.contains('=') {
+                i.args
+                    .split_whitespace()
+                    .filter_map(|w| w.split_once('=').map(|(name, _)| name))
+                    .collect()
+            } else {
+                vec![first]
+            };
+            for name in names.into_iter().filter(|n| secret.is_match(n)) {
                 problems.push(format!(
                     "line {}: {} {name} looks like a secret",
                     i.line, i.keyword
@@ -1061,7 +1067,7 @@ fn dockerfile_builds_a_non_root_image_without_a_shell() {
 fn dockerfile_rules_catch_a_bad_dockerfile() {
     let bad = "FROM debian:12\n\
                ARG GITHUB_TOKEN\n\
-               ENV DB_PASSWORD=hunter2\n\
+               ENV LOG_LEVEL=info DB_PASSWORD=hunter2\n\
                ADD https://example.com/tool.tar.gz /opt/\n\
                COPY target/release/validator /usr/local/bin/\n\
                ENTRYPOINT validator\n";

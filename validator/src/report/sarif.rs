@@ -87,8 +87,17 @@ fn uri(path: &str) -> String {
     let p = path.replace('\\', "/");
     let p = p.strip_prefix("./").unwrap_or(&p);
     if p.is_empty() || p == "-" {
-        "stdin".to_string()
-    } else {
-        p.to_string()
+        return "stdin".to_string();
     }
+    // Percent-encode what a URI reference may not contain (e.g. `<embedded>`), as code scanning requires.
+    let mut out = String::with_capacity(p.len());
+    for b in p.bytes() {
+        let keep = b.is_ascii_alphanumeric() || b"-._~/:@!$&'()*+,;=%".contains(&b);
+        if keep {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }

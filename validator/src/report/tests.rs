@@ -130,3 +130,25 @@ fn markdown_summary_lists_failing_findings() {
         "| deny | K8sRequiredProbes/probes | Deployment/prod/web | `deploy/web.yaml:12` |"
     ));
 }
+
+#[test]
+fn sarif_uris_are_percent_encoded() {
+    let mut f = findings();
+    f[1].file = "<embedded>/policies/a b.yaml".into();
+    let v: serde_json::Value =
+        serde_json::from_str(&render(Format::Sarif, &f, &Summary::of(&f, 5), false)).expect("json");
+    let uris: Vec<&str> = v["runs"][0]["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .map(|r| {
+            r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+                .as_str()
+                .expect("uri")
+        })
+        .collect();
+    assert!(
+        uris.contains(&"%3Cembedded%3E/policies/a%20b.yaml"),
+        "{uris:?}"
+    );
+}
