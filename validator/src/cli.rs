@@ -180,10 +180,15 @@ pub fn run_check(args: CheckArgs) -> Result<u8, CliError> {
         external_data: None,
         enable_cel: args.enable_cel,
     };
+    let attestation = (format == Format::Json)
+        .then(|| crate::digest::Attestation::of(&input.documents, &policies.documents));
     let outcome = check::run(input, &policies.documents, &options);
     let summary = Summary::of(&outcome.findings, outcome.objects);
     let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    let text = report::render(format, &outcome.findings, &summary, colour);
+    let text = match &attestation {
+        Some(a) => report::json_attested(&outcome.findings, &summary, a),
+        None => report::render(format, &outcome.findings, &summary, colour),
+    };
     let mut stdout = std::io::stdout().lock();
     stdout.write_all(text.as_bytes())?;
     stdout.flush()?;
