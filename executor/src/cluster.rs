@@ -17,9 +17,12 @@ pub enum ClusterError {
     Kubeconfig(#[source] kube::config::KubeconfigError),
     #[error("cannot find a cluster configuration (KUBECONFIG, ~/.kube/config or in-cluster): {0}")]
     Infer(#[source] kube::config::InferConfigError),
-    #[error("cannot connect to the cluster: {0}")]
+    #[error("cannot connect to the cluster: {}", crate::apply::describe(.0))]
     Client(#[source] kube::Error),
-    #[error("cannot discover {api_version} {kind}: {source}")]
+    #[error(
+        "cannot discover {api_version} {kind}: {}",
+        crate::apply::describe(source)
+    )]
     Discovery {
         api_version: String,
         kind: String,

@@ -34,6 +34,9 @@ pub enum Error {
     History(#[from] release::HistoryError),
     #[error(transparent)]
     Lock(#[from] lock::LockError),
+    /// A request the cluster refused, described.
+    #[error("{0}")]
+    Api(String),
     #[error("cannot start the async runtime: {0}")]
     Runtime(#[source] std::io::Error),
     #[error("cannot write output: {0}")]

@@ -66,7 +66,10 @@ pub enum LockError {
         renewed_ago: Duration,
         duration: Duration,
     },
-    #[error("cannot take the lock of release {release}: {source}")]
+    #[error(
+        "cannot take the lock of release {release}: {}",
+        crate::apply::describe(source)
+    )]
     Api {
         release: String,
         #[source]

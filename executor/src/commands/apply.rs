@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
+use kube::api::{Patch, PatchParams};
 use serde_json::Value;
 
 use super::{connect, human_findings, load, now, object_reports, trim_history, write_record, Done};
@@ -83,6 +84,7 @@ pub async fn run(args: &ApplyArgs, progress: &Progress) -> Result<Done, Error> {
     }
 
     timer.phase("lock");
+    let created_namespace = ensure_namespace(&cluster, &namespace, &desired, progress).await?;
     let me = lock::identity();
     let held = lock::acquire(
         cluster.client.clone(),
@@ -102,6 +104,7 @@ pub async fn run(args: &ApplyArgs, progress: &Progress) -> Result<Done, Error> {
         &cluster,
         &namespace,
         desired,
+        created_namespace,
         &mut timer,
         &mut report,
         progress,
@@ -113,6 +116,54 @@ pub async fn run(args: &ApplyArgs, progress: &Progress) -> Result<Done, Error> {
     text.push_str(&report.message);
     text.push('\n');
     Ok((code, Some(report.with_timer(&timer)), text))
+}
+
+/// The release namespace holds the history and the lock: it must exist before anything else.
+/// When it does not but the manifests define it, it is applied first (and kept should the
+/// install fail, with the history in it).
+async fn ensure_namespace(
+    cluster: &Cluster,
+    namespace: &str,
+    desired: &[Desired],
+    progress: &Progress,
+) -> Result<Option<ObjectId>, Error> {
+    let Some(resolved) = cluster.resolve("v1", "Namespace").await? else {
+        return Ok(None);
+    };
+    let api = cluster.api(&resolved, "");
+    match api.get_opt(namespace).await {
+        Ok(Some(_)) => return Ok(None),
+        Ok(None) => {}
+        Err(e) => {
+            return Err(Error::Api(format!(
+                "cannot read namespace {namespace}: {}",
+                apply::describe(&e)
+            )))
+        }
+    }
+    let Some(d) = desired.iter().find(|d| {
+        d.id.kind == "Namespace" && d.id.group_version().0.is_empty() && d.id.name == namespace
+    }) else {
+        return Err(Error::Usage(format!(
+            "namespace {namespace} does not exist; create it or include it in the manifests"
+        )));
+    };
+    api.patch(
+        namespace,
+        &PatchParams::apply(apply::FIELD_MANAGER),
+        &Patch::Apply(d.object()),
+    )
+    .await
+    .map_err(|e| {
+        Error::Api(format!(
+            "cannot create namespace {namespace}: {}",
+            apply::describe(&e)
+        ))
+    })?;
+    progress.note(format!(
+        "Namespace {namespace} created first: it holds the release history and lock"
+    ));
+    Ok(Some(d.id.clone()))
 }
 
 fn set_digest(desired: &[Desired]) -> String {
@@ -127,6 +178,7 @@ async fn locked(
     cluster: &Cluster,
     namespace: &str,
     desired: Vec<Desired>,
+    created_namespace: Option<ObjectId>,
     timer: &mut Timer,
     report: &mut Report,
     progress: &Progress,
@@ -189,6 +241,7 @@ async fn locked(
     }
     let live_versions: HashMap<ObjectId, String> = planned
         .iter()
+        .filter(|p| Some(&p.desired.id) != created_namespace.as_ref())
         .filter_map(|p| {
             let rv = p.live.as_ref()?["metadata"]["resourceVersion"].as_str()?;
             Some((p.desired.id.clone(), rv.to_string()))

@@ -11,20 +11,29 @@ use super::{decode, encode, Record, RecordError, OWNER_LABEL, SECRET_TYPE};
 
 #[derive(Debug, thiserror::Error)]
 pub enum HistoryError {
-    #[error("cannot read the history of release {release}: {source}")]
+    #[error(
+        "cannot read the history of release {release}: {}",
+        crate::apply::describe(source)
+    )]
     List {
         release: String,
         #[source]
         source: kube::Error,
     },
-    #[error("cannot write revision {revision} of release {release}: {source}")]
+    #[error(
+        "cannot write revision {revision} of release {release}: {}",
+        crate::apply::describe(source)
+    )]
     Write {
         release: String,
         revision: u32,
         #[source]
         source: kube::Error,
     },
-    #[error("cannot delete revision {revision} of release {release}: {source}")]
+    #[error(
+        "cannot delete revision {revision} of release {release}: {}",
+        crate::apply::describe(source)
+    )]
     Delete {
         release: String,
         revision: u32,
