@@ -6,7 +6,8 @@
 //!   executor detected the failure and started the rollback;
 //! - the rollback itself, from its start until the restored release was complete.
 //!
-//! `cargo bench -p executor --bench rollout` (optionally `-- RUNS`, default 5).
+//! `cargo bench -p executor --bench rollout` (optionally `-- RUNS`, default 5). Under
+//! `cargo test --all-targets` (no `--bench` argument) it makes one run of each, as a smoke test.
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
@@ -28,10 +29,14 @@ struct Bench {
 
 impl Bench {
     fn apply(&self, version: u32, extra: &[&str]) -> (i32, Value) {
+        self.apply_with(version, "", extra)
+    }
+
+    fn apply_with(&self, version: u32, spec: &str, extra: &[&str]) -> (i32, Value) {
         let manifest = self.dir.path().join(format!("v{version}.yaml"));
         std::fs::write(
             &manifest,
-            api_manifests(version, "").replace("replicas: 2", "replicas: 3"),
+            api_manifests(version, spec).replace("replicas: 2", "replicas: 3"),
         )
         .unwrap();
         let out = Command::new(env!("CARGO_BIN_EXE_executor"))
@@ -94,10 +99,11 @@ fn stats(name: &str, mut samples: Vec<f64>) -> String {
 }
 
 fn main() {
+    let benchmarking = std::env::args().any(|a| a == "--bench");
     let runs: u32 = std::env::args()
         .skip(1)
         .find_map(|a| a.parse().ok())
-        .unwrap_or(5);
+        .unwrap_or(if benchmarking { 5 } else { 1 });
     let sim = Simulator::start_with(Options {
         speed: 1.0,
         default_behaviour: Behaviour::Ready {
@@ -142,6 +148,24 @@ fn main() {
             at(&report, "rollbackComplete"),
         ));
         total.push(report["durations"]["total"].as_f64().unwrap() * 1000.0);
+    }
+
+    // A rollout that replaced an old pod before failing: the rollback has to start one again.
+    let replacing = "\n  strategy:\n    rollingUpdate:\n      maxSurge: 0\n      maxUnavailable: 1";
+    let mut rollback_restart = Vec::new();
+    for v in 80..80 + runs {
+        bench.sim.set_behaviour(
+            &image("api", v),
+            Behaviour::CrashLoop {
+                restart_every: Duration::from_secs(1),
+            },
+        );
+        let (code, report) = bench.apply_with(v, replacing, &["--max-restarts", "3"]);
+        assert_eq!(code, 1, "{report}");
+        rollback_restart.push(millis(
+            at(&report, "rollbackStarted"),
+            at(&report, "rollbackComplete"),
+        ));
     }
 
     println!("| measure (ms) | runs | min | median | max |");

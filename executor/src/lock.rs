@@ -77,6 +77,8 @@ pub enum LockError {
     },
     #[error("cannot take the lock of release {release}: it changed under us too often")]
     Contended { release: String },
+    #[error("lost the lock of release {release}: another executor took it over (were renewals failing?)")]
+    Lost { release: String },
 }
 
 /// A held lock; renewed in the background until released.

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use simulator::{Behaviour, Options, Simulator};
-use support::{api_manifests, image, statefulset_manifests};
+use support::{api_manifests, daemonset_manifests, image, statefulset_manifests, CRD_AND_INSTANCE};
 
 mod support;
 
@@ -675,4 +675,58 @@ fn plan_shows_changes_and_changes_nothing() {
     // Pods may have changed status meanwhile; the objects of the release did not.
     assert_eq!(deployment_image(&env), image("api", 1));
     let _ = rv;
+}
+
+#[test]
+fn daemonset_update_completes_on_every_node() {
+    let env = env(10.0);
+    for v in 1..=2 {
+        let path = write(&env, &format!("agent{v}.yaml"), &daemonset_manifests(v));
+        let run = executor(
+            &env,
+            &["apply", "-r", "agent", "-n", "shop", "-o", "json", &path],
+        );
+        assert_eq!(run.code, 0, "{run}");
+    }
+    let ds = env
+        .sim
+        .get("apps/v1", "DaemonSet", "shop", "agent")
+        .unwrap();
+    assert_eq!(ds["status"]["updatedNumberScheduled"], 3);
+    assert_eq!(ds["status"]["numberAvailable"], 3);
+    let pods = env.sim.list("v1", "Pod", Some("shop"));
+    assert_eq!(pods.len(), 3);
+    assert!(pods
+        .iter()
+        .all(|p| p["spec"]["containers"][0]["image"] == image("agent", 2)));
+}
+
+#[test]
+fn custom_resources_wait_for_their_crd() {
+    let env = env(10.0);
+    let path = write(&env, "crd.yaml", CRD_AND_INSTANCE);
+    let run = executor(
+        &env,
+        &["apply", "-r", "widgets", "-n", "shop", "-o", "json", &path],
+    );
+    assert_eq!(run.code, 0, "{run}");
+    let kinds: Vec<String> = run.json()["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["kind"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(kinds, ["CustomResourceDefinition", "Widget"]);
+    let widget = env
+        .sim
+        .get("example.com/v1", "Widget", "shop", "gear")
+        .unwrap();
+    assert_eq!(widget["spec"]["size"], 3);
+    // Planning it again resolves the kind from the cluster.
+    let plan = executor(&env, &["plan", "-r", "widgets", "-n", "shop", &path]);
+    assert_eq!(plan.code, 0, "{plan}");
+    assert!(
+        plan.stdout.contains("= Widget shop/gear (unchanged)"),
+        "{plan}"
+    );
 }

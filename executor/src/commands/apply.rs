@@ -101,6 +101,7 @@ pub async fn run(args: &ApplyArgs, progress: &Progress) -> Result<Done, Error> {
     }
     let result = locked(
         args,
+        &held,
         &cluster,
         &namespace,
         desired,
@@ -175,6 +176,7 @@ fn set_digest(desired: &[Desired]) -> String {
 #[allow(clippy::too_many_arguments)]
 async fn locked(
     args: &ApplyArgs,
+    held: &lock::Lock,
     cluster: &Cluster,
     namespace: &str,
     desired: Vec<Desired>,
@@ -254,6 +256,12 @@ async fn locked(
         .collect();
     if let Some(r) = &resume {
         created.extend(r.created.iter().cloned());
+    }
+    if held.lost() {
+        return Err(lock::LockError::Lost {
+            release: name.clone(),
+        }
+        .into());
     }
     let started = now();
     let mut record = Record {

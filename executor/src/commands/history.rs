@@ -58,13 +58,18 @@ pub async fn history(args: &ReleaseArgs) -> Result<Done, Error> {
         ));
     }
     let mut text = format!(
-        "{:<9} {:<27} {:<12} {:<10} DESCRIPTION\n",
+        "{:<9} {:<20} {:<12} {:<10} DESCRIPTION\n",
         "REVISION", "UPDATED", "STATUS", "OPERATION"
     );
     for r in &records {
-        let updated: String = r.updated.chars().take(19).collect();
+        let updated = r
+            .updated
+            .chars()
+            .take(19)
+            .collect::<String>()
+            .replace('T', " ");
         text.push_str(&format!(
-            "{:<9} {:<27} {:<12} {:<10} {}\n",
+            "{:<9} {:<20} {:<12} {:<10} {}\n",
             r.revision,
             updated,
             r.status.as_str(),

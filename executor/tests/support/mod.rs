@@ -148,3 +148,71 @@ spec:
         containers = container("db", version)
     )
 }
+
+pub fn daemonset_manifests(version: u32) -> String {
+    format!(
+        r#"apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata:
+  name: agent-default-deny
+  namespace: shop
+spec:
+  podSelector: {{}}
+  policyTypes: ["Ingress", "Egress"]
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata:
+  name: agent
+  namespace: shop
+automountServiceAccountToken: false
+---
+apiVersion: apps/v1
+kind: DaemonSet
+metadata:
+  name: agent
+  namespace: shop
+spec:
+  selector:
+    matchLabels:
+      app: agent
+  template:
+    metadata:
+      labels:
+        app: agent
+    spec:
+      serviceAccountName: agent{POD_SECURITY}{containers}
+"#,
+        containers = container("agent", version)
+    )
+}
+
+/// A CRD and one of its custom resources, in one release.
+pub const CRD_AND_INSTANCE: &str = r#"apiVersion: example.com/v1
+kind: Widget
+metadata:
+  name: gear
+  namespace: shop
+spec:
+  size: 3
+---
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: widgets.example.com
+spec:
+  group: example.com
+  scope: Namespaced
+  names:
+    kind: Widget
+    plural: widgets
+    singular: widget
+  versions:
+    - name: v1
+      served: true
+      storage: true
+      schema:
+        openAPIV3Schema:
+          type: object
+          x-kubernetes-preserve-unknown-fields: true
+"#;
