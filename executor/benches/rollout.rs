@@ -179,6 +179,13 @@ fn main() {
     );
     println!(
         "{}",
+        stats(
+            "rollback started -> complete, one old pod to start (ready after 1 s)",
+            rollback_restart
+        )
+    );
+    println!(
+        "{}",
         stats("failed apply, total (incl. 3 s of crash loop)", total)
     );
 }

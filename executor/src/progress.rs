@@ -123,6 +123,11 @@ impl Progress {
             .collect()
     }
 
+    /// What a workload last reported: `complete`, or its progress message.
+    pub fn state(&self, id: &ObjectId) -> Option<String> {
+        self.workloads.lock().ok()?.last.get(id).cloned()
+    }
+
     /// Forgets workloads (a new wait starts).
     pub fn reset(&self) {
         if let Ok(mut w) = self.workloads.lock() {

@@ -221,7 +221,15 @@ fn update_rolls_out_and_supersedes_the_previous_revision() {
     let v2 = write(&env, "v2.yaml", &api_manifests(2, ""));
     let run = apply(&env, &v2, &[]);
     assert_eq!(run.code, 0, "{run}");
-    assert_eq!(run.json()["revision"], 2);
+    let report = run.json();
+    assert_eq!(report["revision"], 2);
+    let deployment = report["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["kind"] == "Deployment")
+        .unwrap();
+    assert_eq!(deployment["status"], "complete", "{report}");
     assert_eq!(deployment_image(&env), image("api", 2));
     assert!(deployment_complete(&env));
     assert_eq!(
@@ -264,6 +272,19 @@ fn crash_looping_update_is_rolled_back() {
     assert_eq!(report["outcome"], "rolled-back");
     assert_eq!(report["rolledBackTo"], 1);
     assert_eq!(report["failure"]["reason"], "crashLoopBackOff");
+    let deployment = report["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["kind"] == "Deployment")
+        .unwrap();
+    assert!(
+        deployment["status"]
+            .as_str()
+            .unwrap()
+            .starts_with("failed: CrashLoopBackOff"),
+        "{report}"
+    );
     assert!(
         report["message"]
             .as_str()

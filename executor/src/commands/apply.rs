@@ -330,6 +330,14 @@ async fn locked(
         }
     };
 
+    for o in report.objects.iter_mut() {
+        o.status = match &outcome {
+            strategy::Outcome::Failed { id, failure } if *id == o.id => {
+                Some(format!("failed: {failure}"))
+            }
+            _ => progress.state(&o.id),
+        };
+    }
     match outcome {
         strategy::Outcome::Complete => {
             timer.mark("rolloutComplete");
