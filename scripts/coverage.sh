@@ -5,4 +5,5 @@ cd "$(dirname "$0")/.."
 if ! cargo tarpaulin --version >/dev/null 2>&1; then
   cargo install cargo-tarpaulin --locked
 fi
-cargo tarpaulin --workspace --all-targets --skip-clean --out Stdout --timeout 600 "$@"
+export PATH="$PWD/scripts:$PATH"
+cargo tarpaulin --workspace --lib --bins --tests --skip-clean --out Stdout --timeout 600 "$@"

@@ -39,6 +39,55 @@ pub enum Command {
     Check(Box<CheckArgs>),
     /// Run Gatekeeper suite files (gator verify format).
     Verify(VerifyArgs),
+    /// Serve the policies as a Kubernetes validating admission webhook over HTTPS.
+    Serve(Box<ServeArgs>),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "0.0.0.0:8443", value_name = "ADDR")]
+    pub listen: std::net::SocketAddr,
+    /// TLS certificate chain (PEM); reloaded when the file changes.
+    #[arg(long, value_name = "FILE")]
+    pub tls_cert: PathBuf,
+    /// TLS private key (PEM); reloaded when the file changes.
+    #[arg(long, value_name = "FILE")]
+    pub tls_key: PathBuf,
+    /// More policies (file or directory; repeatable); reloaded when they change or on SIGHUP.
+    #[arg(long = "policies", value_name = "DIR")]
+    pub policies: Vec<PathBuf>,
+    /// Do not use the embedded policy bundle.
+    #[arg(long)]
+    pub no_default_policies: bool,
+    /// Embedded bundle to use: baseline, restricted or production.
+    #[arg(long, value_name = "NAME", default_value = bundle::DEFAULT_BUNDLE)]
+    pub bundle: String,
+    /// Evaluate templates that carry CEL with CEL; `--enable-cel=false` uses their Rego.
+    #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
+    pub enable_cel: bool,
+    /// Deadline of one evaluation (keep it under the API server's webhook timeout).
+    #[arg(long, default_value = "2s", value_name = "DURATION")]
+    pub timeout: String,
+    /// On a deadline or internal error: `fail` denies, `ignore` allows.
+    #[arg(long, default_value = "fail", value_name = "POLICY")]
+    pub failure_policy: String,
+    /// Namespaces (globs) allowed without evaluation (repeatable). Namespace objects given with
+    /// --policies that carry the label admission.gatekeeper.sh/ignore are exempt too.
+    #[arg(long = "exempt-namespace", value_name = "NS")]
+    pub exempt_namespaces: Vec<String>,
+    /// Largest request body accepted; larger ones get 413.
+    #[arg(long, default_value_t = 3 * 1024 * 1024, value_name = "BYTES")]
+    pub max_body_bytes: usize,
+    /// Evaluations running at once; further requests wait.
+    #[arg(long, default_value_t = 16, value_name = "N")]
+    pub max_concurrency: usize,
+    /// How often policy files are checked for changes.
+    #[arg(long, default_value = "2s", value_name = "DURATION")]
+    pub reload_interval: String,
+    /// Waiver file of policy exceptions (repeatable); reloaded with the policies.
+    #[arg(long = "waivers", value_name = "FILE")]
+    pub waivers: Vec<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -89,6 +138,12 @@ pub struct CheckArgs {
     /// `--enable-cel=false` uses their Rego.
     #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
     pub enable_cel: bool,
+    /// Waiver file of policy exceptions (repeatable); see the README.
+    #[arg(long = "waivers", value_name = "FILE")]
+    pub waivers: Vec<PathBuf>,
+    /// Also write a Markdown summary to this file (e.g. $GITHUB_STEP_SUMMARY).
+    #[arg(long, value_name = "FILE")]
+    pub summary: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -124,6 +179,7 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
     match cli.command {
         Command::Check(args) => run_check(*args),
         Command::Verify(args) => run_verify(args),
+        Command::Serve(args) => run_serve(*args),
     }
 }
 
@@ -173,22 +229,44 @@ pub fn run_check(args: CheckArgs) -> Result<u8, CliError> {
     }
     // Unreadable policy files are input errors too.
     input.errors.extend(policies.errors);
+    let mut waivers = Vec::new();
+    let mut waiver_errors = Vec::new();
+    for path in &args.waivers {
+        let (w, e) = crate::waiver::load(path);
+        waivers.extend(w);
+        waiver_errors.extend(e);
+    }
     let options = check::Options {
         jobs: args.jobs,
         exclude_namespaces: args.exclude_namespaces.clone(),
         progress: true,
         external_data: None,
         enable_cel: args.enable_cel,
+        waivers,
     };
     let attestation = (format == Format::Json)
         .then(|| crate::digest::Attestation::of(&input.documents, &policies.documents));
-    let outcome = check::run(input, &policies.documents, &options);
+    let mut outcome = check::run(input, &policies.documents, &options);
+    if !waiver_errors.is_empty() {
+        outcome
+            .findings
+            .extend(crate::waiver::error_findings(&waiver_errors));
+        outcome.findings.sort();
+    }
     let summary = Summary::of(&outcome.findings, outcome.objects);
     let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let text = match &attestation {
         Some(a) => report::json_attested(&outcome.findings, &summary, a),
         None => report::render(format, &outcome.findings, &summary, colour),
     };
+    if let Some(path) = &args.summary {
+        let markdown = report::markdown_summary(&outcome.findings, &summary);
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?;
+        file.write_all(markdown.as_bytes())?;
+    }
     let mut stdout = std::io::stdout().lock();
     stdout.write_all(text.as_bytes())?;
     stdout.flush()?;
@@ -238,4 +316,60 @@ pub fn run_verify(args: VerifyArgs) -> Result<u8, CliError> {
     stdout.write_all(text.as_bytes())?;
     stdout.flush()?;
     Ok(report.exit_code())
+}
+
+/// The webhook configuration from `serve` arguments.
+pub fn serve_config(args: &ServeArgs) -> Result<crate::webhook::Config, CliError> {
+    let duration = |flag: &str, v: &str| {
+        crate::webhook::parse_duration(v).map_err(|e| CliError::Usage(format!("{flag}: {e}")))
+    };
+    let fail_closed = match args.failure_policy.as_str() {
+        "fail" => true,
+        "ignore" => false,
+        other => {
+            return Err(CliError::Usage(format!(
+                "--failure-policy: `{other}` is not fail or ignore"
+            )))
+        }
+    };
+    if !args.no_default_policies && !bundle::names().contains(&args.bundle.as_str()) {
+        return Err(CliError::Usage(format!(
+            "unknown bundle `{}`; available: {}",
+            args.bundle,
+            bundle::names().join(", ")
+        )));
+    }
+    Ok(crate::webhook::Config {
+        listen: args.listen,
+        tls_cert: args.tls_cert.clone(),
+        tls_key: args.tls_key.clone(),
+        sources: crate::webhook::state::Sources {
+            bundle: (!args.no_default_policies).then(|| args.bundle.clone()),
+            paths: args.policies.clone(),
+            enable_cel: args.enable_cel,
+            exempt_namespaces: args.exempt_namespaces.clone(),
+            waivers: args.waivers.clone(),
+        },
+        timeout: duration("--timeout", &args.timeout)?,
+        fail_closed,
+        max_body_bytes: args.max_body_bytes,
+        max_concurrency: args.max_concurrency,
+        reload_interval: duration("--reload-interval", &args.reload_interval)?,
+    })
+}
+
+pub fn run_serve(args: ServeArgs) -> Result<u8, CliError> {
+    let config = serve_config(&args)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        match crate::webhook::start(config).await {
+            Ok(running) => {
+                running.wait().await;
+                Ok(exit::OK)
+            }
+            Err(e) => Err(CliError::Usage(e.to_string())),
+        }
+    })
 }

@@ -14,4 +14,7 @@ pub mod manifest;
 pub mod policy;
 pub mod report;
 pub mod review;
+pub mod vap;
 pub mod verify;
+pub mod waiver;
+pub mod webhook;

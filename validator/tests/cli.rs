@@ -300,3 +300,58 @@ fn verify_gatekeeper_library_conformance() {
         );
     }
 }
+
+#[test]
+fn waivers_and_markdown_summary() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let summary = dir.path().join("summary.md");
+    let run = validator(
+        &[
+            "check",
+            "--waivers",
+            "tests/fixtures/waivers/waivers.yaml",
+            "--summary",
+            summary.to_str().expect("utf8"),
+            "tests/fixtures/app/violations.yaml",
+        ],
+        None,
+    );
+    assert_eq!(run.code, 1, "{}", run.transcript());
+    assert!(
+        run.stdout
+            .contains("[waived until 2999-12-31 by platform-team@example.com"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("waiver of K8sDisallowLatestTag/production-no-latest-tag owned by web-team@example.com expired on 2020-01-31"), "{}", run.stdout);
+    snapshot!("check_waivers", run);
+    let md = std::fs::read_to_string(&summary).expect("summary written");
+    assert!(md.starts_with("## Policy check: failed"), "{md}");
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "apiVersion: validator.policy/v1\nkind: WaiverList\nwaivers:\n  - constraint: x\n",
+    )
+    .expect("write");
+    let run = validator(
+        &[
+            "check",
+            "--waivers",
+            bad.to_str().expect("utf8"),
+            "tests/fixtures/app/compliant.yaml",
+        ],
+        None,
+    );
+    assert_eq!(run.code, 2);
+    assert!(run.stdout.contains("invalid-waiver"), "{}", run.stdout);
+}
+
+#[test]
+fn validating_admission_policies_are_evaluated() {
+    let run = validator(
+        &["check", "--no-default-policies", "tests/fixtures/vap"],
+        None,
+    );
+    assert_eq!(run.code, 1, "{}", run.transcript());
+    snapshot!("check_vap", run);
+}

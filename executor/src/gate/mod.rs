@@ -33,6 +33,9 @@ pub struct PolicyArgs {
     /// Evaluate templates that carry CEL with CEL (`--enable-cel=false` uses their Rego).
     #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
     pub enable_cel: bool,
+    /// Waiver file of policy exceptions (repeatable), as `validator check --waivers`.
+    #[arg(long = "waivers", value_name = "FILE")]
+    pub waivers: Vec<PathBuf>,
     /// Worker threads for the check (default: all cores).
     #[arg(long, short = 'j', value_name = "N")]
     pub jobs: Option<usize>,
@@ -94,14 +97,28 @@ pub fn check(
         documents: objects,
         errors: policies.errors.clone(),
     };
+    let mut waivers = Vec::new();
+    let mut waiver_errors = Vec::new();
+    for path in &args.waivers {
+        let (w, e) = validator::waiver::load(path);
+        waivers.extend(w);
+        waiver_errors.extend(e);
+    }
     let options = check::Options {
         jobs: args.jobs,
         exclude_namespaces: args.exclude_namespaces.clone(),
         progress,
         external_data: None,
         enable_cel: args.enable_cel,
+        waivers,
     };
-    let outcome = check::run(input, &policies.documents, &options);
+    let mut outcome = check::run(input, &policies.documents, &options);
+    if !waiver_errors.is_empty() {
+        outcome
+            .findings
+            .extend(validator::waiver::error_findings(&waiver_errors));
+        outcome.findings.sort();
+    }
     let summary = Summary::of(&outcome.findings, outcome.objects);
     let exit = validator::cli::exit_code(&summary, args.fail_on_warn);
     Decision {

@@ -65,10 +65,59 @@ impl Render {
     }
 }
 
-/// The template file a `# Source: <chart>/templates/<file>` comment names, below the chart directory.
+/// The path with `a/..` pairs removed, without touching the file system.
+fn lexical(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out: Vec<Component<'_>> = Vec::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir if matches!(out.last(), Some(Component::Normal(_))) => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out.iter().collect()
+}
+
+/// Directories of a chart's `file://` dependencies, by dependency name (from its Chart.yaml).
+fn local_dependencies(chart_dir: &Path) -> Vec<(String, PathBuf)> {
+    let Ok(text) = std::fs::read_to_string(chart_dir.join("Chart.yaml")) else {
+        return Vec::new();
+    };
+    let Ok(chart) = serde_yaml::from_str::<serde_json::Value>(&text) else {
+        return Vec::new();
+    };
+    chart
+        .get("dependencies")
+        .and_then(serde_json::Value::as_array)
+        .map(|deps| {
+            deps.iter()
+                .filter_map(|d| {
+                    let name = d.get("alias").or_else(|| d.get("name"))?.as_str()?;
+                    let repo = d.get("repository")?.as_str()?.strip_prefix("file://")?;
+                    Some((name.to_string(), lexical(&chart_dir.join(repo))))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The template file a `# Source: <chart>/templates/<file>` comment names, below the chart
+/// directory. Subcharts (`<chart>/charts/<dep>/templates/...`) that come from a `file://`
+/// dependency resolve to that dependency's own directory.
 fn source_path(chart_dir: &Path, source: &str) -> PathBuf {
-    // The first component is the chart's name; subcharts appear as <chart>/charts/<sub>/templates/...
+    // The first component is the chart's name.
     let rest = source.split_once('/').map_or(source, |(_, r)| r);
+    if let Some((dep, inner)) = rest.strip_prefix("charts/").and_then(|r| r.split_once('/')) {
+        if let Some((_, dir)) = local_dependencies(chart_dir)
+            .into_iter()
+            .find(|(name, _)| name == dep)
+        {
+            return source_path(&dir, &format!("{dep}/{inner}"));
+        }
+    }
     chart_dir.join(rest)
 }
 
@@ -118,6 +167,30 @@ mod tests {
             "charts/api/charts/redis/templates/deploy.yaml"
         );
         assert_eq!(l.documents[1].rendered_line, Some(9));
+    }
+
+    #[test]
+    fn umbrella_subcharts_point_at_their_own_directories() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let umbrella = dir.path().join("platform");
+        std::fs::create_dir_all(&umbrella).expect("mkdir");
+        std::fs::write(
+            umbrella.join("Chart.yaml"),
+            "apiVersion: v2\nname: platform\nversion: 0.1.0\ndependencies:\n- name: api\n  version: 0.1.0\n  repository: file://../api\n",
+        )
+        .expect("write");
+        let p = source_path(&umbrella, "platform/charts/api/templates/deployment.yaml");
+        assert_eq!(p, dir.path().join("api/templates/deployment.yaml"));
+        assert_eq!(
+            lexical(Path::new("charts/platform/../api/./x")),
+            PathBuf::from("charts/api/x")
+        );
+        let p = source_path(&umbrella, "platform/charts/other/templates/x.yaml");
+        assert_eq!(p, umbrella.join("charts/other/templates/x.yaml"));
+        assert_eq!(
+            source_path(&umbrella, "platform/templates/np.yaml"),
+            umbrella.join("templates/np.yaml")
+        );
     }
 
     #[test]

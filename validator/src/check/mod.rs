@@ -27,6 +27,8 @@ pub struct Options {
     pub external_data: Option<Arc<ExternalDataFn>>,
     /// Evaluate templates that carry CEL with CEL (Gatekeeper's default).
     pub enable_cel: bool,
+    /// Policy exceptions; waived violations become information.
+    pub waivers: Vec<crate::waiver::Waiver>,
 }
 
 impl Default for Options {
@@ -37,6 +39,7 @@ impl Default for Options {
             progress: false,
             external_data: None,
             enable_cel: true,
+            waivers: Vec::new(),
         }
     }
 }
@@ -228,6 +231,9 @@ fn run_in_pool(input: Loaded, policy_docs: &[Document], options: &Options) -> Ou
         .partition(policy::is_policy_document);
     let (set, errors) = Set::from_documents(policy_docs.iter().chain(input_policies.iter()));
     findings.extend(errors.iter().map(policy_error_finding));
+    let (vap_set, vap_errors) =
+        crate::vap::Set::from_documents(policy_docs.iter().chain(input_policies.iter()));
+    findings.extend(vap_errors.iter().map(policy_error_finding));
 
     let inventory = review::inventory(resources.iter().map(|d| &d.object));
     let compile_options = CompileOptions {
@@ -308,6 +314,15 @@ fn run_in_pool(input: Loaded, policy_docs: &[Document], options: &Options) -> Ou
                     out.extend(violation_findings(doc, r, c, result));
                 },
             );
+            if !vap_set.is_empty() && r.expansion.is_none() {
+                out.extend(vap_findings(
+                    &vap_set,
+                    doc,
+                    r,
+                    &namespace_labels,
+                    &resources,
+                ));
+            }
             if let Some(p) = &progress {
                 p.inc(1);
             }
@@ -324,11 +339,89 @@ fn run_in_pool(input: Loaded, policy_docs: &[Document], options: &Options) -> Ou
     }
     findings.sort();
     findings.dedup();
+    if !options.waivers.is_empty() {
+        findings = crate::waiver::apply(findings, &options.waivers, crate::waiver::Date::today());
+    }
     Outcome {
         findings,
         objects: resources.len(),
         evaluations,
     }
+}
+
+/// Findings of the ValidatingAdmissionPolicy bindings that match a review.
+fn vap_findings(
+    set: &crate::vap::Set,
+    doc: &Document,
+    review: &Review,
+    namespace_labels: &BTreeMap<String, Map<String, Value>>,
+    objects: &[Document],
+) -> Vec<Finding> {
+    let review_json: Value = review
+        .input
+        .to_json_str()
+        .ok()
+        .and_then(|s| serde_json::from_str(&s).ok())
+        .unwrap_or(Value::Null);
+    let ns_labels = match (review.group.as_str(), review.kind.as_str()) {
+        ("", "Namespace") => Some(&review.labels),
+        _ => review
+            .namespace
+            .as_ref()
+            .and_then(|ns| namespace_labels.get(ns)),
+    };
+    let (violations, errors) = crate::vap::evaluate(
+        set,
+        review,
+        &review_json,
+        &review.target(ns_labels),
+        objects,
+    );
+    let base = |severity: Severity,
+                code: Code,
+                policy: Option<PolicyRef>,
+                action: Option<String>,
+                message: String| Finding {
+        file: doc.source.to_string(),
+        line: doc.line,
+        column: 0,
+        rendered_line: doc.rendered_line,
+        severity,
+        code,
+        policy,
+        action,
+        object: Some(object_ref(doc)),
+        message,
+    };
+    let mut out: Vec<Finding> = violations
+        .into_iter()
+        .map(|v| {
+            let has = |a: &str| v.actions.iter().any(|x| x == a);
+            let severity = if has("Deny") {
+                Severity::Deny
+            } else if has("Warn") {
+                Severity::Warn
+            } else {
+                Severity::Info
+            };
+            base(
+                severity,
+                Code::PolicyViolation,
+                Some(PolicyRef {
+                    kind: "ValidatingAdmissionPolicy".into(),
+                    constraint: format!("{}/{}", v.policy, v.binding),
+                }),
+                Some(v.actions.join(",").to_lowercase()),
+                v.message,
+            )
+        })
+        .collect();
+    out.extend(
+        errors
+            .into_iter()
+            .map(|e| base(Severity::Error, Code::EvaluationError, None, None, e)),
+    );
+    out
 }
 
 /// Findings for one (review, constraint) evaluation.

@@ -50,7 +50,7 @@ pub fn is_policy_document(doc: &Document) -> bool {
     matches!(
         group,
         "templates.gatekeeper.sh" | "constraints.gatekeeper.sh" | "expansion.gatekeeper.sh"
-    )
+    ) || crate::vap::is_vap_document(doc)
 }
 
 /// Templates, constraints and expansions, keyed for lookup; constraints in a stable order.

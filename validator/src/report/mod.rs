@@ -61,6 +61,12 @@ pub enum Code {
     /// An informational note about the run.
     #[serde(rename = "note")]
     Note,
+    /// A waiver past its expiry date.
+    #[serde(rename = "expired-waiver")]
+    ExpiredWaiver,
+    /// A waiver file that cannot be used.
+    #[serde(rename = "invalid-waiver")]
+    InvalidWaiver,
 }
 
 impl Code {
@@ -72,6 +78,8 @@ impl Code {
             Code::EvaluationError => "evaluation-error",
             Code::SchemaViolation => "schema-violation",
             Code::Note => "note",
+            Code::ExpiredWaiver => "expired-waiver",
+            Code::InvalidWaiver => "invalid-waiver",
         }
     }
     pub fn description(self) -> &'static str {
@@ -84,6 +92,8 @@ impl Code {
             Code::EvaluationError => "A policy failed while evaluating an object",
             Code::SchemaViolation => "An object does not conform to its Kubernetes schema",
             Code::Note => "A note about the run",
+            Code::ExpiredWaiver => "A policy waiver is past its expiry date",
+            Code::InvalidWaiver => "A waiver file cannot be used",
         }
     }
 }
@@ -217,6 +227,60 @@ pub fn render(format: Format, findings: &[Finding], summary: &Summary, colour: b
         Format::Junit => junit::render(findings, summary),
         Format::Github => github::render(findings, summary),
     }
+}
+
+/// A Markdown summary for CI job summaries: verdict, counts, and the findings that matter.
+pub fn markdown_summary(findings: &[Finding], summary: &Summary) -> String {
+    use std::fmt::Write;
+    let verdict = if summary.errors > 0 {
+        "errors"
+    } else if summary.deny > 0 {
+        "failed"
+    } else {
+        "passed"
+    };
+    let mut out = format!("## Policy check: {verdict}\n\n");
+    let _ = writeln!(
+        out,
+        "| objects | deny | warn | info | errors |\n| ---: | ---: | ---: | ---: | ---: |"
+    );
+    let _ = writeln!(
+        out,
+        "| {} | {} | {} | {} | {} |\n",
+        summary.objects, summary.deny, summary.warn, summary.info, summary.errors
+    );
+    let shown: Vec<&Finding> = findings
+        .iter()
+        .filter(|f| f.severity != Severity::Info)
+        .collect();
+    if !shown.is_empty() {
+        out.push_str("| severity | policy | object | location | message |\n| --- | --- | --- | --- | --- |\n");
+        let cell = |s: &str| s.replace('|', "\\|").replace('\n', " ");
+        for f in shown.iter().take(100) {
+            let object = f
+                .object
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | `{}` | {} |",
+                f.severity.as_str(),
+                cell(&rule_id(f)),
+                cell(&object),
+                cell(&f.location()),
+                cell(&f.message)
+            );
+        }
+        if shown.len() > 100 {
+            let _ = writeln!(
+                out,
+                "\n{} more not shown; see the full report.",
+                shown.len() - 100
+            );
+        }
+    }
+    out
 }
 
 /// Escapes text for XML attribute and element content.

@@ -119,3 +119,14 @@ fn formats_parse() {
     assert_eq!("sarif".parse::<Format>(), Ok(Format::Sarif));
     assert!("xml".parse::<Format>().unwrap_err().contains("human, json"));
 }
+
+#[test]
+fn markdown_summary_lists_failing_findings() {
+    let f = findings();
+    let md = markdown_summary(&f, &Summary::of(&f, 5));
+    assert!(md.starts_with("## Policy check: errors\n"));
+    assert!(md.contains("| 5 | 1 | 0 | 0 | 1 |"));
+    assert!(md.contains(
+        "| deny | K8sRequiredProbes/probes | Deployment/prod/web | `deploy/web.yaml:12` |"
+    ));
+}

@@ -103,6 +103,11 @@ impl Review {
         let mut review = Review::new(parent, &object, &RequestInfo::default());
         let mut full = request.clone();
         if let Value::Object(map) = &mut full {
+            // As Gatekeeper does, a DELETE is reviewed with the deleted object as `object`.
+            let is_delete = map.get("operation").and_then(Value::as_str) == Some("DELETE");
+            if is_delete && map.get("object").is_none_or(Value::is_null) {
+                map.insert("object".into(), object.clone());
+            }
             let kind =
                 json!({"group": review.group, "version": review.version, "kind": review.kind});
             map.entry("kind").or_insert(kind);

@@ -41,6 +41,9 @@ fn admission_request_is_used_as_is() {
     let r = Review::from_admission_request(0, &del);
     assert_eq!(r.kind, "ConfigMap");
     assert_eq!(r.name, "c");
+    let input: Value = serde_json::from_str(&r.input.to_json_str().expect("json")).expect("parse");
+    assert_eq!(input["object"]["metadata"]["name"], "c");
+    assert_eq!(input["operation"], "DELETE");
 }
 
 #[test]

@@ -1,0 +1,327 @@
+//! Policy exceptions: a reviewable waiver file that turns matching violations into information until it expires.
+//!
+//! ```yaml
+//! apiVersion: validator.policy/v1
+//! kind: WaiverList
+//! waivers:
+//!   - constraint: K8sRequiredProbes/production-required-probes   # Kind/name, or a constraint name
+//!     match: {kind: Deployment, namespace: batch-*, name: report-*} # each field optional, globs allowed
+//!     reason: Batch workers expose no HTTP endpoint (TICKET-123)
+//!     owner: team-batch@example.com
+//!     expires: 2027-03-31
+//! ```
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::manifest::load_file;
+use crate::policy::matching::glob_match;
+use crate::report::{Code, Finding, ObjectRef, Severity};
+
+pub const API_VERSION: &str = "validator.policy/v1";
+
+/// A calendar date (UTC).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Date {
+    pub year: i32,
+    pub month: u32,
+    pub day: u32,
+}
+
+impl Date {
+    /// Parses `YYYY-MM-DD`.
+    pub fn parse(s: &str) -> Option<Date> {
+        let mut parts = s.trim().splitn(3, '-');
+        let year: i32 = parts.next()?.parse().ok()?;
+        let month: u32 = parts.next()?.parse().ok()?;
+        let day: u32 = parts.next()?.parse().ok()?;
+        let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+        let days = match month {
+            1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+            4 | 6 | 9 | 11 => 30,
+            2 if leap => 29,
+            2 => 28,
+            _ => return None,
+        };
+        (1..=days)
+            .contains(&day)
+            .then_some(Date { year, month, day })
+    }
+
+    /// Today's date in UTC.
+    pub fn today() -> Date {
+        let secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        Date::from_days((secs / 86_400) as i64)
+    }
+
+    /// The date `days` after 1970-01-01 (proleptic Gregorian calendar).
+    pub fn from_days(days: i64) -> Date {
+        let z = days + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z.rem_euclid(146_097);
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+        let year = (yoe + era * 400 + i64::from(month <= 2)) as i32;
+        Date { year, month, day }
+    }
+}
+
+impl std::fmt::Display for Date {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:04}-{:02}-{:02}", self.year, self.month, self.day)
+    }
+}
+
+/// One waiver: which violations it covers, why, who owns it, until when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Waiver {
+    /// `Kind/name` or a constraint name.
+    pub constraint: String,
+    pub api_version: Option<String>,
+    pub kind: Option<String>,
+    pub namespace: Option<String>,
+    pub name: Option<String>,
+    pub reason: String,
+    pub owner: String,
+    pub expires: Date,
+    pub file: String,
+    pub line: usize,
+}
+
+impl Waiver {
+    /// Whether the waiver covers a violation of this constraint by this object.
+    pub fn covers(&self, kind: &str, constraint: &str, object: &ObjectRef) -> bool {
+        let constraint_ok = match self.constraint.split_once('/') {
+            Some((k, n)) => k == kind && glob_match(n, constraint),
+            None => glob_match(&self.constraint, constraint),
+        };
+        let field = |pattern: &Option<String>, value: &str| {
+            pattern.as_deref().is_none_or(|p| glob_match(p, value))
+        };
+        constraint_ok
+            && field(&self.api_version, &object.api_version)
+            && field(&self.kind, &object.kind)
+            && field(&self.namespace, &object.namespace)
+            && field(&self.name, &object.name)
+    }
+}
+
+/// A waiver file that cannot be used (reported as an error, exit 2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WaiverError {
+    pub file: String,
+    pub line: usize,
+    pub message: String,
+}
+
+impl std::fmt::Display for WaiverError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}: {}", self.file, self.line, self.message)
+    }
+}
+
+/// Lines where the items of the top-level `waivers:` list start.
+fn item_lines(text: &str) -> Vec<usize> {
+    let mut lines = Vec::new();
+    let mut in_list = false;
+    let mut indent = None;
+    for (i, line) in text.lines().enumerate() {
+        let trimmed = line.trim_start();
+        if line.starts_with("waivers:") {
+            in_list = true;
+            continue;
+        }
+        if !in_list || trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        let this = line.len() - trimmed.len();
+        if this == 0 && !trimmed.starts_with('-') {
+            in_list = false;
+            continue;
+        }
+        if trimmed.starts_with("- ") || trimmed == "-" {
+            let first = *indent.get_or_insert(this);
+            if this == first {
+                lines.push(i + 1);
+            }
+        }
+    }
+    lines
+}
+
+fn text(v: &Value, key: &str) -> Option<String> {
+    v.get(key)
+        .and_then(|x| match x {
+            Value::String(s) => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        })
+        .filter(|s| !s.trim().is_empty())
+}
+
+/// Reads and validates a waiver file; every problem is reported.
+pub fn load(path: &Path) -> (Vec<Waiver>, Vec<WaiverError>) {
+    let file = path.display().to_string();
+    let loaded = load_file(path);
+    let mut errors: Vec<WaiverError> = loaded
+        .errors
+        .iter()
+        .map(|e| WaiverError {
+            file: file.clone(),
+            line: e.line,
+            message: e.message.clone(),
+        })
+        .collect();
+    let raw = std::fs::read_to_string(path).unwrap_or_default();
+    let lines = item_lines(&raw);
+    let mut waivers = Vec::new();
+    for doc in &loaded.documents {
+        let err = |line: usize, message: String| WaiverError {
+            file: file.clone(),
+            line,
+            message,
+        };
+        if doc.api_version() != API_VERSION || doc.kind() != "WaiverList" {
+            errors.push(err(
+                doc.line,
+                format!("not a waiver list: expected apiVersion {API_VERSION} and kind WaiverList"),
+            ));
+            continue;
+        }
+        let Some(items) = doc.object.get("waivers").and_then(Value::as_array) else {
+            errors.push(err(doc.line, "`waivers` must be a list".into()));
+            continue;
+        };
+        for (i, item) in items.iter().enumerate() {
+            let line = lines.get(i).copied().unwrap_or(doc.line);
+            let mut problems = Vec::new();
+            let constraint = text(item, "constraint");
+            let reason = text(item, "reason");
+            let owner = text(item, "owner");
+            let expires_raw = text(item, "expires");
+            for (field, value) in [
+                ("constraint", &constraint),
+                ("reason", &reason),
+                ("owner", &owner),
+                ("expires", &expires_raw),
+            ] {
+                if value.is_none() {
+                    problems.push(format!("`{field}` is required"));
+                }
+            }
+            let expires = expires_raw.as_deref().and_then(Date::parse);
+            if expires_raw.is_some() && expires.is_none() {
+                problems.push("`expires` must be a date YYYY-MM-DD".into());
+            }
+            let m = item.get("match").cloned().unwrap_or(Value::Null);
+            if !m.is_null() && !m.is_object() {
+                problems.push("`match` must be a mapping".into());
+            }
+            let known = ["apiVersion", "kind", "namespace", "name"];
+            if let Some(map) = m.as_object() {
+                for key in map.keys() {
+                    if !known.contains(&key.as_str()) {
+                        problems.push(format!(
+                            "`match.{key}` is not one of apiVersion, kind, namespace, name"
+                        ));
+                    }
+                }
+            }
+            if constraint.as_deref() == Some("*") && m.as_object().is_none_or(|o| o.is_empty()) {
+                problems.push("a waiver of every constraint must match specific objects".into());
+            }
+            match (constraint, reason, owner, expires, problems.is_empty()) {
+                (Some(constraint), Some(reason), Some(owner), Some(expires), true) => {
+                    waivers.push(Waiver {
+                        constraint,
+                        api_version: text(&m, "apiVersion"),
+                        kind: text(&m, "kind"),
+                        namespace: text(&m, "namespace"),
+                        name: text(&m, "name"),
+                        reason,
+                        owner,
+                        expires,
+                        file: file.clone(),
+                        line,
+                    })
+                }
+                _ => errors.push(err(line, format!("waivers[{i}]: {}", problems.join("; ")))),
+            }
+        }
+    }
+    (waivers, errors)
+}
+
+/// Turns waived violations into `info` findings, and adds a finding for each expired waiver
+/// (whose violations count again).
+pub fn apply(findings: Vec<Finding>, waivers: &[Waiver], today: Date) -> Vec<Finding> {
+    let (active, expired): (Vec<&Waiver>, Vec<&Waiver>) =
+        waivers.iter().partition(|w| w.expires >= today);
+    let mut out: Vec<Finding> = findings
+        .into_iter()
+        .map(|mut f| {
+            let waiver = match (&f.policy, &f.object, f.severity) {
+                (Some(p), Some(o), Severity::Deny | Severity::Warn) => {
+                    active.iter().find(|w| w.covers(&p.kind, &p.constraint, o))
+                }
+                _ => None,
+            };
+            if let Some(w) = waiver {
+                f.message = format!(
+                    "{} [waived until {} by {}: {}]",
+                    f.message, w.expires, w.owner, w.reason
+                );
+                f.severity = Severity::Info;
+                f.action = Some("waived".into());
+            }
+            f
+        })
+        .collect();
+    for w in expired {
+        out.push(Finding {
+            file: w.file.clone(),
+            line: w.line,
+            column: 0,
+            rendered_line: None,
+            severity: Severity::Deny,
+            code: Code::ExpiredWaiver,
+            policy: None,
+            action: None,
+            object: None,
+            message: format!(
+                "waiver of {} owned by {} expired on {}; renew it with a new date or fix the violations",
+                w.constraint, w.owner, w.expires
+            ),
+        });
+    }
+    out.sort();
+    out
+}
+
+/// Waiver errors as findings (exit 2).
+pub fn error_findings(errors: &[WaiverError]) -> Vec<Finding> {
+    errors
+        .iter()
+        .map(|e| Finding {
+            file: e.file.clone(),
+            line: e.line,
+            column: 0,
+            rendered_line: None,
+            severity: Severity::Error,
+            code: Code::InvalidWaiver,
+            policy: None,
+            action: None,
+            object: None,
+            message: e.message.clone(),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;

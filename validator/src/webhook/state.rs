@@ -1,0 +1,173 @@
+//! The policy set a webhook serves: loaded, compiled and swapped atomically on reload.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+
+use serde_json::{Map, Value};
+
+use crate::check::compile_set;
+use crate::engine::{CompileOptions, CompiledTemplate};
+use crate::manifest::{self, Loaded};
+use crate::policy::{matching::glob_match, Constraint, Set};
+use crate::review;
+
+/// Where policies come from.
+#[derive(Debug, Clone)]
+pub struct Sources {
+    /// Embedded bundle name, or `None` for no embedded policies.
+    pub bundle: Option<String>,
+    pub paths: Vec<PathBuf>,
+    pub enable_cel: bool,
+    /// Namespaces (globs) never evaluated.
+    pub exempt_namespaces: Vec<String>,
+    /// Waiver files of policy exceptions.
+    pub waivers: Vec<PathBuf>,
+}
+
+/// A compiled, ready-to-serve policy set.
+pub struct PolicyState {
+    pub generation: u64,
+    pub templates: BTreeMap<String, CompiledTemplate>,
+    pub constraints: Vec<(Constraint, regorus::Value)>,
+    pub set: Set,
+    /// Labels of Namespace objects found beside the policies (for namespaceSelector and exemptions).
+    pub namespace_labels: BTreeMap<String, Map<String, Value>>,
+    pub exempt_namespaces: Vec<String>,
+    pub waivers: Vec<crate::waiver::Waiver>,
+    /// Engines not in use, one set per evaluation that ran at the same time as others.
+    idle_engines: Mutex<Vec<Engines>>,
+}
+
+/// Evaluation engines by constraint kind, cloned from the compiled templates.
+pub type Engines = HashMap<String, CompiledTemplate>;
+
+impl std::fmt::Debug for PolicyState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PolicyState")
+            .field("generation", &self.generation)
+            .field("constraints", &self.constraints.len())
+            .finish()
+    }
+}
+
+/// Namespaces carrying this label (with any value) are not evaluated, as in Gatekeeper.
+pub const IGNORE_LABEL: &str = "admission.gatekeeper.sh/ignore";
+
+impl PolicyState {
+    /// Loads and compiles a policy set; any error rejects the whole set.
+    pub fn load(sources: &Sources, generation: u64) -> Result<PolicyState, String> {
+        let mut loaded = Loaded::default();
+        if let Some(name) = &sources.bundle {
+            loaded.extend(
+                crate::bundle::load(name).ok_or_else(|| format!("unknown bundle `{name}`"))?,
+            );
+        }
+        loaded.extend(manifest::load_paths(&sources.paths));
+        if let Some(e) = loaded.errors.first() {
+            return Err(e.to_string());
+        }
+        let (policy_docs, other): (Vec<_>, Vec<_>) = loaded
+            .documents
+            .into_iter()
+            .partition(crate::policy::is_policy_document);
+        let (set, errors) = Set::from_documents(&policy_docs);
+        if let Some(e) = errors.first() {
+            return Err(e.to_string());
+        }
+        let options = CompileOptions {
+            enable_cel: sources.enable_cel,
+            ..CompileOptions::default()
+        };
+        let compiled = compile_set(&set, &review::inventory(std::iter::empty()), &options);
+        if let Some(f) = compiled
+            .findings
+            .iter()
+            .find(|f| f.severity == crate::report::Severity::Error)
+        {
+            return Err(format!("{}: {}", f.location(), f.message));
+        }
+        let mut constraints = Vec::new();
+        for c in &set.constraints {
+            let Some(t) = compiled.templates.get(&c.kind) else {
+                continue;
+            };
+            if t.uses_external_data {
+                return Err(format!(
+                    "constraint {}/{} calls external_data (image signature verification) and no external data provider is configured; configure one or remove the constraint",
+                    c.kind, c.name
+                ));
+            }
+            constraints.push((c.clone(), crate::engine::to_rego(&c.parameters)));
+        }
+        let mut waivers = Vec::new();
+        for path in &sources.waivers {
+            let (w, errors) = crate::waiver::load(path);
+            if let Some(e) = errors.first() {
+                return Err(e.to_string());
+            }
+            waivers.extend(w);
+        }
+        let namespace_labels = review::namespace_labels(&other);
+        let mut exempt_namespaces = sources.exempt_namespaces.clone();
+        for (name, labels) in &namespace_labels {
+            if labels.contains_key(IGNORE_LABEL) {
+                exempt_namespaces.push(name.clone());
+            }
+        }
+        Ok(PolicyState {
+            generation,
+            templates: compiled.templates,
+            constraints,
+            set,
+            namespace_labels,
+            exempt_namespaces,
+            waivers,
+            idle_engines: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// A set of engines for one evaluation: an idle one, or a new (empty, filled on use) one.
+    pub fn take_engines(&self) -> Engines {
+        self.idle_engines
+            .lock()
+            .ok()
+            .and_then(|mut idle| idle.pop())
+            .unwrap_or_default()
+    }
+
+    /// Gives engines back for the next evaluation.
+    pub fn return_engines(&self, engines: Engines) {
+        if let Ok(mut idle) = self.idle_engines.lock() {
+            idle.push(engines);
+        }
+    }
+
+    pub fn is_exempt(&self, namespace: &str) -> bool {
+        !namespace.is_empty()
+            && self
+                .exempt_namespaces
+                .iter()
+                .any(|p| glob_match(p, namespace))
+    }
+}
+
+/// The current policy set, replaced as a whole: a request sees one generation from start to end.
+#[derive(Debug, Default)]
+pub struct Current {
+    state: RwLock<Option<Arc<PolicyState>>>,
+}
+
+impl Current {
+    pub fn get(&self) -> Option<Arc<PolicyState>> {
+        self.state.read().ok().and_then(|s| s.clone())
+    }
+    pub fn set(&self, state: PolicyState) {
+        if let Ok(mut s) = self.state.write() {
+            *s = Some(Arc::new(state));
+        }
+    }
+    pub fn generation(&self) -> u64 {
+        self.get().map_or(0, |s| s.generation)
+    }
+}

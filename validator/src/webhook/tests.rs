@@ -1,0 +1,161 @@
+use super::decide::{evaluate, parse, respond, respond_failure};
+use super::state::{PolicyState, Sources};
+use super::*;
+
+fn sources(paths: Vec<PathBuf>) -> Sources {
+    Sources {
+        bundle: None,
+        paths,
+        enable_cel: true,
+        exempt_namespaces: vec!["kube-*".into()],
+        waivers: Vec::new(),
+    }
+}
+
+fn fixtures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/policies")
+}
+
+fn review(op: &str, ns: &str, labels: Value) -> Value {
+    json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
+        "uid": "u-1", "operation": op, "namespace": ns, "name": "cm",
+        "kind": {"group": "", "version": "v1", "kind": "ConfigMap"},
+        "object": {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cm", "namespace": ns, "labels": labels}},
+        "userInfo": {"username": "alice"}
+    }})
+}
+
+#[test]
+fn warn_and_dryrun_allow_with_warnings() {
+    let state = PolicyState::load(&sources(vec![fixtures()]), 1).expect("loads");
+    let body = review("CREATE", "shop", json!({}));
+    let req = parse(body.to_string().as_bytes()).expect("parses");
+    let d = evaluate(&state, &req.request);
+    assert_eq!(d.hits.len(), 2);
+    let resp = respond(&req, &d, true);
+    assert_eq!(resp["apiVersion"], "admission.k8s.io/v1");
+    assert_eq!(resp["response"]["uid"], "u-1");
+    assert_eq!(resp["response"]["allowed"], true);
+    assert_eq!(
+        resp["response"]["warnings"],
+        json!(["[owner-label] ConfigMap <cm> lacks the label <owner>"])
+    );
+}
+
+#[test]
+fn exempt_namespaces_are_not_evaluated() {
+    let state = PolicyState::load(&sources(vec![fixtures()]), 1).expect("loads");
+    let req = parse(
+        review("CREATE", "kube-system", json!({}))
+            .to_string()
+            .as_bytes(),
+    )
+    .expect("parses");
+    assert!(evaluate(&state, &req.request).exempt);
+}
+
+#[test]
+fn malformed_requests_are_explained() {
+    assert!(parse(b"{not json").unwrap_err().contains("not valid JSON"));
+    assert!(parse(br#"{"apiVersion": "v1", "kind": "AdmissionReview"}"#)
+        .unwrap_err()
+        .contains("apiVersion"));
+    assert!(parse(
+        br#"{"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {}}"#
+    )
+    .unwrap_err()
+    .contains("uid"));
+}
+
+#[test]
+fn failure_policy_decides_on_errors() {
+    let req = parse(review("CREATE", "shop", json!({})).to_string().as_bytes()).expect("parses");
+    let closed = respond_failure(&req, "deadline", true);
+    assert_eq!(closed["response"]["allowed"], false);
+    assert!(closed["response"]["status"]["message"]
+        .as_str()
+        .expect("msg")
+        .contains("failure policy `fail`"));
+    let open = respond_failure(&req, "deadline", false);
+    assert_eq!(open["response"]["allowed"], true);
+}
+
+#[test]
+fn broken_policy_sets_are_rejected() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/broken-policies");
+    let e = PolicyState::load(&sources(vec![fixtures(), dir]), 1).unwrap_err();
+    assert!(e.contains("wrong-type"), "{e}");
+}
+
+#[test]
+fn external_data_without_provider_refuses_to_load() {
+    let mut s = sources(vec![]);
+    s.bundle = Some("production".into());
+    let e = PolicyState::load(&s, 1).unwrap_err();
+    assert!(e.contains("external_data"), "{e}");
+    s.bundle = Some("restricted".into());
+    assert!(PolicyState::load(&s, 1).is_ok());
+}
+
+#[test]
+fn durations() {
+    assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
+    assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+    assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
+    assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+    assert!(parse_duration("2h").is_err());
+    assert!(parse_duration("x").is_err());
+}
+
+#[test]
+fn metrics_render_in_prometheus_text() {
+    let m = metrics::Metrics::default();
+    m.request("denied", 0.002);
+    m.violation("no-latest", "deny");
+    m.reload(true);
+    m.reload(false);
+    let text = m.render(7);
+    assert!(text.contains("validator_requests_total{decision=\"denied\"} 1"));
+    assert!(text.contains(
+        "validator_violations_total{constraint=\"no-latest\",enforcement_action=\"deny\"} 1"
+    ));
+    assert!(text.contains("validator_request_duration_seconds_bucket{le=\"0.0025\"} 1"));
+    assert!(text.contains("validator_request_duration_seconds_bucket{le=\"0.001\"} 0"));
+    assert!(text.contains("validator_policy_reloads_total{result=\"failure\"} 1"));
+    assert!(text.contains("validator_policy_generation 7"));
+}
+
+#[test]
+fn waived_denials_are_allowed_with_a_warning() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let deny = dir.path().join("deny.yaml");
+    std::fs::write(&deny, "apiVersion: constraints.gatekeeper.sh/v1beta1\nkind: K8sRequiredLabels\nmetadata: {name: must-have-owner}\nspec:\n  parameters: {labels: [owner]}\n").expect("write");
+    let waivers = dir.path().join("waivers.yaml");
+    std::fs::write(&waivers, "apiVersion: validator.policy/v1\nkind: WaiverList\nwaivers:\n  - constraint: K8sRequiredLabels/must-have-owner\n    match: {namespace: legacy-*}\n    reason: migrating\n    owner: team-a\n    expires: 2999-01-01\n").expect("write");
+    let mut s = sources(vec![fixtures(), deny]);
+    s.waivers = vec![waivers];
+    let state = PolicyState::load(&s, 1).expect("loads");
+    let req = parse(
+        review("CREATE", "legacy-apps", json!({"team": "x"}))
+            .to_string()
+            .as_bytes(),
+    )
+    .expect("parses");
+    let resp = respond(&req, &evaluate(&state, &req.request), true);
+    assert_eq!(resp["response"]["allowed"], true);
+    let warnings = resp["response"]["warnings"].to_string();
+    assert!(
+        warnings.contains("waived until 2999-01-01 by team-a: migrating"),
+        "{warnings}"
+    );
+    let req = parse(
+        review("CREATE", "shop", json!({"team": "x"}))
+            .to_string()
+            .as_bytes(),
+    )
+    .expect("parses");
+    assert_eq!(
+        respond(&req, &evaluate(&state, &req.request), true)["response"]["allowed"],
+        false
+    );
+}

@@ -1,0 +1,470 @@
+//! `validator serve` end to end over real HTTPS on 127.0.0.1, with a CA generated per test.
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use validator::webhook::{self, state::Sources, Config, Running};
+
+const TEMPLATE: &str = r#"apiVersion: templates.gatekeeper.sh/v1
+kind: ConstraintTemplate
+metadata:
+  name: k8srequiredlabels
+spec:
+  crd:
+    spec:
+      names:
+        kind: K8sRequiredLabels
+      validation:
+        openAPIV3Schema:
+          type: object
+          properties:
+            labels: {type: array, items: {type: string}}
+  targets:
+    - target: admission.k8s.gatekeeper.sh
+      rego: |
+        package k8srequiredlabels
+        violation[{"msg": msg}] {
+          required := input.parameters.labels[_]
+          not input.review.object.metadata.labels[required]
+          msg := sprintf("%v <%v> lacks the label <%v>", [input.review.kind.kind, input.review.object.metadata.name, required])
+        }
+"#;
+
+const SLOW: &str = r#"apiVersion: templates.gatekeeper.sh/v1
+kind: ConstraintTemplate
+metadata:
+  name: k8sslow
+spec:
+  crd:
+    spec:
+      names:
+        kind: K8sSlow
+  targets:
+    - target: admission.k8s.gatekeeper.sh
+      rego: |
+        package k8sslow
+        violation[{"msg": "slow"}] {
+          input.review.object.metadata.labels.slow == "yes"
+          count([x | x := numbers.range(1, 3000000)[_]; x < 0]) > 0
+        }
+---
+apiVersion: constraints.gatekeeper.sh/v1beta1
+kind: K8sSlow
+metadata:
+  name: slow
+spec:
+  match:
+    kinds: [{apiGroups: [""], kinds: [ConfigMap]}]
+"#;
+
+fn constraint(name: &str, action: &str, label: &str) -> String {
+    format!("apiVersion: constraints.gatekeeper.sh/v1beta1\nkind: K8sRequiredLabels\nmetadata:\n  name: {name}\nspec:\n  enforcementAction: {action}\n  match:\n    kinds: [{{apiGroups: [\"\"], kinds: [ConfigMap]}}]\n  parameters:\n    labels: [{label}]\n")
+}
+
+struct Pki {
+    ca_pem: String,
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+fn pki(dir: &Path) -> Pki {
+    let ca_key = rcgen::KeyPair::generate().expect("ca key");
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("ca params");
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "test CA");
+    let ca = ca_params.self_signed(&ca_key).expect("ca cert");
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let key = rcgen::KeyPair::generate().expect("key");
+    let params =
+        rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+            .expect("params");
+    let cert = params.signed_by(&key, &issuer).expect("cert");
+    let cert_path = dir.join("tls.crt");
+    let key_path = dir.join("tls.key");
+    std::fs::write(&cert_path, cert.pem()).expect("write cert");
+    std::fs::write(&key_path, key.serialize_pem()).expect("write key");
+    Pki {
+        ca_pem: ca.pem(),
+        cert: cert_path,
+        key: key_path,
+    }
+}
+
+fn client(ca_pem: &str) -> reqwest::Client {
+    use rustls_pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls_pki_types::CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(c.expect("ca pem")).expect("add root");
+    }
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
+        .build()
+        .expect("client")
+}
+
+struct Server {
+    running: Running,
+    client: reqwest::Client,
+    base: String,
+    policies: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+async fn server(timeout: Duration, fail_closed: bool, extra: &[(&str, &str)]) -> Server {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let policies = dir.path().join("policies");
+    std::fs::create_dir_all(&policies).expect("mkdir");
+    std::fs::write(policies.join("template.yaml"), TEMPLATE).expect("write");
+    std::fs::write(
+        policies.join("deny.yaml"),
+        constraint("must-have-owner", "deny", "owner"),
+    )
+    .expect("write");
+    std::fs::write(
+        policies.join("warn.yaml"),
+        constraint("should-have-team", "warn", "team"),
+    )
+    .expect("write");
+    std::fs::write(
+        policies.join("namespaces.yaml"),
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: legacy\n  labels:\n    admission.gatekeeper.sh/ignore: \"true\"\n",
+    )
+    .expect("write");
+    for (name, text) in extra {
+        std::fs::write(policies.join(name), text).expect("write");
+    }
+    let pki = pki(dir.path());
+    let config = Config {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        tls_cert: pki.cert.clone(),
+        tls_key: pki.key.clone(),
+        sources: Sources {
+            bundle: None,
+            paths: vec![policies.clone()],
+            enable_cel: true,
+            exempt_namespaces: vec!["kube-*".into()],
+            waivers: Vec::new(),
+        },
+        timeout,
+        fail_closed,
+        max_body_bytes: 64 * 1024,
+        max_concurrency: 8,
+        reload_interval: Duration::from_millis(100),
+    };
+    let running = webhook::start(config).await.expect("server starts");
+    Server {
+        base: format!("https://127.0.0.1:{}", running.addr.port()),
+        client: client(&pki.ca_pem),
+        running,
+        policies,
+        _dir: dir,
+    }
+}
+
+fn review(op: &str, ns: &str, labels: Value, api_version: &str) -> Value {
+    let object = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cm", "namespace": ns, "labels": labels}});
+    let (obj, old) = match op {
+        "DELETE" => (Value::Null, object),
+        "UPDATE" => (object.clone(), object),
+        _ => (object, Value::Null),
+    };
+    json!({"apiVersion": api_version, "kind": "AdmissionReview", "request": {
+        "uid": format!("uid-{op}-{ns}"), "operation": op, "namespace": ns, "name": "cm",
+        "kind": {"group": "", "version": "v1", "kind": "ConfigMap"},
+        "object": obj, "oldObject": old, "userInfo": {"username": "alice"}
+    }})
+}
+
+async fn post(s: &Server, body: &Value) -> Value {
+    let resp = s
+        .client
+        .post(format!("{}/validate", s.base))
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(resp.status(), 200);
+    resp.json().await.expect("json")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn decisions_over_https() {
+    let s = server(Duration::from_secs(2), true, &[]).await;
+    // Allowed: both labels present.
+    let r = post(
+        &s,
+        &review(
+            "CREATE",
+            "shop",
+            json!({"owner": "a", "team": "b"}),
+            "admission.k8s.io/v1",
+        ),
+    )
+    .await;
+    assert_eq!(r["apiVersion"], "admission.k8s.io/v1");
+    assert_eq!(r["response"]["uid"], "uid-CREATE-shop");
+    assert_eq!(r["response"]["allowed"], true);
+    assert!(r["response"].get("warnings").is_none());
+    // Denied, with the warn violation as a warning; v1beta1 answered as v1beta1.
+    let r = post(
+        &s,
+        &review("CREATE", "shop", json!({}), "admission.k8s.io/v1beta1"),
+    )
+    .await;
+    assert_eq!(r["apiVersion"], "admission.k8s.io/v1beta1");
+    assert_eq!(r["response"]["allowed"], false);
+    assert_eq!(r["response"]["status"]["code"], 403);
+    assert_eq!(
+        r["response"]["status"]["message"],
+        "[must-have-owner] ConfigMap <cm> lacks the label <owner>"
+    );
+    assert_eq!(
+        r["response"]["warnings"],
+        json!(["[should-have-team] ConfigMap <cm> lacks the label <team>"])
+    );
+    // Warn only: allowed with a warning.
+    let r = post(
+        &s,
+        &review(
+            "UPDATE",
+            "shop",
+            json!({"owner": "a"}),
+            "admission.k8s.io/v1",
+        ),
+    )
+    .await;
+    assert_eq!(r["response"]["allowed"], true);
+    assert_eq!(r["response"]["warnings"].as_array().map(Vec::len), Some(1));
+    // DELETE is reviewed with the deleted object.
+    let r = post(
+        &s,
+        &review("DELETE", "shop", json!({}), "admission.k8s.io/v1"),
+    )
+    .await;
+    assert_eq!(r["response"]["allowed"], false);
+    // Exempt namespaces: by flag and by the ignore label on a listed Namespace.
+    for ns in ["kube-system", "legacy"] {
+        let r = post(&s, &review("CREATE", ns, json!({}), "admission.k8s.io/v1")).await;
+        assert_eq!(r["response"]["allowed"], true, "{ns}");
+        assert!(r["response"].get("warnings").is_none());
+    }
+    // Health, readiness and metrics.
+    for path in ["healthz", "readyz"] {
+        let resp = s
+            .client
+            .get(format!("{}/{path}", s.base))
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(resp.status(), 200);
+    }
+    let metrics = s
+        .client
+        .get(format!("{}/metrics", s.base))
+        .send()
+        .await
+        .expect("get")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains("validator_requests_total{decision=\"denied\"} 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("validator_requests_total{decision=\"exempt\"} 2"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("validator_violations_total{constraint=\"must-have-owner\",enforcement_action=\"deny\"} 2"), "{metrics}");
+    assert!(metrics.contains("validator_policy_generation 1"));
+    s.running.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_and_oversize_bodies() {
+    let s = server(Duration::from_secs(2), true, &[]).await;
+    let resp = s
+        .client
+        .post(format!("{}/validate", s.base))
+        .body("{not json")
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(resp.status(), 400);
+    let body: Value = resp.json().await.expect("json");
+    assert!(body["error"]
+        .as_str()
+        .expect("error")
+        .contains("not valid JSON"));
+    let big = "x".repeat(100 * 1024);
+    let resp = s
+        .client
+        .post(format!("{}/validate", s.base))
+        .body(big)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(resp.status(), 413);
+    // Still serving.
+    let r = post(
+        &s,
+        &review(
+            "CREATE",
+            "shop",
+            json!({"owner": "a", "team": "b"}),
+            "admission.k8s.io/v1",
+        ),
+    )
+    .await;
+    assert_eq!(r["response"]["allowed"], true);
+    s.running.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deadline_follows_the_failure_policy() {
+    for fail_closed in [true, false] {
+        let s = server(
+            Duration::from_millis(30),
+            fail_closed,
+            &[("slow.yaml", SLOW)],
+        )
+        .await;
+        let r = post(
+            &s,
+            &review(
+                "CREATE",
+                "shop",
+                json!({"owner": "a", "team": "b", "slow": "yes"}),
+                "admission.k8s.io/v1",
+            ),
+        )
+        .await;
+        assert_eq!(r["response"]["allowed"], !fail_closed, "{r}");
+        let text = r.to_string();
+        assert!(text.contains("exceeded its deadline of 30 ms"), "{text}");
+        s.running.stop();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reloads_are_atomic_and_reject_broken_sets() {
+    let s = server(Duration::from_secs(2), true, &[]).await;
+    assert_eq!(s.running.generation(), 1);
+    let client = s.client.clone();
+    let base = s.base.clone();
+    // Requests in flight during both reloads always get a whole answer.
+    let load = tokio::spawn(async move {
+        let mut answers = 0;
+        for _ in 0..40 {
+            let body = review(
+                "CREATE",
+                "shop",
+                json!({"owner": "a", "team": "b"}),
+                "admission.k8s.io/v1",
+            );
+            let resp = client
+                .post(format!("{base}/validate"))
+                .body(body.to_string())
+                .send()
+                .await
+                .expect("post");
+            assert_eq!(resp.status(), 200);
+            let v: Value = resp.json().await.expect("json");
+            assert!(v["response"]["allowed"].is_boolean());
+            answers += 1;
+        }
+        answers
+    });
+    // A broken constraint: rejected, the old set keeps serving.
+    std::fs::write(s.policies.join("broken.yaml"), "apiVersion: constraints.gatekeeper.sh/v1beta1\nkind: K8sRequiredLabels\nmetadata: {name: broken}\nspec:\n  parameters: {labels: owner}\n").expect("write");
+    assert!(s.running.reload().await.is_err());
+    assert_eq!(s.running.generation(), 1);
+    let r = post(
+        &s,
+        &review(
+            "CREATE",
+            "shop",
+            json!({"owner": "a", "team": "b"}),
+            "admission.k8s.io/v1",
+        ),
+    )
+    .await;
+    assert_eq!(r["response"]["allowed"], true);
+    // A good change: picked up by the file watcher, new generation, new decisions.
+    std::fs::remove_file(s.policies.join("broken.yaml")).expect("rm");
+    std::fs::write(
+        s.policies.join("deny2.yaml"),
+        constraint("must-have-tier", "deny", "tier"),
+    )
+    .expect("write");
+    let mut waited = 0;
+    while s.running.generation() < 2 && waited < 100 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        waited += 1;
+    }
+    assert!(s.running.generation() >= 2, "new policies were not loaded");
+    let r = post(
+        &s,
+        &review(
+            "CREATE",
+            "shop",
+            json!({"owner": "a", "team": "b"}),
+            "admission.k8s.io/v1",
+        ),
+    )
+    .await;
+    assert_eq!(r["response"]["allowed"], false);
+    assert!(r["response"]["status"]["message"]
+        .as_str()
+        .expect("msg")
+        .contains("must-have-tier"));
+    assert_eq!(load.await.expect("load task"), 40);
+    let metrics = s
+        .client
+        .get(format!("{}/metrics", s.base))
+        .send()
+        .await
+        .expect("get")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains("validator_policy_reloads_total{result=\"failure\"}"),
+        "{metrics}"
+    );
+    s.running.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificates_reload_when_files_change() {
+    let s = server(Duration::from_secs(2), true, &[]).await;
+    // Replace the key pair with one from a new CA: new connections use it.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let next = pki(dir.path());
+    let cert_path = s.policies.parent().expect("parent").join("tls.crt");
+    let key_path = s.policies.parent().expect("parent").join("tls.key");
+    std::thread::sleep(Duration::from_millis(20));
+    std::fs::copy(&next.cert, &cert_path).expect("copy cert");
+    std::fs::copy(&next.key, &key_path).expect("copy key");
+    let fresh = client(&next.ca_pem);
+    let resp = fresh
+        .get(format!("{}/healthz", s.base))
+        .send()
+        .await
+        .expect("new CA is trusted after rotation");
+    assert_eq!(resp.status(), 200);
+    s.running.stop();
+}
