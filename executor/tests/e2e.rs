@@ -751,3 +751,85 @@ fn custom_resources_wait_for_their_crd() {
         "{plan}"
     );
 }
+
+#[test]
+fn chart_is_rendered_checked_and_rolled_out() {
+    let env = env(10.0);
+    // The chart's ExternalSecret needs its operator's CRD, as in a real cluster.
+    env.sim
+        .create(json!({
+            "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": {"name": "externalsecrets.external-secrets.io"},
+            "spec": {"group": "external-secrets.io", "scope": "Namespaced",
+                     "names": {"kind": "ExternalSecret", "plural": "externalsecrets", "singular": "externalsecret"},
+                     "versions": [{"name": "v1beta1", "served": true, "storage": true,
+                                   "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}
+        }))
+        .unwrap();
+    assert!(env.sim.wait_until(Duration::from_secs(5), |sim| {
+        sim.get(
+            "apiextensions.k8s.io/v1",
+            "CustomResourceDefinition",
+            "",
+            "externalsecrets.external-secrets.io",
+        )
+        .is_some_and(|c| c["status"]["conditions"].is_array())
+    }));
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let chart = root.join("charts/api");
+    let helm = root.join("scripts/helm");
+    let run = executor(
+        &env,
+        &[
+            "apply",
+            "-r",
+            "api",
+            "-n",
+            "shop",
+            "-o",
+            "json",
+            "--chart",
+            chart.to_str().unwrap(),
+            "--helm",
+            helm.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(run.code, 0, "{run}");
+    let d = env.sim.get("apps/v1", "Deployment", "shop", "api").unwrap();
+    assert_eq!(d["status"]["availableReplicas"], d["spec"]["replicas"]);
+    assert!(env
+        .sim
+        .get(
+            "external-secrets.io/v1beta1",
+            "ExternalSecret",
+            "shop",
+            "api-credentials"
+        )
+        .is_some());
+    // A changed value rolls out as an upgrade.
+    let run = executor(
+        &env,
+        &[
+            "apply",
+            "-r",
+            "api",
+            "-n",
+            "shop",
+            "-o",
+            "json",
+            "--chart",
+            chart.to_str().unwrap(),
+            "--helm",
+            helm.to_str().unwrap(),
+            "--set",
+            "image.tag=1.8.1",
+        ],
+    );
+    assert_eq!(run.code, 0, "{run}");
+    assert_eq!(run.json()["revision"], 2);
+    let d = env.sim.get("apps/v1", "Deployment", "shop", "api").unwrap();
+    let image = d["spec"]["template"]["spec"]["containers"][0]["image"]
+        .as_str()
+        .unwrap();
+    assert!(image.contains(":1.8.1@sha256:"), "{image}");
+}
