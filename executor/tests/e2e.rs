@@ -449,7 +449,7 @@ fn policy_violation_blocks_apply_and_changes_nothing() {
 #[test]
 fn server_refusal_in_the_dry_run_changes_nothing() {
     let env = env(10.0);
-    let v1 = install_v1(&env);
+    install_v1(&env);
     env.sim.add_admission(|a| {
         (a.kind == "PodDisruptionBudget").then(|| "PDBs are frozen this week".to_string())
     });
@@ -471,7 +471,6 @@ fn server_refusal_in_the_dry_run_changes_nothing() {
         .map(|(k, _)| k)
         .collect();
     assert!(changed.is_empty(), "{changed:?}");
-    let _ = v1;
 }
 
 fn attest(env: &Env, manifest: &str) -> String {
@@ -674,7 +673,6 @@ fn plan_shows_changes_and_changes_nothing() {
     let env = env(10.0);
     install_v1(&env);
     let v2 = write(&env, "v2.yaml", &api_manifests(2, ""));
-    let rv = env.sim.resource_version();
     let writes_before = env.sim.requests().iter().filter(|r| r.is_write()).count();
     let run = executor(&env, &["plan", "-r", "api", "-n", "shop", &v2]);
     assert_eq!(run.code, 0, "{run}");
@@ -695,7 +693,6 @@ fn plan_shows_changes_and_changes_nothing() {
     assert_eq!(writes_before, writes_after);
     // Pods may have changed status meanwhile; the objects of the release did not.
     assert_eq!(deployment_image(&env), image("api", 1));
-    let _ = rv;
 }
 
 #[test]

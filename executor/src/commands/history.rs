@@ -11,7 +11,7 @@ use super::{connect, Done};
 use crate::cli::{exit, Output, ReleaseArgs};
 use crate::health::{self, Thresholds, Verdict};
 use crate::lock;
-use crate::metrics::{Outcome, Report};
+use crate::metrics::Report;
 use crate::object::ObjectId;
 use crate::release::{self, History, Record, Status};
 use crate::strategy::selector_string;
@@ -205,6 +205,5 @@ pub async fn status(args: &ReleaseArgs) -> Result<Done, Error> {
         });
         return Ok((code, None, json_text(&doc)));
     }
-    let _ = Outcome::Deployed;
     Ok((code, None, text))
 }
