@@ -1,3 +1,5 @@
+//! The `executor` binary: parses arguments and maps the result to an exit code.
+
 use std::process::ExitCode;
 
 use clap::Parser;

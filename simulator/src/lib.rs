@@ -14,10 +14,10 @@
 //! ```
 //!
 //! What is simplified: lists in server-side apply are atomic; deletion is immediate (no
-//! finalizers or grace periods); strategic merge patches are merge patches; there is no
-//! authentication, no protobuf and no aggregated discovery; StatefulSet pods of an older
-//! revision are recreated from the latest template (with the older revision label), and no
-//! ControllerRevisions are written.
+//! finalizers or grace periods); strategic merge patches are merge patches and JSON patches are
+//! refused; there is no authentication, no protobuf and no aggregated discovery; StatefulSet
+//! pods of an older revision are recreated from the latest template (with the older revision
+//! label), and no ControllerRevisions are written.
 
 pub mod behaviour;
 pub mod clock;

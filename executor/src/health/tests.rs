@@ -1,3 +1,6 @@
+//! Verdicts over hand-built Deployment, StatefulSet, DaemonSet and Pod states, including stale
+//! conditions and observedGeneration lag.
+
 use std::time::Duration;
 
 use jiff::Timestamp;

@@ -1,3 +1,5 @@
+//! Release records: encoding, statuses and the choices made from a history.
+
 use serde_json::json;
 
 use super::*;
