@@ -1,1 +1,16 @@
-fn main() {}
+//! The `executor` binary: parses arguments and maps the result to an exit code.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = executor::cli::Cli::parse();
+    match executor::cli::run(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(executor::cli::exit::ERROR)
+        }
+    }
+}

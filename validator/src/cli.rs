@@ -276,6 +276,8 @@ pub fn run_check(args: CheckArgs) -> Result<u8, CliError> {
         enable_cel: args.enable_cel,
         waivers,
     };
+    let attestation = (format == Format::Json)
+        .then(|| crate::digest::Attestation::of(&input.documents, &policies.documents));
     let mut outcome = check::run(input, &policies.documents, &options);
     if !waiver_errors.is_empty() {
         outcome
@@ -285,7 +287,10 @@ pub fn run_check(args: CheckArgs) -> Result<u8, CliError> {
     }
     let summary = Summary::of(&outcome.findings, outcome.objects);
     let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    let text = report::render(format, &outcome.findings, &summary, colour);
+    let text = match &attestation {
+        Some(a) => report::json_attested(&outcome.findings, &summary, a),
+        None => report::render(format, &outcome.findings, &summary, colour),
+    };
     if let Some(path) = &args.summary {
         let markdown = report::markdown_summary(&outcome.findings, &summary);
         let mut file = std::fs::OpenOptions::new()

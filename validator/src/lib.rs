@@ -8,6 +8,7 @@ pub mod bundle;
 pub mod chart;
 pub mod check;
 pub mod cli;
+pub mod digest;
 pub mod engine;
 pub mod manifest;
 pub mod policy;

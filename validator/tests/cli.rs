@@ -81,8 +81,83 @@ fn violations_in_every_format() {
             None,
         );
         assert_eq!(run.code, 1, "{format}: {}", run.transcript());
+        let run = Run {
+            stdout: redact_policy_set(&run.stdout),
+            ..run
+        };
         snapshot!(format!("check_violations_{format}"), run);
     }
+}
+
+/// The policy set digest changes with every policy edit; snapshots show a placeholder.
+fn redact_policy_set(stdout: &str) -> String {
+    let key = "\"policySet\": \"";
+    match stdout.find(key) {
+        Some(start) => {
+            let value = start + key.len();
+            let end = stdout[value..]
+                .find('"')
+                .map_or(stdout.len(), |e| value + e);
+            format!("{}sha256:<policy set>{}", &stdout[..value], &stdout[end..])
+        }
+        None => stdout.to_string(),
+    }
+}
+
+#[test]
+fn json_reports_attest_the_policy_set_and_every_object() {
+    let run = validator(
+        &[
+            "check",
+            "--format",
+            "json",
+            "tests/fixtures/app/compliant.yaml",
+        ],
+        None,
+    );
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    let v: serde_json::Value = serde_json::from_str(&run.stdout).expect("json");
+    let attestation = &v["attestation"];
+    assert_eq!(attestation["policySet"].as_str().unwrap().len(), 71);
+    let objects = attestation["objects"].as_array().unwrap();
+    assert_eq!(objects.len(), 4);
+    let loaded =
+        validator::manifest::load_paths(&[root().join("tests/fixtures/app/compliant.yaml")]);
+    let deployment = loaded
+        .documents
+        .iter()
+        .find(|d| d.kind() == "Deployment")
+        .unwrap();
+    let attested = objects.iter().find(|o| o["kind"] == "Deployment").unwrap();
+    assert_eq!(
+        attested["digest"].as_str().unwrap(),
+        validator::digest::object(&deployment.object)
+    );
+    // The same policies give the same digest; other policies another one.
+    let again = validator(
+        &[
+            "check",
+            "--format",
+            "json",
+            "tests/fixtures/app/compliant.yaml",
+        ],
+        None,
+    );
+    let v2: serde_json::Value = serde_json::from_str(&again.stdout).expect("json");
+    assert_eq!(v2["attestation"], *attestation);
+    let baseline = validator(
+        &[
+            "check",
+            "--format",
+            "json",
+            "--bundle",
+            "baseline",
+            "tests/fixtures/app/compliant.yaml",
+        ],
+        None,
+    );
+    let v3: serde_json::Value = serde_json::from_str(&baseline.stdout).expect("json");
+    assert_ne!(v3["attestation"]["policySet"], attestation["policySet"]);
 }
 
 #[test]

@@ -13,6 +13,7 @@ use serde::Serialize;
 
 pub use human::render as human;
 pub use json::render as json;
+pub use json::render_attested as json_attested;
 
 /// How much a finding matters. Ordered from most to least severe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]

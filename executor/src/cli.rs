@@ -1,0 +1,340 @@
+//! Command-line interface: argument definitions and `run`, which the binary maps to an exit code.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use crate::gate::PolicyArgs;
+use crate::metrics::{Outcome, Report};
+use crate::progress::Progress;
+use crate::strategy::Strategy;
+use crate::{commands, Error};
+
+/// Exit codes, shared with the validator.
+pub mod exit {
+    /// Success: deployed, restored, planned, or the release is healthy.
+    pub const OK: u8 = validator::cli::exit::OK;
+    /// Policy violations (nothing applied), or a failed rollout that was rolled back.
+    pub const VIOLATIONS: u8 = validator::cli::exit::VIOLATIONS;
+    /// Usage, input, policy or infrastructure errors; a held lock; a refused dry run; a
+    /// rollout that failed and could not be rolled back.
+    pub const ERROR: u8 = validator::cli::exit::ERROR;
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "executor",
+    version,
+    about = "Apply validated manifests to a cluster with rollouts, health checks and automatic rollback",
+    long_about = "Apply validated manifests to a cluster with rollouts, health checks and automatic rollback.\n\nExit codes: 0 success; 1 policy violations (nothing applied) or a failed rollout that was rolled back; 2 usage, input, policy or infrastructure error (including a release locked by another executor and a rollout that could not be rolled back)."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate, apply and roll out a release; roll back automatically if the rollout fails.
+    Apply(Box<ApplyArgs>),
+    /// Validate and dry-run a release, and show what would change; changes nothing.
+    Plan(Box<PlanArgs>),
+    /// List the revisions of a release.
+    History(ReleaseArgs),
+    /// Show the current revision of a release and the health of its workloads.
+    Status(ReleaseArgs),
+    /// Restore an earlier revision (by default the one before the current).
+    Rollback(Box<RollbackArgs>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Output {
+    Human,
+    Json,
+}
+
+/// Which release, in which cluster.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ReleaseArgs {
+    /// Release name (lowercase letters, digits and `-`, at most 53 characters).
+    #[arg(long, short = 'r', value_name = "NAME")]
+    pub release: String,
+    /// Namespace of the release (its history and lock); also the namespace of objects that
+    /// name none. Default: the kubeconfig context's namespace.
+    #[arg(long, short = 'n', value_name = "NS")]
+    pub namespace: Option<String>,
+    /// Kubeconfig file (default: KUBECONFIG, then ~/.kube/config, then in-cluster).
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Kubeconfig context (default: the current context).
+    #[arg(long, value_name = "NAME")]
+    pub context: Option<String>,
+    /// Result on stdout: human or json.
+    #[arg(long, short = 'o', value_enum, default_value = "human")]
+    pub output: Output,
+}
+
+/// The manifests of a release.
+#[derive(Debug, Clone, clap::Args)]
+pub struct InputArgs {
+    /// Files, directories (searched recursively for *.yaml, *.yml, *.json) or `-` for stdin.
+    #[arg(required_unless_present = "chart", value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// Render this Helm chart with `helm template` (release name and namespace of the release).
+    #[arg(long, value_name = "DIR")]
+    pub chart: Option<PathBuf>,
+    /// Values file for --chart (repeatable).
+    #[arg(long = "values", short = 'f', value_name = "FILE", requires = "chart")]
+    pub values: Vec<PathBuf>,
+    /// Value for --chart, `key=value` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE", requires = "chart")]
+    pub set: Vec<String>,
+    /// The helm binary for --chart (default: `helm` on PATH).
+    #[arg(long, value_name = "PATH", requires = "chart")]
+    pub helm: Option<PathBuf>,
+}
+
+/// How rollouts are run and judged.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RolloutArgs {
+    /// Time the rollout may take before it counts as failed.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
+    pub timeout: Duration,
+    /// A new pod whose containers restarted this many times fails the rollout.
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    pub max_restarts: i32,
+    /// A new pod still waiting for its image or configuration after this long fails the rollout.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+    pub stuck_after: Duration,
+    /// Revisions kept in the release history.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub history_max: usize,
+    /// Duration of the release lock's lease; another executor takes a lease over once its
+    /// holder has not renewed it for this long.
+    #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = parse_duration)]
+    pub lease_duration: Duration,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ApplyArgs {
+    #[command(flatten)]
+    pub release: ReleaseArgs,
+    #[command(flatten)]
+    pub inputs: InputArgs,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+    #[command(flatten)]
+    pub rollout: RolloutArgs,
+    /// Rollout strategy.
+    #[arg(long, value_enum, default_value = "rolling")]
+    pub strategy: Strategy,
+    /// Time a rollback may take (its own budget, not what is left of --timeout).
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
+    pub rollback_timeout: Duration,
+    /// Take over fields other field managers own instead of failing on conflicts.
+    #[arg(long)]
+    pub force_conflicts: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub release: ReleaseArgs,
+    #[command(flatten)]
+    pub inputs: InputArgs,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+    /// Plan as `apply --force-conflicts` would apply.
+    #[arg(long)]
+    pub force_conflicts: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RollbackArgs {
+    #[command(flatten)]
+    pub release: ReleaseArgs,
+    #[command(flatten)]
+    pub rollout: RolloutArgs,
+    /// The revision to restore (default: the one before the current, or the current one if
+    /// an operation after it was interrupted).
+    #[arg(long, value_name = "REVISION")]
+    pub to: Option<u32>,
+}
+
+/// `300`, `300s`, `5m`, `1h`, `1m30s`, `500ms`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    if let Ok(secs) = text.parse::<u64>() {
+        return Ok(Duration::from_secs(secs));
+    }
+    let mut total = Duration::ZERO;
+    let mut number = String::new();
+    let mut chars = text.chars().peekable();
+    let mut any = false;
+    while let Some(c) = chars.next() {
+        if c.is_ascii_digit() || c == '.' {
+            number.push(c);
+            continue;
+        }
+        let unit = if c == 'm' && chars.peek() == Some(&'s') {
+            chars.next();
+            "ms"
+        } else {
+            match c {
+                'h' => "h",
+                'm' => "m",
+                's' => "s",
+                _ => {
+                    return Err(format!(
+                        "invalid duration `{text}` (use e.g. 90s, 5m, 1h, 500ms)"
+                    ))
+                }
+            }
+        };
+        let n: f64 = number
+            .parse()
+            .map_err(|_| format!("invalid duration `{text}` (use e.g. 90s, 5m, 1h, 500ms)"))?;
+        number.clear();
+        let secs = match unit {
+            "h" => n * 3600.0,
+            "m" => n * 60.0,
+            "s" => n,
+            _ => n / 1000.0,
+        };
+        total += Duration::from_secs_f64(secs);
+        any = true;
+    }
+    if !number.is_empty() || !any {
+        return Err(format!(
+            "invalid duration `{text}` (use e.g. 90s, 5m, 1h, 500ms)"
+        ));
+    }
+    Ok(total)
+}
+
+/// A release name as Kubernetes labels and Secret names allow it.
+pub fn check_release_name(name: &str) -> Result<(), Error> {
+    let ok = !name.is_empty()
+        && name.len() <= 53
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !name.starts_with('-')
+        && !name.ends_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Usage(format!(
+            "invalid release name `{name}`: use lowercase letters, digits and `-` (at most 53 characters, starting and ending with a letter or digit)"
+        )))
+    }
+}
+
+/// Runs a parsed command line; returns the exit code.
+pub fn run(cli: Cli) -> Result<u8, Error> {
+    let release = match &cli.command {
+        Command::Apply(a) => &a.release,
+        Command::Plan(a) => &a.release,
+        Command::History(a) | Command::Status(a) => a,
+        Command::Rollback(a) => &a.release,
+    };
+    check_release_name(&release.release)?;
+    let output = release.output;
+    let command = match &cli.command {
+        Command::Apply(_) => "apply",
+        Command::Plan(_) => "plan",
+        Command::History(_) => "history",
+        Command::Status(_) => "status",
+        Command::Rollback(_) => "rollback",
+    };
+    let (name, namespace) = (release.release.clone(), release.namespace.clone());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(Error::Runtime)?;
+    let progress = Progress::new(false);
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Apply(args) => commands::apply::run(&args, &progress).await,
+            Command::Plan(args) => commands::plan::run(&args, &progress).await,
+            Command::History(args) => commands::history::history(&args).await,
+            Command::Status(args) => commands::history::status(&args).await,
+            Command::Rollback(args) => commands::rollback::run(&args, &progress).await,
+        }
+    });
+    let (code, report, text) = match result {
+        Ok(done) => done,
+        Err(e) if output == Output::Json => {
+            let mut report = Report::new(command, &name, namespace.as_deref().unwrap_or(""));
+            report.outcome = Outcome::Error;
+            report.message = e.to_string();
+            (exit::ERROR, Some(report), String::new())
+        }
+        Err(e) => return Err(e),
+    };
+    let mut stdout = std::io::stdout().lock();
+    match (output, report) {
+        (Output::Json, Some(report)) => stdout.write_all(report.to_json().as_bytes()),
+        _ => stdout.write_all(text.as_bytes()),
+    }
+    .and_then(|_| stdout.flush())
+    .map_err(Error::Output)?;
+    Ok(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("90s").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("1m30s").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("1h").unwrap(), Duration::from_secs(3600));
+        assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
+        assert!(parse_duration("5 minutes").is_err());
+        assert!(parse_duration("5").is_ok());
+        assert!(parse_duration("m").is_err());
+    }
+
+    #[test]
+    fn release_names() {
+        assert!(check_release_name("shop-api").is_ok());
+        assert!(check_release_name("Shop").is_err());
+        assert!(check_release_name("-a").is_err());
+        assert!(check_release_name(&"a".repeat(54)).is_err());
+    }
+
+    #[test]
+    fn arguments_parse() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+        let cli = Cli::try_parse_from([
+            "executor",
+            "apply",
+            "-r",
+            "api",
+            "-n",
+            "shop",
+            "deploy/",
+            "--timeout",
+            "2m",
+            "-o",
+            "json",
+        ])
+        .unwrap();
+        match cli.command {
+            Command::Apply(a) => {
+                assert_eq!(a.rollout.timeout, Duration::from_secs(120));
+                assert_eq!(a.release.output, Output::Json);
+                assert_eq!(a.inputs.paths, [PathBuf::from("deploy/")]);
+            }
+            c => panic!("{c:?}"),
+        }
+        assert!(Cli::try_parse_from(["executor", "apply", "-r", "api"]).is_err());
+    }
+}

@@ -1,0 +1,99 @@
+//! The commands: each turns its arguments into an exit code, a result for `--output json`
+//! and text for humans.
+
+pub mod apply;
+pub mod history;
+pub mod plan;
+pub mod rollback;
+
+use std::io::IsTerminal;
+use std::sync::Arc;
+
+use validator::manifest::{self, LoadError, Loaded};
+use validator::report::{self, Format, Summary};
+
+use crate::apply::Applied;
+use crate::cli::{InputArgs, ReleaseArgs};
+use crate::cluster::Cluster;
+use crate::metrics::{ObjectReport, Report};
+use crate::release::{self, History, Record};
+use crate::Error;
+
+/// Exit code, machine-readable result, human text.
+pub type Done = (u8, Option<Report>, String);
+
+/// The manifests: files, directories, stdin, and a rendered chart.
+pub fn load(inputs: &InputArgs, release: &str, namespace: Option<&str>) -> Loaded {
+    let mut loaded = manifest::load_paths(&inputs.paths);
+    if let Some(chart) = &inputs.chart {
+        let render = validator::chart::Render {
+            chart: chart.clone(),
+            values: inputs.values.clone(),
+            set: inputs.set.clone(),
+            release: release.to_string(),
+            namespace: namespace.map(str::to_string),
+            helm: inputs.helm.clone(),
+        };
+        match render.run() {
+            Ok(rendered) => loaded.extend(rendered),
+            Err(e) => loaded.errors.push(LoadError {
+                source: Arc::from(chart.display().to_string()),
+                line: 1,
+                column: 1,
+                message: e.to_string(),
+            }),
+        }
+    }
+    loaded
+}
+
+/// Findings as `validator check` prints them for people.
+pub fn human_findings(findings: &[report::Finding], summary: &Summary) -> String {
+    let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    report::render(Format::Human, findings, summary, colour)
+}
+
+pub async fn connect(args: &ReleaseArgs) -> Result<(Cluster, String), Error> {
+    let cluster = Cluster::connect(args.kubeconfig.as_deref(), args.context.as_deref()).await?;
+    let namespace = args
+        .namespace
+        .clone()
+        .unwrap_or_else(|| cluster.default_namespace.clone());
+    Ok((cluster, namespace))
+}
+
+pub fn object_reports(applied: &[Applied]) -> Vec<ObjectReport> {
+    applied
+        .iter()
+        .map(|a| ObjectReport {
+            id: a.id.clone(),
+            action: a.action,
+            status: None,
+            diff: Vec::new(),
+        })
+        .collect()
+}
+
+/// Deletes revisions beyond `max`; failures are reported, not fatal.
+pub async fn trim_history(history: &History, max: usize, note: impl Fn(String)) {
+    let records = match history.list().await {
+        Ok(r) => r,
+        Err(e) => return note(e.to_string()),
+    };
+    for revision in release::beyond_history_max(&records, max) {
+        if let Err(e) = history.delete(revision).await {
+            note(e.to_string());
+        }
+    }
+}
+
+/// Writes a record; a failure is reported, not fatal (the cluster state is what matters).
+pub async fn write_record(history: &History, record: &Record, note: impl Fn(String)) {
+    if let Err(e) = history.write(record).await {
+        note(e.to_string());
+    }
+}
+
+pub fn now() -> String {
+    crate::metrics::now_rfc3339()
+}

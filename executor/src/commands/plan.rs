@@ -1,0 +1,155 @@
+//! `executor plan`: the gate and the dry run of `apply`, and what would change per object.
+
+use super::{connect, human_findings, load, Done};
+use crate::apply::Action;
+use crate::cli::{exit, PlanArgs};
+use crate::gate;
+use crate::metrics::{ObjectReport, Outcome, Report, Timer};
+use crate::plan::{self, diff};
+use crate::progress::Progress;
+use crate::release::{self, History};
+use crate::Error;
+
+pub async fn run(args: &PlanArgs, _progress: &Progress) -> Result<Done, Error> {
+    let mut timer = Timer::new();
+    let name = args.release.release.clone();
+    let loaded = load(&args.inputs, &name, args.release.namespace.as_deref());
+    let policies = gate::policies(&args.policy)?;
+    let mut report = Report::new(
+        "plan",
+        &name,
+        args.release.namespace.as_deref().unwrap_or(""),
+    );
+    if !loaded.errors.is_empty() {
+        let findings: Vec<_> = loaded
+            .errors
+            .iter()
+            .map(validator::check::load_error_finding)
+            .collect();
+        let summary = validator::report::Summary::of(&findings, 0);
+        let text = human_findings(&findings, &summary);
+        report.message = "the manifests cannot be read".into();
+        report.findings = findings;
+        return Ok((exit::ERROR, Some(report), text));
+    }
+    let (cluster, namespace) = connect(&args.release).await?;
+    report.namespace = namespace.clone();
+    let desired = plan::resolve(&cluster, &loaded.documents, &namespace).await?;
+    timer.phase("gate");
+    let decision = match &args.policy.attestation {
+        Some(path) => gate::verify(path, &loaded.documents, &policies, args.policy.fail_on_warn)?,
+        None => gate::check(
+            desired.iter().map(|d| d.doc.clone()).collect(),
+            &policies,
+            &args.policy,
+            false,
+        ),
+    };
+    let mut text = String::new();
+    if !decision.findings.is_empty() {
+        text.push_str(&human_findings(&decision.findings, &decision.summary));
+    }
+    report.findings = decision.findings.clone();
+    if !decision.passed() {
+        for r in &decision.refusal {
+            text.push_str(&format!("attestation refused: {r}\n"));
+        }
+        report.errors = decision.refusal.clone();
+        report.outcome = Outcome::Blocked;
+        report.message =
+            format!("release {namespace}/{name}: the validation gate refused the manifests");
+        text.push_str(&report.message);
+        text.push('\n');
+        timer.finish();
+        return Ok((decision.exit, Some(report.with_timer(&timer)), text));
+    }
+    timer.phase("dryRun");
+    let ids: Vec<_> = desired.iter().map(|d| d.id.clone()).collect();
+    let (planned, errors) = plan::dry_run(&cluster, desired, args.force_conflicts).await?;
+    let history = History::new(cluster.client.clone(), &namespace, &name);
+    let records = history.list().await?;
+    let current = release::current(&records);
+    text.push_str(&format!(
+        "release {namespace}/{name}: {}\n",
+        match current {
+            Some(c) => format!("changes against revision {}", c.revision),
+            None => "first install".to_string(),
+        }
+    ));
+    let (mut creates, mut updates, mut same) = (0, 0, 0);
+    for p in &planned {
+        let refused = errors.iter().find(|(id, _)| *id == p.desired.id);
+        let (action, marker, lines) = if let Some((_, message)) = refused {
+            (Action::Refused, "!", vec![format!("    {message}")])
+        } else if let Some(reason) = &p.deferred {
+            creates += 1;
+            (
+                Action::Deferred,
+                "+",
+                vec![format!("    (not dry-run: {reason})")],
+            )
+        } else {
+            match p.after.as_ref().map(|a| diff::diff(p.live.as_ref(), a)) {
+                Some(diff::Change::Create) | None => {
+                    creates += 1;
+                    (Action::Created, "+", Vec::new())
+                }
+                Some(diff::Change::Unchanged) => {
+                    same += 1;
+                    (Action::Unchanged, "=", Vec::new())
+                }
+                Some(change) => {
+                    updates += 1;
+                    (Action::Configured, "~", diff::render(&change))
+                }
+            }
+        };
+        text.push_str(&format!(
+            "{marker} {} ({})\n",
+            p.desired.id,
+            action.as_str()
+        ));
+        for l in &lines {
+            text.push_str(l);
+            text.push('\n');
+        }
+        report.objects.push(ObjectReport {
+            id: p.desired.id.clone(),
+            action,
+            status: None,
+            diff: lines.iter().map(|l| l.trim().to_string()).collect(),
+        });
+    }
+    let deletes = current
+        .map(|c| release::removed(&c.ids(), &ids))
+        .unwrap_or_default();
+    for id in &deletes {
+        text.push_str(&format!("- {id} (deleted: no longer in the release)\n"));
+        report.objects.push(ObjectReport {
+            id: id.clone(),
+            action: Action::Deleted,
+            status: None,
+            diff: Vec::new(),
+        });
+    }
+    timer.finish();
+    if !errors.is_empty() {
+        report.outcome = Outcome::Error;
+        report.errors = errors.iter().map(|(id, m)| format!("{id}: {m}")).collect();
+        report.message = format!(
+            "release {namespace}/{name}: the server would refuse {} object(s)",
+            errors.len()
+        );
+        text.push_str(&report.message);
+        text.push('\n');
+        return Ok((exit::ERROR, Some(report.with_timer(&timer)), text));
+    }
+    report.outcome = Outcome::Planned;
+    report.message = format!(
+        "release {namespace}/{name}: {creates} to create, {updates} to change, {same} unchanged, {} to delete",
+        deletes.len()
+    );
+    text.push_str(&report.message);
+    text.push('\n');
+    Ok((exit::OK, Some(report.with_timer(&timer)), text))
+}

@@ -1,0 +1,50 @@
+//! Applies manifests that passed the validator to a cluster and carries out their rollout:
+//! [`gate`] (validation), [`plan`] (order, dry run, diff), [`apply`] (server-side apply),
+//! [`strategy`] (rolling), [`health`] (verdicts), [`release`] (history and rollback),
+//! [`lock`] (one operation per release at a time) and [`metrics`] (durations and results).
+
+pub mod apply;
+pub mod cli;
+pub mod cluster;
+mod commands;
+pub mod gate;
+pub mod health;
+pub mod lock;
+pub mod metrics;
+pub mod object;
+pub mod plan;
+pub mod progress;
+pub mod release;
+pub mod strategy;
+
+/// An error that stops a command (exit 2).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    Usage(String),
+    #[error(transparent)]
+    Cluster(#[from] cluster::ClusterError),
+    #[error(transparent)]
+    Plan(#[from] Box<plan::PlanError>),
+    #[error(transparent)]
+    Gate(#[from] gate::GateError),
+    #[error(transparent)]
+    Attestation(#[from] gate::AttestationError),
+    #[error(transparent)]
+    History(#[from] release::HistoryError),
+    #[error(transparent)]
+    Lock(#[from] lock::LockError),
+    /// A request the cluster refused, described.
+    #[error("{0}")]
+    Api(String),
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+    #[error("cannot write output: {0}")]
+    Output(#[source] std::io::Error),
+}
+
+impl From<plan::PlanError> for Error {
+    fn from(e: plan::PlanError) -> Self {
+        Error::Plan(Box::new(e))
+    }
+}

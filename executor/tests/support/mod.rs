@@ -1,0 +1,218 @@
+//! Manifests for tests and benchmarks: an api Deployment and a db StatefulSet that pass the
+//! production bundle, at a version (which picks the image).
+#![allow(dead_code)]
+
+pub fn image(app: &str, version: u32) -> String {
+    let hex = version.to_string().repeat(64);
+    format!(
+        "registry.example.com/shop/{app}:1.0.{version}@sha256:{}",
+        &hex[..64]
+    )
+}
+
+const POD_SECURITY: &str = r#"
+      securityContext:
+        runAsNonRoot: true
+        runAsUser: 10001
+        seccompProfile:
+          type: RuntimeDefault"#;
+
+fn container(app: &str, version: u32) -> String {
+    format!(
+        r#"
+      containers:
+        - name: {app}
+          image: {image}
+          securityContext:
+            allowPrivilegeEscalation: false
+            readOnlyRootFilesystem: true
+            capabilities:
+              drop: ["ALL"]
+          resources:
+            requests:
+              cpu: 100m
+              memory: 128Mi
+            limits:
+              memory: 256Mi
+          readinessProbe:
+            httpGet:
+              path: /ready
+              port: 8080
+          livenessProbe:
+            httpGet:
+              path: /healthz
+              port: 8080"#,
+        image = image(app, version)
+    )
+}
+
+/// The api Deployment with its ServiceAccount, NetworkPolicy and PodDisruptionBudget
+/// (compliant with the production bundle), at `version`.
+pub fn api_manifests(version: u32, deployment_spec: &str) -> String {
+    format!(
+        r#"apiVersion: v1
+kind: ServiceAccount
+metadata:
+  name: api
+  namespace: shop
+automountServiceAccountToken: false
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata:
+  name: default-deny
+  namespace: shop
+spec:
+  podSelector: {{}}
+  policyTypes: ["Ingress", "Egress"]
+---
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata:
+  name: api
+  namespace: shop
+spec:
+  minAvailable: 1
+  selector:
+    matchLabels:
+      app: api
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: api
+  namespace: shop
+spec:
+  replicas: 2{deployment_spec}
+  selector:
+    matchLabels:
+      app: api
+  template:
+    metadata:
+      labels:
+        app: api
+    spec:
+      serviceAccountName: api{POD_SECURITY}{containers}
+"#,
+        containers = container("api", version)
+    )
+}
+
+pub fn statefulset_manifests(version: u32) -> String {
+    format!(
+        r#"apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata:
+  name: db-default-deny
+  namespace: shop
+spec:
+  podSelector: {{}}
+  policyTypes: ["Ingress", "Egress"]
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata:
+  name: db
+  namespace: shop
+automountServiceAccountToken: false
+---
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata:
+  name: db
+  namespace: shop
+spec:
+  minAvailable: 2
+  selector:
+    matchLabels:
+      app: db
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata:
+  name: db
+  namespace: shop
+spec:
+  replicas: 3
+  serviceName: db
+  selector:
+    matchLabels:
+      app: db
+  template:
+    metadata:
+      labels:
+        app: db
+    spec:
+      serviceAccountName: db{POD_SECURITY}{containers}
+"#,
+        containers = container("db", version)
+    )
+}
+
+pub fn daemonset_manifests(version: u32) -> String {
+    format!(
+        r#"apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata:
+  name: agent-default-deny
+  namespace: shop
+spec:
+  podSelector: {{}}
+  policyTypes: ["Ingress", "Egress"]
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata:
+  name: agent
+  namespace: shop
+automountServiceAccountToken: false
+---
+apiVersion: apps/v1
+kind: DaemonSet
+metadata:
+  name: agent
+  namespace: shop
+spec:
+  selector:
+    matchLabels:
+      app: agent
+  template:
+    metadata:
+      labels:
+        app: agent
+    spec:
+      serviceAccountName: agent{POD_SECURITY}{containers}
+"#,
+        containers = container("agent", version)
+    )
+}
+
+/// A CRD and one of its custom resources, in one release.
+pub const CRD_AND_INSTANCE: &str = r#"apiVersion: example.com/v1
+kind: Widget
+metadata:
+  name: gear
+  namespace: shop
+spec:
+  size: 3
+---
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: widgets.example.com
+spec:
+  group: example.com
+  scope: Namespaced
+  names:
+    kind: Widget
+    plural: widgets
+    singular: widget
+  versions:
+    - name: v1
+      served: true
+      storage: true
+      schema:
+        openAPIV3Schema:
+          type: object
+          x-kubernetes-preserve-unknown-fields: true
+"#;

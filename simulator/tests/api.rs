@@ -1,0 +1,428 @@
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+//! The simulator as a real kube-rs client sees it.
+
+use std::time::Duration;
+
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::core::{DynamicObject, GroupVersionKind};
+use kube::discovery::{self, Discovery};
+use kube::runtime::wait::{await_condition, Condition};
+use kube::runtime::{watcher, WatchStreamExt};
+use serde_json::json;
+use simulator::{Behaviour, Options, Simulator};
+
+fn deployment(name: &str, image: &str, replicas: i32) -> serde_json::Value {
+    json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
+            "progressDeadlineSeconds": 10,
+            "template": {"metadata": {"labels": {"app": name}},
+                         "spec": {"containers": [{"name": "app", "image": image}]}}
+        }
+    })
+}
+
+fn fast() -> Simulator {
+    Simulator::start_with(Options {
+        speed: 20.0,
+        ..Options::default()
+    })
+    .unwrap()
+}
+
+fn complete(generation: i64) -> impl Condition<Deployment> {
+    move |d: Option<&Deployment>| {
+        let Some(d) = d else { return false };
+        let spec = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+        let s = d.status.clone().unwrap_or_default();
+        s.observed_generation.unwrap_or(0) >= generation
+            && s.updated_replicas.unwrap_or(0) == spec
+            && s.available_replicas.unwrap_or(0) == spec
+            && s.replicas.unwrap_or(0) == spec
+    }
+}
+
+#[tokio::test]
+async fn discovery_finds_built_in_and_crd_kinds() {
+    let sim = fast();
+    let client = sim.client().unwrap();
+    let discovery = Discovery::new(client.clone()).run().await.unwrap();
+    let (ar, caps) = discovery
+        .resolve_gvk(&GroupVersionKind::gvk("apps", "v1", "Deployment"))
+        .unwrap();
+    assert_eq!(ar.plural, "deployments");
+    assert!(caps.scope == discovery::Scope::Namespaced);
+    assert!(caps.subresources.iter().any(|(s, _)| s.plural == "status"));
+
+    let crds: Api<DynamicObject> = Api::all_with(
+        client.clone(),
+        &discovery::pinned_kind(
+            &client,
+            &GroupVersionKind::gvk("apiextensions.k8s.io", "v1", "CustomResourceDefinition"),
+        )
+        .await
+        .unwrap()
+        .0,
+    );
+    let crd: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "widgets.example.com"},
+        "spec": {"group": "example.com", "scope": "Namespaced",
+                 "names": {"kind": "Widget", "plural": "widgets", "singular": "widget"},
+                 "versions": [{"name": "v1", "served": true, "storage": true, "schema": {"openAPIV3Schema": {"type": "object"}}}]}
+    }))
+    .unwrap();
+    crds.create(&PostParams::default(), &crd).await.unwrap();
+    let established = |o: Option<&DynamicObject>| {
+        o.and_then(|o| o.data.pointer("/status/conditions"))
+            .and_then(|c| c.as_array())
+            .is_some_and(|cs| {
+                cs.iter()
+                    .any(|c| c["type"] == "Established" && c["status"] == "True")
+            })
+    };
+    tokio::time::timeout(
+        Duration::from_secs(5),
+        await_condition(crds.clone(), "widgets.example.com", established),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let (ar, _) = discovery::pinned_kind(
+        &client,
+        &GroupVersionKind::gvk("example.com", "v1", "Widget"),
+    )
+    .await
+    .unwrap();
+    let widgets: Api<DynamicObject> = Api::namespaced_with(client, "default", &ar);
+    let w: DynamicObject = serde_json::from_value(json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}, "spec": {"size": 1}})).unwrap();
+    widgets
+        .patch("w", &PatchParams::apply("test"), &Patch::Apply(&w))
+        .await
+        .unwrap();
+    assert_eq!(widgets.get("w").await.unwrap().data["spec"]["size"], 1);
+}
+
+#[tokio::test]
+async fn deployment_rolls_out_and_updates_with_watch_driven_waits() {
+    let sim = fast();
+    let client = sim.client().unwrap();
+    let api: Api<Deployment> = Api::namespaced(client.clone(), "default");
+    let d: Deployment = serde_json::from_value(deployment("api", "app:1", 3)).unwrap();
+    let applied = api
+        .patch("api", &PatchParams::apply("executor"), &Patch::Apply(&d))
+        .await
+        .unwrap();
+    let generation = applied.metadata.generation.unwrap();
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        await_condition(api.clone(), "api", complete(generation)),
+    )
+    .await
+    .expect("first rollout completes")
+    .unwrap();
+    let live = api.get("api").await.unwrap();
+    let status = live.status.unwrap();
+    let progressing = status
+        .conditions
+        .unwrap()
+        .into_iter()
+        .find(|c| c.type_ == "Progressing")
+        .unwrap();
+    assert_eq!(
+        progressing.reason.as_deref(),
+        Some("NewReplicaSetAvailable")
+    );
+    assert_eq!(
+        live.metadata.annotations.unwrap()["deployment.kubernetes.io/revision"],
+        "1"
+    );
+
+    // An update: a second ReplicaSet, revision 2, never more than 4 pods (maxSurge 1).
+    let d2: Deployment = serde_json::from_value(deployment("api", "app:2", 3)).unwrap();
+    let applied = api
+        .patch("api", &PatchParams::apply("executor"), &Patch::Apply(&d2))
+        .await
+        .unwrap();
+    assert_eq!(applied.metadata.generation, Some(generation + 1));
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let wait = await_condition(api.clone(), "api", complete(generation + 1));
+    let mut max_pods = 0;
+    let watch = async {
+        loop {
+            let n = pods
+                .list(&ListParams::default().labels("app=api"))
+                .await
+                .unwrap()
+                .items
+                .len();
+            max_pods = max_pods.max(n);
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    tokio::select! {
+        r = tokio::time::timeout(Duration::from_secs(10), wait) => { r.expect("update completes").unwrap(); }
+        _ = watch => {}
+    }
+    assert!(
+        max_pods <= 4,
+        "maxSurge 1 over 3 replicas allows 4 pods, saw {max_pods}"
+    );
+    let rss: Api<ReplicaSet> = Api::namespaced(client, "default");
+    let list = rss.list(&ListParams::default()).await.unwrap().items;
+    assert_eq!(list.len(), 2);
+    let revisions: Vec<(String, i32)> = list
+        .iter()
+        .map(|rs| {
+            (
+                rs.metadata.annotations.as_ref().unwrap()["deployment.kubernetes.io/revision"]
+                    .clone(),
+                rs.spec.as_ref().unwrap().replicas.unwrap(),
+            )
+        })
+        .collect();
+    assert!(
+        revisions.contains(&("2".into(), 3)) && revisions.contains(&("1".into(), 0)),
+        "{revisions:?}"
+    );
+}
+
+#[tokio::test]
+async fn crash_looping_pods_restart_and_the_deadline_passes() {
+    let sim = fast();
+    sim.set_behaviour(
+        "app:bad",
+        Behaviour::CrashLoop {
+            restart_every: Duration::from_secs(2),
+        },
+    );
+    let client = sim.client().unwrap();
+    let api: Api<Deployment> = Api::namespaced(client.clone(), "default");
+    let d: Deployment = serde_json::from_value(deployment("api", "app:bad", 2)).unwrap();
+    api.patch("api", &PatchParams::apply("executor"), &Patch::Apply(&d))
+        .await
+        .unwrap();
+    let deadline = |d: Option<&Deployment>| {
+        d.and_then(|d| d.status.as_ref())
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|cs| {
+                cs.iter().any(|c| {
+                    c.reason.as_deref() == Some("ProgressDeadlineExceeded") && c.status == "False"
+                })
+            })
+    };
+    // 10 simulated seconds at 20x: about half a second.
+    tokio::time::timeout(
+        Duration::from_secs(5),
+        await_condition(api, "api", deadline),
+    )
+    .await
+    .expect("deadline exceeded")
+    .unwrap();
+    let pods: Api<Pod> = Api::namespaced(client, "default");
+    let pod = pods
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .remove(0);
+    let cs = &pod.status.unwrap().container_statuses.unwrap()[0];
+    assert!(cs.restart_count >= 2);
+    assert_eq!(
+        cs.state
+            .as_ref()
+            .unwrap()
+            .waiting
+            .as_ref()
+            .unwrap()
+            .reason
+            .as_deref(),
+        Some("CrashLoopBackOff")
+    );
+}
+
+#[tokio::test]
+async fn statefulset_and_daemonset_status() {
+    let sim = fast();
+    let client = sim.client().unwrap();
+    let sts: Api<StatefulSet> = Api::namespaced(client.clone(), "default");
+    let mut s = json!({"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "db"},
+        "spec": {"replicas": 3, "serviceName": "db", "selector": {"matchLabels": {"app": "db"}},
+                 "template": {"metadata": {"labels": {"app": "db"}}, "spec": {"containers": [{"name": "db", "image": "db:1"}]}}}});
+    sts.patch("db", &PatchParams::apply("executor"), &Patch::Apply(&s))
+        .await
+        .unwrap();
+    let settled = |rev_changed: bool| {
+        move |o: Option<&StatefulSet>| {
+            let Some(st) = o.and_then(|o| o.status.as_ref()) else {
+                return false;
+            };
+            st.ready_replicas == Some(3)
+                && st.updated_replicas == Some(3)
+                && st.current_revision == st.update_revision
+                && (!rev_changed || st.observed_generation == Some(2))
+        }
+    };
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        await_condition(sts.clone(), "db", settled(false)),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let first = sts
+        .get("db")
+        .await
+        .unwrap()
+        .status
+        .unwrap()
+        .update_revision
+        .unwrap();
+    s["spec"]["template"]["spec"]["containers"][0]["image"] = json!("db:2");
+    sts.patch("db", &PatchParams::apply("executor"), &Patch::Apply(&s))
+        .await
+        .unwrap();
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        await_condition(sts.clone(), "db", settled(true)),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let status = sts.get("db").await.unwrap().status.unwrap();
+    assert_ne!(status.current_revision.unwrap(), first);
+
+    let ds: Api<DaemonSet> = Api::namespaced(client, "default");
+    let d = json!({"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "agent"},
+        "spec": {"selector": {"matchLabels": {"app": "agent"}},
+                 "template": {"metadata": {"labels": {"app": "agent"}}, "spec": {"containers": [{"name": "a", "image": "agent:1"}]}}}});
+    ds.patch("agent", &PatchParams::apply("executor"), &Patch::Apply(&d))
+        .await
+        .unwrap();
+    let ready = |o: Option<&DaemonSet>| {
+        o.and_then(|o| o.status.as_ref()).is_some_and(|s| {
+            s.desired_number_scheduled == 3
+                && s.number_available == Some(3)
+                && s.updated_number_scheduled == Some(3)
+        })
+    };
+    tokio::time::timeout(Duration::from_secs(10), await_condition(ds, "agent", ready))
+        .await
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test]
+async fn apply_conflicts_dry_run_and_optimistic_concurrency() {
+    let sim = fast();
+    let client = sim.client().unwrap();
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": "1"}});
+    let before = sim.resource_version();
+    cms.patch(
+        "c",
+        &PatchParams::apply("executor").dry_run(),
+        &Patch::Apply(&cm),
+    )
+    .await
+    .unwrap();
+    assert_eq!(sim.resource_version(), before, "dry run writes nothing");
+    cms.patch("c", &PatchParams::apply("executor"), &Patch::Apply(&cm))
+        .await
+        .unwrap();
+    let other = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": "2"}});
+    let err = cms
+        .patch(
+            "c",
+            &PatchParams::apply("someone-else"),
+            &Patch::Apply(&other),
+        )
+        .await
+        .unwrap_err();
+    match err {
+        kube::Error::Api(s) => {
+            assert_eq!(s.code, 409);
+            assert!(s.message.contains("executor"), "{}", s.message);
+        }
+        e => panic!("{e}"),
+    }
+    cms.patch(
+        "c",
+        &PatchParams::apply("someone-else").force(),
+        &Patch::Apply(&other),
+    )
+    .await
+    .unwrap();
+
+    let leases: Api<Lease> = Api::namespaced(client, "default");
+    let lease: Lease = serde_json::from_value(json!({"metadata": {"name": "l"}, "spec": {"holderIdentity": "a", "leaseDurationSeconds": 5}})).unwrap();
+    let created = leases.create(&PostParams::default(), &lease).await.unwrap();
+    let mut first = created.clone();
+    first.spec.as_mut().unwrap().holder_identity = Some("b".into());
+    leases
+        .replace("l", &PostParams::default(), &first)
+        .await
+        .unwrap();
+    let mut stale = created;
+    stale.spec.as_mut().unwrap().holder_identity = Some("c".into());
+    let err = leases
+        .replace("l", &PostParams::default(), &stale)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, kube::Error::Api(s) if s.code == 409));
+    leases.delete("l", &DeleteParams::default()).await.unwrap();
+}
+
+#[tokio::test]
+async fn watcher_resumes_and_sees_changes() {
+    let sim = Simulator::start_with(Options {
+        bookmark_interval: Duration::from_millis(50),
+        ..Options::default()
+    })
+    .unwrap();
+    let client = sim.client().unwrap();
+    let cms: Api<ConfigMap> = Api::namespaced(client, "default");
+    let stream = watcher(
+        cms.clone(),
+        watcher::Config::default().labels("watched=yes"),
+    )
+    .applied_objects()
+    .boxed();
+    let writer = async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        for i in 0..3 {
+            let cm = json!({"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": format!("c{i}"), "labels": {"watched": if i == 1 { "no" } else { "yes" }}}});
+            cms.patch(
+                &format!("c{i}"),
+                &PatchParams::apply("t"),
+                &Patch::Apply(&cm),
+            )
+            .await
+            .unwrap();
+        }
+        futures::future::pending::<()>().await;
+    };
+    let seen = async {
+        let names: Vec<String> = stream
+            .take(2)
+            .map_ok(|cm| cm.metadata.name.unwrap())
+            .try_collect()
+            .await
+            .unwrap();
+        names
+    };
+    let names = tokio::select! {
+        n = tokio::time::timeout(Duration::from_secs(5), seen) => n.unwrap(),
+        _ = writer => unreachable!(),
+    };
+    assert_eq!(names, vec!["c0".to_string(), "c2".to_string()]);
+}
