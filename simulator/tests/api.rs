@@ -41,7 +41,7 @@ fn fast() -> Simulator {
 fn complete(generation: i64) -> impl Condition<Deployment> {
     move |d: Option<&Deployment>| {
         let Some(d) = d else { return false };
-        let spec = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+        let spec = d.spec.replicas.unwrap_or(1);
         let s = d.status.clone().unwrap_or_default();
         s.observed_generation.unwrap_or(0) >= generation
             && s.updated_replicas.unwrap_or(0) == spec
@@ -135,7 +135,7 @@ async fn deployment_rolls_out_and_updates_with_watch_driven_waits() {
         .conditions
         .unwrap()
         .into_iter()
-        .find(|c| c.type_ == "Progressing")
+        .find(|c| c.type_.as_deref() == Some("Progressing"))
         .unwrap();
     assert_eq!(
         progressing.reason.as_deref(),
@@ -185,7 +185,7 @@ async fn deployment_rolls_out_and_updates_with_watch_driven_waits() {
             (
                 rs.metadata.annotations.as_ref().unwrap()["deployment.kubernetes.io/revision"]
                     .clone(),
-                rs.spec.as_ref().unwrap().replicas.unwrap(),
+                rs.spec.replicas.unwrap(),
             )
         })
         .collect();
@@ -215,7 +215,8 @@ async fn crash_looping_pods_restart_and_the_deadline_passes() {
             .and_then(|s| s.conditions.as_ref())
             .is_some_and(|cs| {
                 cs.iter().any(|c| {
-                    c.reason.as_deref() == Some("ProgressDeadlineExceeded") && c.status == "False"
+                    c.reason.as_deref() == Some("ProgressDeadlineExceeded")
+                        && c.status.as_deref() == Some("False")
                 })
             })
     };

@@ -36,6 +36,26 @@ pub struct PolicyArgs {
     /// Waiver file of policy exceptions (repeatable), as `validator check --waivers`.
     #[arg(long = "waivers", value_name = "FILE")]
     pub waivers: Vec<PathBuf>,
+    /// Do not check objects against Kubernetes schemas.
+    #[arg(long)]
+    pub no_schemas: bool,
+    /// Allow fields the schemas do not define (by default unknown fields are schema violations).
+    #[arg(long)]
+    pub no_strict: bool,
+    /// CustomResourceDefinitions (file or directory; repeatable) whose schemas check custom
+    /// resources (besides the CRDs of the release).
+    #[arg(long = "crd", value_name = "DIR")]
+    pub crds: Vec<PathBuf>,
+    /// Directory of JSON schemas in kubeconform's layout (repeatable), tried before the
+    /// built-in schemas.
+    #[arg(long = "schema-location", value_name = "DIR")]
+    pub schema_locations: Vec<PathBuf>,
+    /// An object whose kind has no schema is an error (by default a warning).
+    #[arg(long)]
+    pub require_schemas: bool,
+    /// Kinds never schema-checked: `Kind` or `apiVersion/Kind`, comma-separated (repeatable).
+    #[arg(long, value_name = "KINDS", value_delimiter = ',')]
+    pub skip_kinds: Vec<String>,
     /// Worker threads for the check (default: all cores).
     #[arg(long, short = 'j', value_name = "N")]
     pub jobs: Option<usize>,
@@ -109,6 +129,18 @@ pub fn check(
         exclude_namespaces: args.exclude_namespaces.clone(),
         progress,
         external_data: None,
+        schemas: (!args.no_schemas).then(|| validator::schema::Options {
+            strict: !args.no_strict,
+            crd_paths: args.crds.clone(),
+            locations: args.schema_locations.clone(),
+            require: args.require_schemas,
+            skip_kinds: args
+                .skip_kinds
+                .iter()
+                .map(|k| k.trim().to_string())
+                .filter(|k| !k.is_empty())
+                .collect(),
+        }),
         enable_cel: args.enable_cel,
         waivers,
     };

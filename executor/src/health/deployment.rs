@@ -37,9 +37,11 @@ pub fn deployment(
         .conditions
         .iter()
         .flatten()
-        .find(|c| c.type_ == "Progressing")
+        .find(|c| c.type_.as_deref() == Some("Progressing"))
     {
-        if c.status == "False" && c.reason.as_deref() == Some("ProgressDeadlineExceeded") {
+        if c.status.as_deref() == Some("False")
+            && c.reason.as_deref() == Some("ProgressDeadlineExceeded")
+        {
             return Verdict::Failed(Failure {
                 reason: Reason::ProgressDeadlineExceeded,
                 message: c
@@ -72,7 +74,7 @@ pub fn deployment(
             return Verdict::Failed(f);
         }
     }
-    let desired = i64::from(d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1));
+    let desired = i64::from(d.spec.replicas.unwrap_or(1));
     let updated = i64::from(status.updated_replicas.unwrap_or(0));
     let available = i64::from(status.available_replicas.unwrap_or(0));
     let total = i64::from(status.replicas.unwrap_or(0));
@@ -84,7 +86,7 @@ pub fn deployment(
     if old > 0 {
         message.push_str(&format!(", {old} old"));
     }
-    if d.spec.as_ref().and_then(|s| s.paused).unwrap_or(false) {
+    if d.spec.paused.unwrap_or(false) {
         message.push_str(" (paused)");
     }
     Verdict::Progressing(Progress {

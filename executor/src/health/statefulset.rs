@@ -32,7 +32,7 @@ pub fn statefulset(
             return Verdict::Failed(f);
         }
     }
-    let spec = s.spec.clone().unwrap_or_default();
+    let spec = s.spec.clone();
     let desired = i64::from(spec.replicas.unwrap_or(1));
     let ready = i64::from(status.ready_replicas.unwrap_or(0));
     let available = i64::from(
