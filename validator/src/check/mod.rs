@@ -371,7 +371,7 @@ fn vap_findings(
         .and_then(|s| serde_json::from_str(&s).ok())
         .unwrap_or(Value::Null);
     let ns_labels = review.namespace_labels(namespace_labels);
-    let (violations, errors) = crate::vap::evaluate(
+    let outcome = crate::vap::evaluate(
         set,
         review,
         &review_json,
@@ -394,7 +394,8 @@ fn vap_findings(
         object: Some(object_ref(doc)),
         message,
     };
-    let mut out: Vec<Finding> = violations
+    let mut out: Vec<Finding> = outcome
+        .violations
         .into_iter()
         .map(|v| {
             let has = |a: &str| v.actions.iter().any(|x| x == a);
@@ -417,8 +418,21 @@ fn vap_findings(
             )
         })
         .collect();
+    out.extend(outcome.annotations.into_iter().map(|a| {
+        base(
+            Severity::Info,
+            Code::AuditAnnotation,
+            Some(PolicyRef {
+                kind: "ValidatingAdmissionPolicy".into(),
+                constraint: format!("{}/{}", a.policy, a.binding),
+            }),
+            None,
+            format!("{}/{}: {}", a.policy, a.key, a.value),
+        )
+    }));
     out.extend(
-        errors
+        outcome
+            .errors
             .into_iter()
             .map(|e| base(Severity::Error, Code::EvaluationError, None, None, e)),
     );

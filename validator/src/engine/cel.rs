@@ -15,12 +15,33 @@ struct Validation {
     message_expression: Option<Program>,
 }
 
+/// A ValidatingAdmissionPolicy's `auditAnnotations` entry.
+struct Annotation {
+    key: String,
+    value: Program,
+}
+
+/// One audit annotation a policy produced: `key` and the value its expression gave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditAnnotation {
+    pub key: String,
+    pub value: String,
+}
+
+/// What evaluating a CEL source gives: failed validations and audit annotations.
+#[derive(Debug, Clone, Default)]
+pub struct CelOutcome {
+    pub violations: Vec<Violation>,
+    pub annotations: Vec<AuditAnnotation>,
+}
+
 /// A template's CEL code, every expression compiled once.
 pub struct CelTemplate {
     env: Arc<Env>,
     variables: Vec<(String, Program)>,
     match_conditions: Vec<(String, Program)>,
     validations: Vec<Validation>,
+    audit_annotations: Vec<Annotation>,
 }
 
 impl std::fmt::Debug for CelTemplate {
@@ -32,13 +53,15 @@ impl std::fmt::Debug for CelTemplate {
     }
 }
 
-/// The CEL environment: the standard library plus the Kubernetes string and list extensions.
+/// The CEL environment: the standard library, the string and list extensions, and the
+/// Kubernetes quantity, URL and regex libraries.
 fn environment() -> Result<Env, String> {
     let mut env = Env::stdlib();
     env.add_extension(cel::extensions::strings)
         .map_err(|e| format!("cannot set up CEL: {e:?}"))?;
     env.add_extension(cel::extensions::lists)
         .map_err(|e| format!("cannot set up CEL: {e:?}"))?;
+    super::cel_lib::register(&mut env)?;
     env.set_error_on_duplicate_map_keys(false);
     Ok(env)
 }
@@ -101,19 +124,39 @@ impl CelTemplate {
                 message_expression,
             });
         }
-        if validations.is_empty() {
-            return Err("K8sNativeValidation source has no validations".into());
+        let mut audit_annotations = Vec::new();
+        for (i, a) in list("auditAnnotations").iter().enumerate() {
+            let key = text_of(a, "key");
+            if key.is_empty() {
+                return Err(format!("auditAnnotations[{i}]: key is missing"));
+            }
+            audit_annotations.push(Annotation {
+                key: key.to_string(),
+                value: compile(
+                    &format!("auditAnnotations[{i}].valueExpression"),
+                    text_of(a, "valueExpression"),
+                )?,
+            });
+        }
+        if validations.is_empty() && audit_annotations.is_empty() {
+            return Err("the CEL source has no validations".into());
         }
         Ok(CelTemplate {
             env: Arc::new(env),
             variables,
             match_conditions,
             validations,
+            audit_annotations,
         })
     }
 
     /// Evaluates the validations for a review (`input.review`) and the constraint's parameters.
     pub fn evaluate(&self, review: &Value, parameters: &Value) -> Result<Vec<Violation>, String> {
+        self.evaluate_all(review, parameters).map(|o| o.violations)
+    }
+
+    /// Evaluates the validations and the audit annotations.
+    pub fn evaluate_all(&self, review: &Value, parameters: &Value) -> Result<CelOutcome, String> {
         let object = review.get("object").cloned().unwrap_or(Value::Null);
         let old_object = review.get("oldObject").cloned().unwrap_or(Value::Null);
         let any_object = if object.is_null() {
@@ -144,7 +187,7 @@ impl CelTemplate {
         for (name, program) in &self.match_conditions {
             match program.execute(&context) {
                 Ok(CelValue::Bool(true)) => {}
-                Ok(CelValue::Bool(false)) => return Ok(Vec::new()),
+                Ok(CelValue::Bool(false)) => return Ok(CelOutcome::default()),
                 Ok(other) => {
                     return Err(format!(
                         "matchCondition {name}: expected a bool, got {:?}",
@@ -186,7 +229,29 @@ impl CelTemplate {
             }
         }
         violations.sort_by(|a, b| a.msg.cmp(&b.msg));
-        Ok(violations)
+        // A value expression gives a string, or null to leave the annotation out.
+        let mut annotations = Vec::new();
+        for a in &self.audit_annotations {
+            match a.value.execute(&context) {
+                Ok(CelValue::String(s)) => annotations.push(AuditAnnotation {
+                    key: a.key.clone(),
+                    value: s.to_string(),
+                }),
+                Ok(CelValue::Null) => {}
+                Ok(other) => {
+                    return Err(format!(
+                        "auditAnnotation {}: expected a string or null, got {:?}",
+                        a.key,
+                        other.type_of()
+                    ))
+                }
+                Err(e) => return Err(format!("auditAnnotation {}: {e}", a.key)),
+            }
+        }
+        Ok(CelOutcome {
+            violations,
+            annotations,
+        })
     }
 }
 
@@ -328,5 +393,73 @@ mod tests {
         assert_eq!(to_cel(&json!(3)), CelValue::Int(3));
         assert_eq!(to_cel(&json!(u64::MAX)), CelValue::UInt(u64::MAX));
         assert_eq!(to_cel(&json!(1.5)), CelValue::Float(1.5));
+    }
+
+    fn json_value() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(Value::from),
+            "[a-zA-Z0-9 .:/%?=&-]{0,12}".prop_map(Value::from),
+            prop_oneof![
+                Just("1.5Gi"),
+                Just("100m"),
+                Just("https://x.io:8/p?q=1"),
+                Just("/p"),
+                Just("nginx:latest")
+            ]
+            .prop_map(Value::from),
+        ];
+        leaf.prop_recursive(4, 48, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..5).prop_map(Value::from),
+                proptest::collection::btree_map(
+                    prop_oneof![
+                        Just("metadata".to_string()),
+                        Just("spec".to_string()),
+                        Just("containers".to_string()),
+                        Just("image".to_string()),
+                        Just("name".to_string()),
+                        Just("resources".to_string()),
+                        "[a-z]{1,6}"
+                    ],
+                    inner,
+                    0..5
+                )
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        /// Arbitrary objects and parameters never panic the CEL path: every expression gives
+        /// a result or an error, the same one every time.
+        #[test]
+        fn arbitrary_objects_never_panic(object in json_value(), params in json_value()) {
+            let t = template(json!({
+                "variables": [
+                    {"name": "containers", "expression": "has(object.spec) && has(object.spec.containers) ? object.spec.containers : []"},
+                    {"name": "images", "expression": "variables.containers.map(c, c.image)"}
+                ],
+                "matchConditions": [{"name": "any", "expression": "object != null || true"}],
+                "validations": [
+                    {"expression": "variables.images.all(i, !i.endsWith(':latest'))", "messageExpression": "'bad: ' + variables.images.join(',')"},
+                    {"expression": "!has(object.spec) || !isQuantity(string(object.spec)) || quantity(string(object.spec)).sign() >= 0"},
+                    {"expression": "!has(object.metadata) || !isURL(string(object.metadata)) || url(string(object.metadata)).getScheme() != 'ftp'"},
+                    {"expression": "size(string(params).findAll('[0-9]+')) >= 0"},
+                    {"expression": "object.spec.replicas <= params.max", "message": "too many"}
+                ]
+            }));
+            let review = json!({"operation": "CREATE", "object": object});
+            let first = t.evaluate(&review, &params);
+            let second = t.evaluate(&review, &params);
+            proptest::prop_assert_eq!(first, second);
+            let always = template(json!({"validations": [{"expression": "true"}]}));
+            proptest::prop_assert!(always.evaluate(&review, &params).expect("true holds").is_empty());
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! Rego evaluation with regorus: each template compiled once, engines cloned per worker.
 
 mod cel;
+pub mod cel_lib;
 mod compat;
 
 use std::collections::BTreeMap;
@@ -10,7 +11,7 @@ use regorus::Value as RegoValue;
 use serde_json::Value;
 use thiserror::Error;
 
-pub use cel::{to_cel, CelTemplate};
+pub use cel::{to_cel, AuditAnnotation, CelOutcome, CelTemplate};
 pub use compat::{hoist_negated_call_arguments, normalize_v0, user_functions};
 
 use crate::policy::Template;

@@ -70,6 +70,9 @@ pub enum Code {
     /// A waiver file that cannot be used.
     #[serde(rename = "invalid-waiver")]
     InvalidWaiver,
+    /// An audit annotation a ValidatingAdmissionPolicy recorded for an object.
+    #[serde(rename = "audit-annotation")]
+    AuditAnnotation,
 }
 
 impl Code {
@@ -84,6 +87,7 @@ impl Code {
             Code::Note => "note",
             Code::ExpiredWaiver => "expired-waiver",
             Code::InvalidWaiver => "invalid-waiver",
+            Code::AuditAnnotation => "audit-annotation",
         }
     }
     pub fn description(self) -> &'static str {
@@ -99,6 +103,7 @@ impl Code {
             Code::Note => "A note about the run",
             Code::ExpiredWaiver => "A policy waiver is past its expiry date",
             Code::InvalidWaiver => "A waiver file cannot be used",
+            Code::AuditAnnotation => "A ValidatingAdmissionPolicy recorded an audit annotation",
         }
     }
 }

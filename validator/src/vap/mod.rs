@@ -264,6 +264,23 @@ pub struct Violation {
     pub message: String,
 }
 
+/// An audit annotation of a bound policy, keyed `<policy>/<key>` as the API server records it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Annotation {
+    pub policy: String,
+    pub binding: String,
+    pub key: String,
+    pub value: String,
+}
+
+/// What the bindings matching one review give.
+#[derive(Debug, Clone, Default)]
+pub struct Outcome {
+    pub violations: Vec<Violation>,
+    pub annotations: Vec<Annotation>,
+    pub errors: Vec<String>,
+}
+
 fn labels(v: &Value) -> Map<String, Value> {
     v.get("metadata")
         .and_then(|m| m.get("labels"))
@@ -279,13 +296,12 @@ pub fn evaluate(
     review_json: &Value,
     target: &Target<'_>,
     objects: &[Document],
-) -> (Vec<Violation>, Vec<String>) {
+) -> Outcome {
     let operation = review_json
         .get("operation")
         .and_then(Value::as_str)
         .unwrap_or("CREATE");
-    let mut violations = Vec::new();
-    let mut errors = Vec::new();
+    let mut out = Outcome::default();
     for b in &set.bindings {
         let Some(policy) = set.policies.iter().find(|p| p.name == b.policy) else {
             continue;
@@ -322,7 +338,7 @@ pub fn evaluate(
         };
         if params.is_empty() {
             if b.deny_without_params {
-                violations.push(Violation {
+                out.violations.push(Violation {
                     policy: policy.name.clone(),
                     binding: b.name.clone(),
                     actions: b.actions.clone(),
@@ -335,21 +351,31 @@ pub fn evaluate(
             continue;
         }
         for p in params {
-            match policy.cel.evaluate(review_json, &p) {
-                Ok(failed) => violations.extend(failed.into_iter().map(|v| Violation {
-                    policy: policy.name.clone(),
-                    binding: b.name.clone(),
-                    actions: b.actions.clone(),
-                    message: v.msg,
-                })),
-                Err(e) => errors.push(format!(
+            match policy.cel.evaluate_all(review_json, &p) {
+                Ok(outcome) => {
+                    out.violations
+                        .extend(outcome.violations.into_iter().map(|v| Violation {
+                            policy: policy.name.clone(),
+                            binding: b.name.clone(),
+                            actions: b.actions.clone(),
+                            message: v.msg,
+                        }));
+                    out.annotations
+                        .extend(outcome.annotations.into_iter().map(|a| Annotation {
+                            policy: policy.name.clone(),
+                            binding: b.name.clone(),
+                            key: a.key,
+                            value: a.value,
+                        }));
+                }
+                Err(e) => out.errors.push(format!(
                     "ValidatingAdmissionPolicy {} (binding {}): {e}",
                     policy.name, b.name
                 )),
             }
         }
     }
-    (violations, errors)
+    out
 }
 
 #[cfg(test)]

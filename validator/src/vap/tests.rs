@@ -49,6 +49,16 @@ fn run(
     ns_labels: Option<&Map<String, Value>>,
     objects: &[Document],
 ) -> (Vec<Violation>, Vec<String>) {
+    let o = outcome(set, obj, ns_labels, objects);
+    (o.violations, o.errors)
+}
+
+fn outcome(
+    set: &Set,
+    obj: &Value,
+    ns_labels: Option<&Map<String, Value>>,
+    objects: &[Document],
+) -> Outcome {
     let review = Review::new(0, obj, &RequestInfo::default());
     let json: Value =
         serde_json::from_str(&review.input.to_json_str().expect("json")).expect("parse");
@@ -94,4 +104,35 @@ fn bad_policies_and_dangling_bindings_are_errors() {
     assert!(text
         .iter()
         .any(|e| e.contains("no ValidatingAdmissionPolicy named missing")));
+}
+
+#[test]
+fn audit_annotations_are_recorded_and_null_values_left_out() {
+    let d = docs("apiVersion: admissionregistration.k8s.io/v1\nkind: ValidatingAdmissionPolicy\nmetadata: {name: sizes}\nspec:\n  matchConstraints:\n    resourceRules: [{apiGroups: [apps], apiVersions: [v1], operations: [CREATE], resources: [deployments]}]\n  auditAnnotations:\n  - key: high-replicas\n    valueExpression: \"object.spec.replicas > 3 ? 'replicas: ' + string(object.spec.replicas) : null\"\n  - key: always\n    valueExpression: \"'seen'\"\n---\napiVersion: admissionregistration.k8s.io/v1\nkind: ValidatingAdmissionPolicyBinding\nmetadata: {name: sizes-all}\nspec:\n  policyName: sizes\n  validationActions: [Audit]\n");
+    let (set, errors) = Set::from_documents(&d);
+    assert!(errors.is_empty(), "{errors:?}");
+    let o = outcome(&set, &deployment("shop", 5), None, &[]);
+    assert!(o.violations.is_empty() && o.errors.is_empty(), "{o:?}");
+    let keys: Vec<(&str, &str)> = o
+        .annotations
+        .iter()
+        .map(|a| (a.key.as_str(), a.value.as_str()))
+        .collect();
+    assert_eq!(
+        keys,
+        vec![("high-replicas", "replicas: 5"), ("always", "seen")]
+    );
+    assert_eq!(o.annotations[0].policy, "sizes");
+    let o = outcome(&set, &deployment("shop", 1), None, &[]);
+    assert_eq!(o.annotations.len(), 1);
+    assert_eq!(o.annotations[0].key, "always");
+}
+
+#[test]
+fn audit_annotation_of_the_wrong_type_is_an_error() {
+    let d = docs("apiVersion: admissionregistration.k8s.io/v1\nkind: ValidatingAdmissionPolicy\nmetadata: {name: p}\nspec:\n  matchConstraints:\n    resourceRules: [{apiGroups: [apps], apiVersions: [v1], operations: [CREATE], resources: [deployments]}]\n  auditAnnotations: [{key: n, valueExpression: '1'}]\n---\napiVersion: admissionregistration.k8s.io/v1\nkind: ValidatingAdmissionPolicyBinding\nmetadata: {name: b}\nspec: {policyName: p, validationActions: [Deny]}\n");
+    let (set, errors) = Set::from_documents(&d);
+    assert!(errors.is_empty(), "{errors:?}");
+    let o = outcome(&set, &deployment("shop", 1), None, &[]);
+    assert!(o.errors[0].contains("expected a string or null"), "{o:?}");
 }
