@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
+use crate::deploy_metrics::RecordArgs;
 use crate::gate::PolicyArgs;
 use crate::metrics::{Outcome, Report};
 use crate::progress::Progress;
@@ -47,6 +48,25 @@ pub enum Command {
     Status(ReleaseArgs),
     /// Restore an earlier revision (by default the one before the current).
     Rollback(Box<RollbackArgs>),
+    /// Delivery metrics from a deploy log: deployment frequency, change failure rate, mean
+    /// time to restore, deploy duration percentiles.
+    Report(ReportArgs),
+}
+
+/// Arguments of `executor report`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ReportArgs {
+    /// The deploy log that `apply --deploy-log` and `rollback --deploy-log` append to.
+    #[arg(long, value_name = "FILE")]
+    pub deploy_log: PathBuf,
+    /// Only this release.
+    #[arg(long, short = 'r', value_name = "NAME")]
+    pub release: Option<String>,
+    /// Only releases started in the last DURATION (`30d`, `12h`) or since an RFC 3339 time.
+    #[arg(long, value_name = "WHEN")]
+    pub since: Option<String>,
+    #[arg(long, short = 'o', value_enum, default_value = "human")]
+    pub output: Output,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -127,6 +147,8 @@ pub struct ApplyArgs {
     pub policy: PolicyArgs,
     #[command(flatten)]
     pub rollout: RolloutArgs,
+    #[command(flatten)]
+    pub record: RecordArgs,
     /// Rollout strategy.
     #[arg(long, value_enum, default_value = "rolling")]
     pub strategy: Strategy,
@@ -157,6 +179,8 @@ pub struct RollbackArgs {
     pub release: ReleaseArgs,
     #[command(flatten)]
     pub rollout: RolloutArgs,
+    #[command(flatten)]
+    pub record: RecordArgs,
     /// The revision to restore (default: the one before the current, or the current one if
     /// an operation after it was interrupted).
     #[arg(long, value_name = "REVISION")]
@@ -233,12 +257,64 @@ pub fn check_release_name(name: &str) -> Result<(), Error> {
 }
 
 /// Runs a parsed command line; returns the exit code.
+/// `executor report`: reads the log, prints the summary.
+fn report(args: &ReportArgs) -> Result<u8, Error> {
+    let events = crate::deploy_metrics::read_log(&args.deploy_log).map_err(Error::Usage)?;
+    let now = jiff::Timestamp::now();
+    let since = match &args.since {
+        None => None,
+        Some(when) => Some(parse_since(when, now).map_err(Error::Usage)?),
+    };
+    let summary = crate::deploy_metrics::summarize(&events, args.release.as_deref(), since, now);
+    let text = match args.output {
+        Output::Json => {
+            let mut s = serde_json::to_string_pretty(&summary).unwrap_or_default();
+            s.push('\n');
+            s
+        }
+        Output::Human => crate::deploy_metrics::human(&summary, args.release.as_deref()),
+    };
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(text.as_bytes())
+        .and_then(|_| stdout.flush())
+        .map_err(Error::Output)?;
+    Ok(exit::OK)
+}
+
+/// `30d`, `12h`, `90m` before `now`, or an RFC 3339 time.
+pub fn parse_since(when: &str, now: jiff::Timestamp) -> Result<jiff::Timestamp, String> {
+    if let Ok(t) = when.parse::<jiff::Timestamp>() {
+        return Ok(t);
+    }
+    let ago = match when.strip_suffix('d') {
+        Some(days) => days
+            .parse::<u64>()
+            .map(|d| Duration::from_secs(d * 86_400))
+            .map_err(|_| format!("--since {when}: not a number of days")),
+        None => parse_duration(when),
+    }
+    .map_err(|e| format!("--since {when}: {e}; give e.g. 30d, 12h or 2026-01-01T00:00:00Z"))?;
+    let ago = jiff::SignedDuration::try_from(ago).map_err(|e| format!("--since {when}: {e}"))?;
+    now.checked_sub(ago)
+        .map_err(|e| format!("--since {when}: {e}"))
+}
+
 pub fn run(cli: Cli) -> Result<u8, Error> {
+    if let Command::Report(args) = &cli.command {
+        return report(args);
+    }
+    let record = match &cli.command {
+        Command::Apply(a) => Some(a.record.clone()),
+        Command::Rollback(a) => Some(a.record.clone()),
+        _ => None,
+    };
     let release = match &cli.command {
         Command::Apply(a) => &a.release,
         Command::Plan(a) => &a.release,
         Command::History(a) | Command::Status(a) => a,
         Command::Rollback(a) => &a.release,
+        Command::Report(_) => return Ok(exit::OK),
     };
     check_release_name(&release.release)?;
     let output = release.output;
@@ -248,6 +324,7 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
         Command::History(_) => "history",
         Command::Status(_) => "status",
         Command::Rollback(_) => "rollback",
+        Command::Report(_) => "report",
     };
     let (name, namespace) = (release.release.clone(), release.namespace.clone());
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -262,18 +339,36 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
             Command::History(args) => commands::history::history(&args).await,
             Command::Status(args) => commands::history::status(&args).await,
             Command::Rollback(args) => commands::rollback::run(&args, &progress).await,
+            Command::Report(_) => Ok((exit::OK, None, String::new())),
         }
     });
+    let mut recorded = false;
     let (code, report, text) = match result {
         Ok(done) => done,
-        Err(e) if output == Output::Json => {
+        Err(e) => {
             let mut report = Report::new(command, &name, namespace.as_deref().unwrap_or(""));
             report.outcome = Outcome::Error;
             report.message = e.to_string();
+            let now = crate::metrics::now_rfc3339();
+            report.timeline.insert("started".into(), now.clone().into());
+            report.timeline.insert("finished".into(), now.into());
+            if let Some(record) = &record {
+                for problem in crate::deploy_metrics::record(record, &report) {
+                    eprintln!("warning: {problem}");
+                }
+            }
+            recorded = true;
+            if output != Output::Json {
+                return Err(e);
+            }
             (exit::ERROR, Some(report), String::new())
         }
-        Err(e) => return Err(e),
     };
+    if let (false, Some(record), Some(report)) = (recorded, &record, &report) {
+        for problem in crate::deploy_metrics::record(record, report) {
+            eprintln!("warning: {problem}");
+        }
+    }
     let mut stdout = std::io::stdout().lock();
     match (output, report) {
         (Output::Json, Some(report)) => stdout.write_all(report.to_json().as_bytes()),

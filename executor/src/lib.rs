@@ -1,12 +1,14 @@
 //! Applies manifests that passed the validator to a cluster and carries out their rollout:
 //! [`gate`] (validation), [`plan`] (order, dry run, diff), [`apply`] (server-side apply),
 //! [`strategy`] (rolling), [`health`] (verdicts), [`release`] (history and rollback),
-//! [`lock`] (one operation per release at a time) and [`metrics`] (durations and results).
+//! [`lock`] (one operation per release at a time), [`metrics`] (durations and results) and
+//! [`deploy_metrics`] (deploy log, Prometheus metrics, delivery metrics).
 
 pub mod apply;
 pub mod cli;
 pub mod cluster;
 mod commands;
+pub mod deploy_metrics;
 pub mod gate;
 pub mod health;
 pub mod lock;

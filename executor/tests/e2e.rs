@@ -830,3 +830,133 @@ fn chart_is_rendered_checked_and_rolled_out() {
         .unwrap();
     assert!(image.contains(":1.8.1@sha256:"), "{image}");
 }
+
+/// Debian's Pushgateway on a free 127.0.0.1 port, stopped when dropped.
+struct Pushgateway {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Pushgateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn pushgateway() -> Pushgateway {
+    let binary = ["/usr/bin/prometheus-pushgateway", "/usr/local/bin/pushgateway"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .unwrap_or_else(|| {
+            panic!("no Pushgateway: install it with `apt-get install prometheus-pushgateway` (scripts/test.sh does)")
+        });
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new(binary)
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("pushgateway starts");
+    let url = format!("http://127.0.0.1:{port}");
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Pushgateway { child, url };
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("the Pushgateway did not listen on {url}");
+}
+
+fn http_get(url: &str) -> String {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, path) = rest.split_once('/').unwrap();
+    let mut s = std::net::TcpStream::connect(host).unwrap();
+    write!(s, "GET /{path} HTTP/1.0\r\nHost: {host}\r\n\r\n").unwrap();
+    let mut body = String::new();
+    s.read_to_string(&mut body).unwrap();
+    body
+}
+
+#[test]
+fn releases_leave_a_deploy_log_metrics_and_delivery_numbers() {
+    let env = env(10.0);
+    let gateway = pushgateway();
+    let log = env.dir.path().join("deploys.jsonl").display().to_string();
+    let prom = env.dir.path().join("api.prom").display().to_string();
+    let record = [
+        "--deploy-log",
+        log.as_str(),
+        "--metrics-file",
+        prom.as_str(),
+        "--pushgateway",
+        gateway.url.as_str(),
+    ];
+    let v1 = write(&env, "v1.yaml", &api_manifests(1, ""));
+    let run = apply(&env, &v1, &record);
+    assert_eq!(run.code, 0, "{run}");
+    assert!(!run.stderr.contains("warning"), "{run}");
+    let textfile = std::fs::read_to_string(&prom).unwrap();
+    assert!(
+        textfile.contains("executor_release_success{release=\"api\",namespace=\"shop\"} 1"),
+        "{textfile}"
+    );
+    let pushed = http_get(&format!("{}/metrics", gateway.url));
+    let line = pushed
+        .lines()
+        .find(|l| l.starts_with("executor_release_success{"))
+        .unwrap_or_else(|| panic!("not pushed:\n{pushed}"));
+    assert!(
+        line.contains("release=\"api\"")
+            && line.contains("namespace=\"shop\"")
+            && line.ends_with(" 1"),
+        "{line}"
+    );
+
+    env.sim.set_behaviour(
+        &image("api", 2),
+        Behaviour::CrashLoop {
+            restart_every: Duration::from_secs(2),
+        },
+    );
+    let v2 = write(&env, "v2.yaml", &api_manifests(2, ""));
+    let run = apply(&env, &v2, &[&record[..], &["--max-restarts", "3"]].concat());
+    assert_eq!(run.code, 1, "{run}");
+    let textfile = std::fs::read_to_string(&prom).unwrap();
+    assert!(textfile.contains("executor_release_rolled_back{release=\"api\",namespace=\"shop\"} 1"));
+    let pushed = http_get(&format!("{}/metrics", gateway.url));
+    assert!(
+        pushed
+            .lines()
+            .any(|l| l.starts_with("executor_release_rolled_back{") && l.ends_with(" 1")),
+        "{pushed}"
+    );
+
+    let report = executor(
+        &env,
+        &["report", "--deploy-log", &log, "-r", "api", "-o", "json"],
+    );
+    assert_eq!(report.code, 0, "{report}");
+    let summary = report.json();
+    assert_eq!(summary["changes"], 2, "{summary}");
+    assert_eq!(summary["deployed"], 1);
+    assert_eq!(summary["rolledBack"], 1);
+    assert_eq!(summary["changeFailureRate"], 0.5);
+    let mttr = summary["meanTimeToRestoreSeconds"].as_f64().unwrap();
+    assert!(mttr > 0.0 && mttr < 60.0, "{summary}");
+    assert!(summary["deployDurationP50Seconds"].as_f64().unwrap() > 0.0);
+    let human = executor(&env, &["report", "--deploy-log", &log, "--since", "1d"]);
+    assert_eq!(human.code, 0, "{human}");
+    assert!(
+        human.stdout.contains("change failure rate:    50.0%"),
+        "{human}"
+    );
+    let bad = executor(&env, &["report", "--deploy-log", &log, "--since", "soon"]);
+    assert_eq!(bad.code, 2, "{bad}");
+    assert!(bad.stderr.contains("--since soon"), "{bad}");
+}
