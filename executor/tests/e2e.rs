@@ -856,20 +856,22 @@ fn pushgateway() -> Pushgateway {
         .local_addr()
         .unwrap()
         .port();
-    let child = Command::new(binary)
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("pushgateway starts");
-    let url = format!("http://127.0.0.1:{port}");
+    let gateway = Pushgateway {
+        child: Command::new(binary)
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("pushgateway starts"),
+        url: format!("http://127.0.0.1:{port}"),
+    };
     for _ in 0..100 {
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return Pushgateway { child, url };
+            return gateway;
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    panic!("the Pushgateway did not listen on {url}");
+    panic!("the Pushgateway did not listen on {}", gateway.url);
 }
 
 fn http_get(url: &str) -> String {
