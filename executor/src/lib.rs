@@ -1,14 +1,17 @@
 //! Applies manifests that passed the validator to a cluster and carries out their rollout:
 //! [`gate`] (validation), [`plan`] (order, dry run, diff), [`apply`] (server-side apply),
-//! [`strategy`] (rolling), [`health`] (verdicts), [`release`] (history and rollback),
-//! [`lock`] (one operation per release at a time) and [`metrics`] (durations and results).
+//! [`strategy`] (rolling, blue-green), [`health`] (verdicts), [`analysis`] (smoke and metric
+//! gates), [`hook`] (hook Jobs), [`release`] (history and rollback), [`lock`] (one operation
+//! per release at a time) and [`metrics`] (durations and results).
 
+pub mod analysis;
 pub mod apply;
 pub mod cli;
 pub mod cluster;
 mod commands;
 pub mod gate;
 pub mod health;
+pub mod hook;
 pub mod lock;
 pub mod metrics;
 pub mod object;
