@@ -302,6 +302,21 @@ fn blue_green_switches_the_service_and_scales_the_old_color_down() {
     assert_eq!(image_of(&env, "api-blue"), image("api", 3));
     assert_eq!(replicas(&env, "api-green"), Some(0));
     assert_eq!(Sampler::colors(&samples), ["green", "blue"]);
+
+    // `executor rollback` to revision 2 scales green up before the Service moves to it.
+    let sampler = Sampler::start(&env);
+    let run = executor(&env, &["rollback", "-r", "api", "-n", "shop", "-o", "json"]);
+    let samples = sampler.finish();
+    assert_eq!(run.code, 0, "{run}");
+    assert_eq!(run.json()["rolledBackTo"], 2);
+    assert_eq!(selector_color(&env), "green");
+    assert_eq!(replicas(&env, "api-green"), Some(2));
+    assert_eq!(image_of(&env, "api-green"), image("api", 2));
+    assert!(
+        deployment(&env, "api-blue").is_none(),
+        "revision 3's color removed"
+    );
+    assert_eq!(Sampler::colors(&samples), ["blue", "green"]);
 }
 
 #[test]
