@@ -689,3 +689,84 @@ fn smoke_gate_passes_on_the_expected_status_and_fails_otherwise() {
         image("api", 2)
     );
 }
+
+#[test]
+fn chart_color_variant_is_deployed_blue_green() {
+    let env = env();
+    // The chart's ExternalSecret needs its operator's CRD, as in a real cluster.
+    env.sim
+        .create(json!({
+            "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": {"name": "externalsecrets.external-secrets.io"},
+            "spec": {"group": "external-secrets.io", "scope": "Namespaced",
+                     "names": {"kind": "ExternalSecret", "plural": "externalsecrets", "singular": "externalsecret"},
+                     "versions": [{"name": "v1beta1", "served": true, "storage": true,
+                                   "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}
+        }))
+        .unwrap();
+    assert!(env.sim.wait_until(Duration::from_secs(5), |sim| {
+        sim.get(
+            "apiextensions.k8s.io/v1",
+            "CustomResourceDefinition",
+            "",
+            "externalsecrets.external-secrets.io",
+        )
+        .is_some_and(|c| c["status"]["conditions"].is_array())
+    }));
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let chart = root.join("charts/api");
+    let helm = root.join("scripts/helm");
+    let apply_chart = |level: &str| {
+        let log_level = format!("config.logLevel={level}");
+        let args = [
+            "apply",
+            "-r",
+            "api",
+            "-n",
+            "shop",
+            "-o",
+            "json",
+            "--chart",
+            chart.to_str().unwrap(),
+            "--helm",
+            helm.to_str().unwrap(),
+            "--set",
+            "color=blue",
+            "--set",
+            &log_level,
+            "--strategy",
+            "blue-green",
+            "--scale-down-delay",
+            "0s",
+        ];
+        executor(&env, &args)
+    };
+    let run = apply_chart("info");
+    assert_eq!(run.code, 0, "{run}");
+    assert_eq!(selector_color(&env), "blue");
+    let sampler = Sampler::start(&env);
+    let run = apply_chart("debug");
+    let samples = sampler.finish();
+    assert_eq!(run.code, 0, "{run}");
+    assert_eq!(selector_color(&env), "green");
+    assert_eq!(Sampler::colors(&samples), ["blue", "green"]);
+    // The color's ConfigMap and PodDisruptionBudget follow the Deployment's name.
+    let green = deployment(&env, "api-green").unwrap();
+    assert_eq!(green["metadata"]["labels"]["color"], "green");
+    let config = env.sim.get("v1", "ConfigMap", "shop", "api-green").unwrap();
+    assert_eq!(config["data"]["LOG_LEVEL"], "debug");
+    let blue_config = env.sim.get("v1", "ConfigMap", "shop", "api-blue").unwrap();
+    assert_eq!(blue_config["data"]["LOG_LEVEL"], "info");
+    let pdb = env
+        .sim
+        .get("policy/v1", "PodDisruptionBudget", "shop", "api-green")
+        .unwrap();
+    assert_eq!(pdb["spec"]["selector"]["matchLabels"]["color"], "green");
+    assert!(
+        serde_json::to_string(&green["spec"]["template"]["spec"])
+            .unwrap()
+            .contains("\"api-green\""),
+        "the pods use the green ConfigMap: {green}"
+    );
+    assert_eq!(replicas(&env, "api-blue"), Some(0));
+}

@@ -207,14 +207,27 @@ fn replace_strings(value: &mut Value, renames: &[(String, String)]) {
     }
 }
 
-/// Turns the objects of one color into the other: objects labelled `color: from` get the
-/// label `to` (also in selectors and pod templates), names ending in `-from` end in `-to`, and
-/// references between them follow their new names.
+/// Turns the objects of one color into the other. The objects of a color are those labelled
+/// `color: from`, and those named like one of them (a chart's ConfigMap, PodDisruptionBudget or
+/// HorizontalPodAutoscaler named after its Deployment): their `color` labels (also in
+/// selectors and pod templates) become `to`, names ending in `-from` end in `-to`, and
+/// references between them follow the new names. The Service is left alone.
 pub fn recolor(objects: &mut [Value], from: Color, to: Color) {
     if from == to {
         return;
     }
-    let colored = |o: &Value| color_label(&o["metadata"]["labels"]) == Some(from);
+    let labelled: Vec<String> = objects
+        .iter()
+        .filter(|o| color_label(&o["metadata"]["labels"]) == Some(from))
+        .filter_map(|o| o["metadata"]["name"].as_str().map(str::to_string))
+        .collect();
+    let colored = |o: &Value| {
+        o["kind"] != "Service"
+            && (color_label(&o["metadata"]["labels"]) == Some(from)
+                || o["metadata"]["name"]
+                    .as_str()
+                    .is_some_and(|n| labelled.iter().any(|l| l == n)))
+    };
     let renames: Vec<(String, String)> = objects
         .iter()
         .filter(|o| colored(o))
@@ -223,7 +236,8 @@ pub fn recolor(objects: &mut [Value], from: Color, to: Color) {
             Some((name.to_string(), counterpart(name, from, to)?))
         })
         .collect();
-    for o in objects.iter_mut().filter(|o| colored(o)) {
+    let members: Vec<bool> = objects.iter().map(colored).collect();
+    for (o, _) in objects.iter_mut().zip(members).filter(|(_, m)| *m) {
         replace_strings(o, &renames);
         for pointer in [
             "/metadata/labels",
@@ -425,7 +439,27 @@ mod tests {
                    "metadata": {"name": "api-blue", "labels": {"color": "blue"}}}),
             json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "api-blue"}}),
         ];
+        objects.push(json!({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+            "metadata": {"name": "api-blue"},
+            "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "api-blue"}}}));
+        objects.push(
+            json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+            "metadata": {"name": "api-blue"},
+            "spec": {"selector": {"matchLabels": {"app": "api", "color": "blue"}}}}),
+        );
+        objects.push(
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "shared-blue"}}),
+        );
         recolor(&mut objects, Color::Blue, Color::Green);
+        assert_eq!(objects[4]["metadata"]["name"], "api-green");
+        assert_eq!(objects[4]["spec"]["scaleTargetRef"]["name"], "api-green");
+        assert_eq!(objects[5]["metadata"]["name"], "api-green");
+        assert_eq!(
+            objects[5]["spec"]["selector"]["matchLabels"]["color"],
+            "green"
+        );
+        // Neither labelled nor named like an object of the color: left alone.
+        assert_eq!(objects[6]["metadata"]["name"], "shared-blue");
         let d = &objects[1];
         assert_eq!(d["metadata"]["name"], "api-green");
         assert_eq!(d["metadata"]["labels"]["color"], "green");
@@ -444,8 +478,8 @@ mod tests {
             "api-blue-config"
         );
         assert_eq!(objects[2]["metadata"]["name"], "api-green");
-        // Unlabelled objects and the Service keep theirs.
-        assert_eq!(objects[3]["metadata"]["name"], "api-blue");
+        // Named like the Deployment: part of its color.
+        assert_eq!(objects[3]["metadata"]["name"], "api-green");
         assert_eq!(objects[0]["spec"]["selector"]["color"], "blue");
         assert_eq!(
             selecting(&objects[0], Color::Green)["spec"]["selector"],
