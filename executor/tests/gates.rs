@@ -593,7 +593,7 @@ fn unreachable_prometheus_fails_the_gate_unless_errors_are_ignored() {
 }
 
 #[test]
-fn failing_pre_deploy_hook_stops_the_release_before_anything_is_applied() {
+fn hook_jobs_run_at_their_phase_and_a_failed_one_fails_the_release() {
     let env = env();
     // migrate 1 succeeds, migrate 2 exits with 1.
     for (version, code) in [(1, 0), (2, 1)] {
@@ -647,6 +647,28 @@ fn failing_pre_deploy_hook_stops_the_release_before_anything_is_applied() {
         "nothing of v2 applied"
     );
     assert_eq!(d["metadata"]["generation"], 1);
+
+    // A post-deploy hook runs once v3 is rolled out; its failure rolls v3 back.
+    let mut v3 = api_manifests(3, "");
+    v3.push_str(&hook_job("smoke-test", "post-deploy", &image("migrate", 2)));
+    let v3 = write(&env, "v3.yaml", &v3);
+    let run = apply(&env, &v3, &[]);
+    assert_eq!(run.code, 1, "{run}");
+    assert_eq!(run.json()["failure"]["reason"], "hookFailed");
+    assert_eq!(
+        run.gates(),
+        [
+            ("readiness".into(), "passed".into()),
+            (
+                "hook post-deploy Job shop/smoke-test".into(),
+                "failed".into()
+            )
+        ]
+    );
+    assert_eq!(
+        deployment(&env, "api").unwrap()["spec"]["template"]["spec"]["containers"][0]["image"],
+        image("api", 1)
+    );
 }
 
 #[test]
