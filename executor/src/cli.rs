@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
+use crate::analysis::{GateErrors, Gates, Metric, Smoke};
 use crate::deploy_metrics::RecordArgs;
 use crate::gate::PolicyArgs;
 use crate::metrics::{Outcome, Report};
@@ -48,6 +49,10 @@ pub enum Command {
     Status(ReleaseArgs),
     /// Restore an earlier revision (by default the one before the current).
     Rollback(Box<RollbackArgs>),
+    /// Switch a blue-green release paused by --manual-promotion to its new color.
+    Promote(Box<PromotionArgs>),
+    /// Undo a blue-green release paused by --manual-promotion; traffic stays where it is.
+    Abort(Box<PromotionArgs>),
     /// Delivery metrics from a deploy log: deployment frequency, change failure rate, mean
     /// time to restore, deploy duration percentiles.
     Report(ReportArgs),
@@ -137,6 +142,92 @@ pub struct RolloutArgs {
     pub lease_duration: Duration,
 }
 
+/// Gates checked once the workloads are rolled out (for blue-green: the smoke check before the
+/// switch, metrics and readiness after it).
+#[derive(Debug, Clone, clap::Args)]
+pub struct GateArgs {
+    /// HTTP gate: GET this URL once the rollout is complete (before the switch, for blue-green).
+    #[arg(long, value_name = "URL")]
+    pub smoke_url: Option<String>,
+    /// The HTTP status --smoke-url must answer.
+    #[arg(
+        long,
+        value_name = "CODE",
+        default_value_t = 200,
+        requires = "smoke_url"
+    )]
+    pub smoke_status: u16,
+    /// Further attempts of --smoke-url before it fails.
+    #[arg(long, value_name = "N", default_value_t = 3, requires = "smoke_url")]
+    pub smoke_retries: u32,
+    /// Time between attempts of --smoke-url.
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_duration, requires = "smoke_url")]
+    pub smoke_interval: Duration,
+    /// Metric gate: a PromQL query whose value must stay at or below the --max given with it
+    /// (repeatable, paired in order).
+    #[arg(long = "metric", value_name = "QUERY", requires = "prometheus")]
+    pub metrics: Vec<String>,
+    /// The largest value a --metric may take.
+    #[arg(long = "max", value_name = "VALUE", allow_negative_numbers = true)]
+    pub max: Vec<f64>,
+    /// Prometheus' base URL (its HTTP API answers at URL/api/v1/query).
+    #[arg(long, value_name = "URL")]
+    pub prometheus: Option<String>,
+    /// Time between two measurements of a metric.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub metric_interval: Duration,
+    /// Measurements above --max a metric gate tolerates; one more fails it.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub metric_failure_limit: u32,
+    /// What a gate that cannot be evaluated (Prometheus unreachable, a query error) counts as.
+    #[arg(long, value_enum, default_value = "fail")]
+    pub gate_errors: GateErrors,
+    /// How long metrics and readiness are watched after the rollout (after the switch, for
+    /// blue-green); 0 takes one measurement.
+    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = parse_duration)]
+    pub observe: Duration,
+}
+
+impl GateArgs {
+    /// The gates, with each --metric paired with its --max.
+    pub fn gates(&self) -> Result<Gates, Error> {
+        if self.metrics.len() != self.max.len() {
+            return Err(Error::Usage(format!(
+                "give one --max per --metric ({} --metric, {} --max)",
+                self.metrics.len(),
+                self.max.len()
+            )));
+        }
+        if self.metric_interval.is_zero() {
+            return Err(Error::Usage(
+                "--metric-interval must be longer than 0".into(),
+            ));
+        }
+        Ok(Gates {
+            smoke: self.smoke_url.as_ref().map(|url| Smoke {
+                url: url.clone(),
+                status: self.smoke_status,
+                retries: self.smoke_retries,
+                interval: self.smoke_interval,
+            }),
+            metrics: self
+                .metrics
+                .iter()
+                .zip(&self.max)
+                .map(|(query, max)| Metric {
+                    query: query.clone(),
+                    max: *max,
+                })
+                .collect(),
+            prometheus: self.prometheus.clone(),
+            metric_interval: self.metric_interval,
+            metric_failure_limit: self.metric_failure_limit,
+            gate_errors: self.gate_errors,
+            observe: self.observe,
+        })
+    }
+}
+
 #[derive(Debug, clap::Args)]
 pub struct ApplyArgs {
     #[command(flatten)]
@@ -149,9 +240,17 @@ pub struct ApplyArgs {
     pub rollout: RolloutArgs,
     #[command(flatten)]
     pub record: RecordArgs,
+    #[command(flatten)]
+    pub gates: GateArgs,
     /// Rollout strategy.
     #[arg(long, value_enum, default_value = "rolling")]
     pub strategy: Strategy,
+    /// Blue-green: stop before the switch and wait for `executor promote` or `executor abort`.
+    #[arg(long)]
+    pub manual_promotion: bool,
+    /// Blue-green: time between the end of the observation and scaling the old color down.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub scale_down_delay: Duration,
     /// Time a rollback may take (its own budget, not what is left of --timeout).
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
     pub rollback_timeout: Duration,
@@ -185,6 +284,19 @@ pub struct RollbackArgs {
     /// an operation after it was interrupted).
     #[arg(long, value_name = "REVISION")]
     pub to: Option<u32>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PromotionArgs {
+    #[command(flatten)]
+    pub release: ReleaseArgs,
+    #[command(flatten)]
+    pub rollout: RolloutArgs,
+    #[command(flatten)]
+    pub record: RecordArgs,
+    /// Time a rollback may take.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
+    pub rollback_timeout: Duration,
 }
 
 /// `300`, `300s`, `5m`, `1h`, `1m30s`, `500ms`.
@@ -307,6 +419,7 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
     let record = match &cli.command {
         Command::Apply(a) => Some(a.record.clone()),
         Command::Rollback(a) => Some(a.record.clone()),
+        Command::Promote(a) | Command::Abort(a) => Some(a.record.clone()),
         _ => None,
     };
     let release = match &cli.command {
@@ -314,6 +427,7 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
         Command::Plan(a) => &a.release,
         Command::History(a) | Command::Status(a) => a,
         Command::Rollback(a) => &a.release,
+        Command::Promote(a) | Command::Abort(a) => &a.release,
         Command::Report(_) => return Ok(exit::OK),
     };
     check_release_name(&release.release)?;
@@ -324,6 +438,8 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
         Command::History(_) => "history",
         Command::Status(_) => "status",
         Command::Rollback(_) => "rollback",
+        Command::Promote(_) => "promote",
+        Command::Abort(_) => "abort",
         Command::Report(_) => "report",
     };
     let (name, namespace) = (release.release.clone(), release.namespace.clone());
@@ -339,6 +455,8 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
             Command::History(args) => commands::history::history(&args).await,
             Command::Status(args) => commands::history::status(&args).await,
             Command::Rollback(args) => commands::rollback::run(&args, &progress).await,
+            Command::Promote(args) => commands::promote::promote(&args, &progress).await,
+            Command::Abort(args) => commands::promote::abort(&args, &progress).await,
             Command::Report(_) => Ok((exit::OK, None, String::new())),
         }
     });
@@ -431,5 +549,59 @@ mod tests {
             c => panic!("{c:?}"),
         }
         assert!(Cli::try_parse_from(["executor", "apply", "-r", "api"]).is_err());
+    }
+
+    #[test]
+    fn gate_flags_pair_metrics_with_their_max() {
+        let parse = |extra: &[&str]| {
+            let mut args = vec!["executor", "apply", "-r", "api", "deploy/"];
+            args.extend_from_slice(extra);
+            match Cli::try_parse_from(args).map(|c| c.command) {
+                Ok(Command::Apply(a)) => Ok(a),
+                Ok(c) => panic!("{c:?}"),
+                Err(e) => Err(e.to_string()),
+            }
+        };
+        let a = parse(&[
+            "--strategy",
+            "blue-green",
+            "--prometheus",
+            "http://prom:9090",
+            "--metric",
+            "errors",
+            "--max",
+            "0.005",
+            "--metric",
+            "latency",
+            "--max",
+            "-1",
+            "--observe",
+            "60s",
+            "--gate-errors",
+            "ignore",
+            "--smoke-url",
+            "http://api/healthz",
+        ])
+        .unwrap();
+        assert_eq!(a.strategy, Strategy::BlueGreen);
+        let gates = a.gates.gates().unwrap();
+        assert_eq!(gates.metrics.len(), 2);
+        assert_eq!(gates.metrics[1].max, -1.0);
+        assert_eq!(gates.observe, Duration::from_secs(60));
+        assert_eq!(gates.gate_errors, GateErrors::Ignore);
+        assert_eq!(gates.smoke.as_ref().unwrap().status, 200);
+        let unpaired = parse(&["--prometheus", "http://p", "--metric", "errors"]).unwrap();
+        assert!(unpaired
+            .gates
+            .gates()
+            .unwrap_err()
+            .to_string()
+            .contains("one --max per --metric"));
+        assert!(parse(&["--metric", "errors", "--max", "1"])
+            .unwrap_err()
+            .contains("--prometheus"));
+        assert!(parse(&["--smoke-status", "204"])
+            .unwrap_err()
+            .contains("--smoke-url"));
     }
 }

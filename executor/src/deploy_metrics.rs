@@ -102,7 +102,8 @@ impl DeployEvent {
     }
 
     fn restores(&self) -> bool {
-        self.outcome == "deployed" && matches!(self.command.as_str(), "apply" | "rollback")
+        self.outcome == "deployed"
+            && matches!(self.command.as_str(), "apply" | "rollback" | "promote")
     }
 }
 

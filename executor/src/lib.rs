@@ -1,9 +1,11 @@
 //! Applies manifests that passed the validator to a cluster and carries out their rollout:
 //! [`gate`] (validation), [`plan`] (order, dry run, diff), [`apply`] (server-side apply),
-//! [`strategy`] (rolling), [`health`] (verdicts), [`release`] (history and rollback),
-//! [`lock`] (one operation per release at a time), [`metrics`] (durations and results) and
-//! [`deploy_metrics`] (deploy log, Prometheus metrics, delivery metrics).
+//! [`strategy`] (rolling, blue-green), [`health`] (verdicts), [`analysis`] (smoke and metric
+//! gates), [`hook`] (hook Jobs), [`release`] (history and rollback), [`lock`] (one operation
+//! per release at a time), [`metrics`] (durations and results) and [`deploy_metrics`] (deploy
+//! log, Prometheus metrics, delivery metrics).
 
+pub mod analysis;
 pub mod apply;
 pub mod cli;
 pub mod cluster;
@@ -11,6 +13,7 @@ mod commands;
 pub mod deploy_metrics;
 pub mod gate;
 pub mod health;
+pub mod hook;
 pub mod lock;
 pub mod metrics;
 pub mod object;

@@ -8,6 +8,7 @@ use jiff::Timestamp;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use crate::analysis::GateResult;
 use crate::apply::Action;
 use crate::health::Failure;
 use crate::object::ObjectId;
@@ -88,6 +89,11 @@ pub enum Outcome {
     Error,
     /// `plan` only: what would change.
     Planned,
+    /// Blue-green with `--manual-promotion`: the new color is ready and checked, and waits
+    /// for `executor promote` or `executor abort`.
+    Paused,
+    /// `executor abort`: the paused release was undone as asked.
+    Aborted,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -125,6 +131,9 @@ pub struct Report {
     /// rollbackStarted, rollbackComplete, finished).
     pub timeline: Map<String, Value>,
     pub objects: Vec<ObjectReport>,
+    /// Every gate evaluated (readiness, hooks, smoke, metrics), in order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub gates: Vec<GateResult>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub findings: Vec<validator::report::Finding>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -146,6 +155,7 @@ impl Report {
             durations: BTreeMap::new(),
             timeline: Map::new(),
             objects: Vec::new(),
+            gates: Vec::new(),
             findings: Vec::new(),
             errors: Vec::new(),
         }

@@ -17,6 +17,9 @@ pub enum Behaviour {
     ImagePullBackOff,
     /// A referenced ConfigMap or Secret key is missing.
     CreateContainerConfigError,
+    /// Runs for `after`, then its containers exit with `code` and are not restarted (the pod
+    /// phase becomes `Succeeded` for 0, `Failed` otherwise): a Job's pod.
+    Exits { after: Duration, code: i32 },
 }
 
 impl Default for Behaviour {

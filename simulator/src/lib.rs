@@ -3,8 +3,8 @@
 //! It keeps objects (uid, resourceVersion, generation, labels, managed fields), answers get,
 //! list, watch (with bookmarks), create, update, merge patch, server-side apply and delete,
 //! with `dryRun=All`, the status subresource and discovery; CRDs add resources. Controllers
-//! run Deployments (ReplicaSets, rolling updates, conditions), StatefulSets and DaemonSets,
-//! and pods behave as the test chose for their image, on a clock the test can speed up.
+//! run Deployments (ReplicaSets, rolling updates, conditions), StatefulSets, DaemonSets and
+//! Jobs, and pods behave as the test chose for their image, on a clock the test can speed up.
 //!
 //! ```no_run
 //! use simulator::{Behaviour, Simulator};

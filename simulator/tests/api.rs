@@ -427,3 +427,84 @@ async fn watcher_resumes_and_sees_changes() {
     };
     assert_eq!(names, vec!["c0".to_string(), "c2".to_string()]);
 }
+
+fn job(name: &str, image: &str, backoff_limit: i32) -> serde_json::Value {
+    json!({
+        "apiVersion": "batch/v1", "kind": "Job",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {
+            "backoffLimit": backoff_limit,
+            "template": {"spec": {"restartPolicy": "Never",
+                                  "containers": [{"name": "run", "image": image}]}}
+        }
+    })
+}
+
+fn job_condition(job: &k8s_openapi::api::batch::v1::Job) -> Option<String> {
+    job.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| (c.type_ == "Complete" || c.type_ == "Failed") && c.status == "True")
+        .map(|c| c.type_.clone())
+}
+
+#[tokio::test]
+async fn jobs_complete_or_fail_by_their_pods_exit_codes() {
+    use k8s_openapi::api::batch::v1::Job;
+    let sim = fast();
+    sim.set_behaviour(
+        "migrate:ok",
+        Behaviour::Exits {
+            after: Duration::from_secs(2),
+            code: 0,
+        },
+    );
+    sim.set_behaviour(
+        "migrate:bad",
+        Behaviour::Exits {
+            after: Duration::from_secs(1),
+            code: 1,
+        },
+    );
+    let client = sim.client().unwrap();
+    let jobs: Api<Job> = Api::namespaced(client.clone(), "default");
+    let pp = PatchParams::apply("test");
+    for (name, image, limit) in [("ok", "migrate:ok", 0), ("bad", "migrate:bad", 1)] {
+        jobs.patch(name, &pp, &Patch::Apply(job(name, image, limit)))
+            .await
+            .unwrap();
+    }
+    let finished = |j: Option<&Job>| j.and_then(job_condition).is_some();
+    let ok = tokio::time::timeout(
+        Duration::from_secs(10),
+        await_condition(jobs.clone(), "ok", finished),
+    )
+    .await
+    .unwrap()
+    .unwrap()
+    .unwrap();
+    assert_eq!(job_condition(&ok).as_deref(), Some("Complete"));
+    assert_eq!(ok.status.as_ref().unwrap().succeeded, Some(1));
+    let bad = tokio::time::timeout(
+        Duration::from_secs(10),
+        await_condition(jobs.clone(), "bad", finished),
+    )
+    .await
+    .unwrap()
+    .unwrap()
+    .unwrap();
+    assert_eq!(job_condition(&bad).as_deref(), Some("Failed"));
+    // backoffLimit 1: a second pod after the first failure, then the Job fails.
+    assert_eq!(bad.status.as_ref().unwrap().failed, Some(2));
+    let pods: Api<Pod> = Api::namespaced(client, "default");
+    let bad_pods = pods
+        .list(&ListParams::default().labels("job-name=bad"))
+        .await
+        .unwrap();
+    assert_eq!(bad_pods.items.len(), 2);
+    for p in &bad_pods.items {
+        assert_eq!(p.status.as_ref().unwrap().phase.as_deref(), Some("Failed"));
+    }
+}

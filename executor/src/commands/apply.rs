@@ -1,23 +1,28 @@
-//! `executor apply`: gate, lock, dry run, apply, roll out, and on failure roll back.
+//! `executor apply`: gate, lock, dry run, hooks, apply, roll out (rolling or blue-green), the
+//! gates after the rollout, and on failure roll back.
 
 use std::collections::{BTreeSet, HashMap};
 
 use kube::api::{Patch, PatchParams};
 use serde_json::Value;
 
-use super::{connect, human_findings, load, now, object_reports, trim_history, write_record, Done};
-use crate::apply::{self, Action};
+use super::finish::{self, Ctx};
+use super::{connect, human_findings, load, now, object_reports, write_record, Done};
+use crate::analysis::Gates;
+use crate::apply;
 use crate::cli::{exit, ApplyArgs};
 use crate::cluster::Cluster;
 use crate::gate;
 use crate::health::{Failure, Reason, Thresholds};
+use crate::hook::{self, HookPhase, Hooks};
 use crate::lock;
-use crate::metrics::{ObjectReport, Outcome, Report, Timer};
+use crate::metrics::{Outcome, Report, Timer};
 use crate::object::{digest, ObjectId};
 use crate::plan::{self, Desired};
 use crate::progress::Progress;
-use crate::release::{self, rollback, History, Operation, Phase, Record, Status};
-use crate::strategy::{self, rolling, Settings};
+use crate::release::{self, History, Operation, Phase, Record, Status};
+use crate::strategy::blue_green::{self, Color};
+use crate::strategy::{self, rolling, Settings, Strategy};
 use crate::Error;
 
 pub async fn run(args: &ApplyArgs, progress: &Progress) -> Result<Done, Error> {
@@ -25,6 +30,12 @@ pub async fn run(args: &ApplyArgs, progress: &Progress) -> Result<Done, Error> {
     let name = args.release.release.clone();
     let loaded = load(&args.inputs, &name, args.release.namespace.as_deref());
     let policies = gate::policies(&args.policy)?;
+    let gates = args.gates.gates()?;
+    if args.manual_promotion && args.strategy != Strategy::BlueGreen {
+        return Err(Error::Usage(
+            "--manual-promotion is for --strategy blue-green".into(),
+        ));
+    }
     let mut report = Report::new(
         "apply",
         &name,
@@ -83,8 +94,18 @@ pub async fn run(args: &ApplyArgs, progress: &Progress) -> Result<Done, Error> {
         ));
     }
 
+    let set_digest = set_digest(&desired);
+    let (desired, hooks) = hook::split(desired).map_err(|e| {
+        Error::Usage(format!(
+            "the manifests' hooks are not valid:\n  {}",
+            e.join("\n  ")
+        ))
+    })?;
+    let prepared = prepare(args, &cluster, desired, &gates, progress).await?;
+
     timer.phase("lock");
-    let created_namespace = ensure_namespace(&cluster, &namespace, &desired, progress).await?;
+    let created_namespace =
+        ensure_namespace(&cluster, &namespace, &prepared.desired, progress).await?;
     let me = lock::identity();
     let held = lock::acquire(
         cluster.client.clone(),
@@ -104,7 +125,12 @@ pub async fn run(args: &ApplyArgs, progress: &Progress) -> Result<Done, Error> {
         &held,
         &cluster,
         &namespace,
-        desired,
+        Release {
+            prepared,
+            hooks,
+            gates,
+            digest: set_digest,
+        },
         created_namespace,
         &mut timer,
         &mut report,
@@ -173,18 +199,138 @@ fn set_digest(desired: &[Desired]) -> String {
     ))
 }
 
+/// The objects to apply, those to record, and the blue-green state, once the colors are
+/// chosen.
+struct Prepared {
+    /// What is applied now (for blue-green: the Service still on the serving color).
+    desired: Vec<Desired>,
+    /// The objects as the release has them once complete (recorded).
+    recorded: Vec<Value>,
+    blue_green: Option<blue_green::State>,
+}
+
+/// Everything about the release that `locked` carries out.
+struct Release {
+    prepared: Prepared,
+    hooks: Hooks,
+    gates: Gates,
+    /// The digest of the manifests as given (an interrupted operation on them is resumed).
+    digest: String,
+}
+
+/// For blue-green: picks the idle color (the one the live Service does not select), turns
+/// the manifests' color into it, and keeps the Service on the serving color until the switch.
+async fn prepare(
+    args: &ApplyArgs,
+    cluster: &Cluster,
+    mut desired: Vec<Desired>,
+    gates: &Gates,
+    progress: &Progress,
+) -> Result<Prepared, Error> {
+    if args.strategy != Strategy::BlueGreen {
+        let recorded = desired.iter().map(|d| d.object().clone()).collect();
+        return Ok(Prepared {
+            desired,
+            recorded,
+            blue_green: None,
+        });
+    }
+    let target = {
+        let objects: Vec<&Value> = desired.iter().map(|d| d.object()).collect();
+        blue_green::find(&objects).map_err(Error::Usage)?
+    };
+    let service_id = desired[target.service].id.clone();
+    let serving = blue_green::serving(cluster, &service_id)
+        .await
+        .map_err(Error::Api)?;
+    let active: Option<Color> = serving.flatten();
+    let color = active.map(Color::other).unwrap_or(target.rendered);
+    let mut objects: Vec<Value> = desired.iter().map(|d| d.object().clone()).collect();
+    blue_green::recolor(&mut objects, target.rendered, color);
+    objects[target.service] = blue_green::selecting(&objects[target.service], color);
+    for (d, o) in desired.iter_mut().zip(&objects) {
+        d.doc.object = o.clone();
+        d.id = ObjectId::of(o);
+    }
+    let deployments: Vec<ObjectId> = target
+        .deployments
+        .iter()
+        .map(|i| desired[*i].id.clone())
+        .collect();
+    let old_deployments: Vec<ObjectId> = match active {
+        Some(a) => deployments
+            .iter()
+            .filter_map(|id| {
+                Some(ObjectId {
+                    name: blue_green::counterpart(&id.name, color, a)?,
+                    ..id.clone()
+                })
+            })
+            .collect(),
+        None => Vec::new(),
+    };
+    match serving {
+        // Traffic stays on the serving color until the switch.
+        Some(Some(a)) => {
+            let s = &mut desired[target.service];
+            s.doc.object = blue_green::selecting(&objects[target.service], a);
+        }
+        // A Service that selects no color yet keeps its selector until the switch.
+        Some(None) => {
+            desired.remove(target.service);
+        }
+        // No Service yet: nothing to protect.
+        None => {}
+    }
+    let rendered = target.rendered;
+    if rendered != color {
+        progress.note(format!(
+            "blue-green: {} serves {}; deploying {color} (the manifests' {rendered} objects recolored)",
+            service_id,
+            active.map(|a| a.as_str()).unwrap_or("nothing")
+        ));
+    }
+    Ok(Prepared {
+        desired,
+        recorded: objects,
+        blue_green: Some(blue_green::State {
+            service: service_id,
+            color,
+            active,
+            deployments,
+            old_deployments,
+            switched: serving.is_none(),
+            gates: gates.clone(),
+            scale_down_delay: args.scale_down_delay,
+        }),
+    })
+}
+
+/// How a rollout went on from a complete rollout.
+enum Next {
+    Deployed,
+    Paused,
+    Failed(finish::Failed),
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn locked(
     args: &ApplyArgs,
     held: &lock::Lock,
     cluster: &Cluster,
     namespace: &str,
-    desired: Vec<Desired>,
+    release_input: Release,
     created_namespace: Option<ObjectId>,
     timer: &mut Timer,
     report: &mut Report,
     progress: &Progress,
 ) -> Result<u8, Error> {
+    let Release {
+        prepared,
+        hooks,
+        gates,
+        digest: set_digest,
+    } = release_input;
     let name = &args.release.release;
     let history = History::new(cluster.client.clone(), namespace, name);
     let records = history.list().await?;
@@ -193,7 +339,6 @@ async fn locked(
         .into_iter()
         .cloned()
         .collect();
-    let set_digest = set_digest(&desired);
     // An interrupted operation on exactly these objects is resumed, not started again.
     let resume = interrupted
         .iter()
@@ -213,8 +358,8 @@ async fn locked(
     }
 
     timer.phase("dryRun");
-    let objects: Vec<Value> = desired.iter().map(|d| d.object().clone()).collect();
-    let (planned, errors) = plan::dry_run(cluster, desired, args.force_conflicts).await?;
+    let objects = prepared.recorded;
+    let (planned, errors) = plan::dry_run(cluster, prepared.desired, args.force_conflicts).await?;
     if !errors.is_empty() {
         report.outcome = Outcome::Error;
         report.errors = errors.iter().map(|(id, m)| format!("{id}: {m}")).collect();
@@ -286,21 +431,11 @@ async fn locked(
         created: created.into_iter().collect(),
         previous: current.as_ref().map(|c| c.revision),
         rollback_of: None,
+        gates: Vec::new(),
+        blue_green: prepared.blue_green,
     };
     history.write(&record).await?;
 
-    timer.phase("apply");
-    let desired: Vec<Desired> = planned.into_iter().map(|p| p.desired).collect();
-    let (applied, apply_error) = apply::apply_all(
-        cluster,
-        &desired,
-        Some(&live_versions),
-        args.force_conflicts,
-        |a| progress.note(format!("{} {}", a.id, a.action.as_str())),
-    )
-    .await;
-    timer.mark("applied");
-    report.objects = object_reports(&applied);
     let settings = Settings {
         thresholds: Thresholds {
             max_restarts: args.rollout.max_restarts,
@@ -308,202 +443,129 @@ async fn locked(
         },
         timeout: args.rollout.timeout,
     };
-    let outcome = match apply_error {
-        Some(e) => strategy::Outcome::Failed {
-            id: desired
+    let ctx = Ctx {
+        cluster,
+        history: &history,
+        namespace,
+        name,
+        progress,
+        history_max: args.rollout.history_max,
+        rollout: settings,
+        rollback: Settings {
+            timeout: args.rollback_timeout,
+            ..settings
+        },
+    };
+    let mut failed: Option<finish::Failed> = None;
+    if !hooks.pre_deploy.is_empty() {
+        timer.phase("hooks");
+        failed = finish::hooks(&ctx, &mut record, HookPhase::PreDeploy, &hooks.pre_deploy).await;
+    }
+
+    timer.phase("apply");
+    let desired: Vec<Desired> = planned.into_iter().map(|p| p.desired).collect();
+    let (applied, apply_error) = match failed {
+        Some(_) => (Vec::new(), None),
+        None => {
+            apply::apply_all(
+                cluster,
+                &desired,
+                Some(&live_versions),
+                args.force_conflicts,
+                |a| progress.note(format!("{} {}", a.id, a.action.as_str())),
+            )
+            .await
+        }
+    };
+    timer.mark("applied");
+    report.objects = object_reports(&applied);
+    let next = match (failed, apply_error) {
+        (Some(f), _) => Next::Failed(f),
+        (None, Some(e)) => Next::Failed((
+            desired
                 .get(applied.len())
                 .map(|d| d.id.clone())
                 .unwrap_or_else(|| desired[0].id.clone()),
-            failure: Failure {
+            Failure {
                 reason: Reason::ApplyFailed,
                 message: e.to_string(),
             },
-        },
-        None => {
+        )),
+        (None, None) => {
             record.phase = Some(Phase::Waiting);
             record.description = "waiting for the rollout".into();
             record.updated = now();
             write_record(&history, &record, |m| progress.note(m)).await;
             timer.phase("rollout");
             let workloads = strategy::workloads(&applied);
-            rolling::wait(&cluster.client, &workloads, &settings, progress).await
-        }
-    };
-
-    for o in report.objects.iter_mut() {
-        o.status = match &outcome {
-            strategy::Outcome::Failed { id, failure } if *id == o.id => {
-                Some(format!("failed: {failure}"))
-            }
-            _ => progress.state(&o.id),
-        };
-    }
-    match outcome {
-        strategy::Outcome::Complete => {
-            timer.mark("rolloutComplete");
-            timer.phase("finish");
-            let new_ids = record.ids();
-            let mut stale: Vec<ObjectId> = Vec::new();
-            if let Some(c) = &current {
-                stale.extend(release::removed(&c.ids(), &new_ids));
-            }
-            for p in &interrupted {
-                for id in release::removed(&p.created, &new_ids) {
-                    if !stale.iter().any(|s| s.same_object(&id)) {
-                        stale.push(id);
-                    }
-                }
-            }
-            for (id, message) in apply::delete_all(cluster, &stale).await {
-                progress.note(format!("could not delete {id}: {message}"));
-            }
-            for id in &stale {
-                progress.note(format!("{id} deleted (no longer in the release)"));
-                report.objects.push(ObjectReport {
-                    id: id.clone(),
-                    action: Action::Deleted,
-                    status: None,
-                    diff: Vec::new(),
-                });
-            }
-            record.status = Status::Deployed;
-            record.phase = None;
-            record.updated = now();
-            record.description = format!("{} complete", record.operation);
-            history.write(&record).await?;
-            if let Some(mut c) = current {
-                c.status = Status::Superseded;
-                c.updated = now();
-                write_record(&history, &c, |m| progress.note(m)).await;
-            }
-            trim_history(&history, args.rollout.history_max, |m| progress.note(m)).await;
-            report.outcome = Outcome::Deployed;
-            let counts = count_actions(&report.objects);
-            report.message =
-                format!("release {namespace}/{name}: revision {revision} deployed ({counts})");
-            Ok(exit::OK)
-        }
-        strategy::Outcome::Failed { id, failure } => {
-            timer.mark("failureDetected");
-            progress.note(format!("rollout failed: {id}: {failure}"));
-            report.failure = Some(failure.clone());
-            timer.phase("rollback");
-            timer.mark("rollbackStarted");
-            record.phase = Some(Phase::RollingBack);
-            record.updated = now();
-            write_record(&history, &record, |m| progress.note(m)).await;
-            let rollback_settings = Settings {
-                timeout: args.rollback_timeout,
-                ..settings
-            };
-            let what = format!("rollout of revision {revision} failed ({id}: {failure})");
-            match current {
-                Some(mut previous) => {
-                    let delete = release::removed(&record.created, &previous.ids());
-                    progress.note(format!("rolling back to revision {}", previous.revision));
-                    match rollback::restore(
-                        cluster,
-                        &previous.objects,
-                        &delete,
-                        &rollback_settings,
-                        progress,
+            match rolling::wait(&cluster.client, &workloads, &settings, progress).await {
+                strategy::Outcome::Failed { id, failure } => Next::Failed((id, failure)),
+                strategy::Outcome::Complete => {
+                    timer.phase("gates");
+                    after_rollout(
+                        args,
+                        &ctx,
+                        &mut record,
+                        current.as_ref(),
+                        &hooks,
+                        &gates,
+                        &workloads,
+                        &desired,
                     )
                     .await
-                    {
-                        Ok(_) => {
-                            timer.mark("rollbackComplete");
-                            record.status = Status::RolledBack;
-                            record.phase = None;
-                            record.updated = now();
-                            record.description =
-                                format!("{failure}; rolled back to revision {}", previous.revision);
-                            write_record(&history, &record, |m| progress.note(m)).await;
-                            let restored = Record {
-                                revision: revision + 1,
-                                status: Status::Deployed,
-                                operation: Operation::Rollback,
-                                phase: None,
-                                description: format!(
-                                    "rollback to revision {} after revision {revision} failed",
-                                    previous.revision
-                                ),
-                                started: now(),
-                                updated: now(),
-                                created: Vec::new(),
-                                previous: Some(previous.revision),
-                                rollback_of: Some(previous.revision),
-                                ..previous.clone()
-                            };
-                            write_record(&history, &restored, |m| progress.note(m)).await;
-                            previous.status = Status::Superseded;
-                            previous.updated = now();
-                            write_record(&history, &previous, |m| progress.note(m)).await;
-                            trim_history(&history, args.rollout.history_max, |m| progress.note(m))
-                                .await;
-                            report.outcome = Outcome::RolledBack;
-                            report.rolled_back_to = Some(previous.revision);
-                            report.message = format!(
-                                "release {namespace}/{name}: {what}; rolled back to revision {}",
-                                previous.revision
-                            );
-                            Ok(exit::VIOLATIONS)
-                        }
-                        Err(e) => {
-                            record.status = Status::Failed;
-                            record.phase = None;
-                            record.updated = now();
-                            record.description = format!(
-                                "{failure}; rollback to revision {} failed: {e}",
-                                previous.revision
-                            );
-                            write_record(&history, &record, |m| progress.note(m)).await;
-                            report.outcome = Outcome::Failed;
-                            report.message = format!(
-                                "release {namespace}/{name}: {what}; rollback to revision {} failed: {e}",
-                                previous.revision
-                            );
-                            Ok(exit::ERROR)
-                        }
-                    }
-                }
-                None => {
-                    // A first install has nothing to go back to: remove what it created.
-                    let created = record.created.clone();
-                    for (oid, message) in apply::delete_all(cluster, &created).await {
-                        progress.note(format!("could not delete {oid}: {message}"));
-                    }
-                    timer.mark("rollbackComplete");
-                    record.status = Status::Failed;
-                    record.phase = None;
-                    record.updated = now();
-                    record.description = format!(
-                        "{failure}; removed the {} objects it created",
-                        created.len()
-                    );
-                    write_record(&history, &record, |m| progress.note(m)).await;
-                    report.outcome = Outcome::RolledBack;
-                    report.message = format!(
-                        "release {namespace}/{name}: {what}; no earlier revision, removed the {} objects it created",
-                        created.len()
-                    );
-                    Ok(exit::VIOLATIONS)
                 }
             }
         }
+    };
+    for o in report.objects.iter_mut() {
+        o.status = progress.state(&o.id);
+    }
+    report.gates = record.gates.clone();
+    match next {
+        Next::Deployed => {
+            finish::deployed(&ctx, &mut record, current, &interrupted, timer, report).await
+        }
+        Next::Paused => finish::pause(&ctx, &mut record, report).await,
+        Next::Failed(f) => finish::roll_back(&ctx, &mut record, current, f, timer, report).await,
     }
 }
 
-fn count_actions(objects: &[ObjectReport]) -> String {
-    let mut counts: Vec<(Action, usize)> = Vec::new();
-    for o in objects {
-        match counts.iter_mut().find(|(a, _)| *a == o.action) {
-            Some((_, n)) => *n += 1,
-            None => counts.push((o.action, 1)),
-        }
+/// Gates once the workloads are complete, then (blue-green) the switch or the pause.
+#[allow(clippy::too_many_arguments)]
+async fn after_rollout(
+    args: &ApplyArgs,
+    ctx: &Ctx<'_>,
+    record: &mut Record,
+    current: Option<&Record>,
+    hooks: &Hooks,
+    gates: &Gates,
+    workloads: &[strategy::Workload],
+    desired: &[Desired],
+) -> Next {
+    let subject = workloads
+        .first()
+        .map(|w| w.id.clone())
+        .or_else(|| desired.first().map(|d| d.id.clone()))
+        .unwrap_or_else(|| ObjectId::of(&Value::Null));
+    if let Some(f) = finish::verify(ctx, record, &hooks.post_deploy, gates, &subject).await {
+        return Next::Failed(f);
     }
-    counts
-        .iter()
-        .map(|(a, n)| format!("{n} {}", a.as_str()))
-        .collect::<Vec<_>>()
-        .join(", ")
+    match args.strategy {
+        Strategy::Rolling => {
+            let deployments: Vec<ObjectId> = workloads
+                .iter()
+                .filter(|w| w.kind == strategy::WorkloadKind::Deployment)
+                .map(|w| w.id.clone())
+                .collect();
+            match finish::observe(ctx, record, gates, &deployments, &subject).await {
+                Some(f) => Next::Failed(f),
+                None => Next::Deployed,
+            }
+        }
+        Strategy::BlueGreen if args.manual_promotion => Next::Paused,
+        Strategy::BlueGreen => match finish::promote(ctx, record, current).await {
+            Some(f) => Next::Failed(f),
+            None => Next::Deployed,
+        },
+    }
 }

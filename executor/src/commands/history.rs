@@ -28,6 +28,7 @@ fn summary(r: &Record) -> Value {
         "objects": r.objects.len(),
         "rollbackOf": r.rollback_of,
         "digest": r.digest,
+        "gates": r.gates,
     })
 }
 

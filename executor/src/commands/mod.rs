@@ -2,8 +2,10 @@
 //! and text for humans.
 
 pub mod apply;
+mod finish;
 pub mod history;
 pub mod plan;
+pub mod promote;
 pub mod rollback;
 
 use std::io::IsTerminal;

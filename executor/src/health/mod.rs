@@ -56,6 +56,12 @@ pub enum Reason {
     Timeout,
     Deleted,
     ApplyFailed,
+    /// A hook Job failed.
+    HookFailed,
+    /// A smoke, metric or readiness gate failed (or could not be evaluated).
+    GateFailed,
+    /// `executor abort` stopped a paused blue-green release.
+    Aborted,
 }
 
 impl fmt::Display for Reason {
@@ -68,6 +74,9 @@ impl fmt::Display for Reason {
             Reason::Timeout => "Timeout",
             Reason::Deleted => "Deleted",
             Reason::ApplyFailed => "ApplyFailed",
+            Reason::HookFailed => "HookFailed",
+            Reason::GateFailed => "GateFailed",
+            Reason::Aborted => "Aborted",
         })
     }
 }

@@ -15,7 +15,9 @@ use serde_json::Value;
 
 pub use history::{History, HistoryError};
 
+use crate::analysis::GateResult;
 use crate::object::ObjectId;
+use crate::strategy::blue_green;
 
 /// The Secret type of release records.
 pub const SECRET_TYPE: &str = "executor.release/v1";
@@ -79,6 +81,10 @@ impl fmt::Display for Operation {
 pub enum Phase {
     Applying,
     Waiting,
+    /// Blue-green: the new color is ready and checked; waiting for `promote` or `abort`.
+    Paused,
+    /// Blue-green: switched to the new color; watching the post-promotion gates.
+    Observing,
     RollingBack,
 }
 
@@ -110,6 +116,12 @@ pub struct Record {
     /// For a rollback: the revision whose objects it restored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollback_of: Option<u32>,
+    /// The result of every gate evaluated for this revision, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gates: Vec<GateResult>,
+    /// For a blue-green rollout: the colors, the Service and the gates still to run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blue_green: Option<blue_green::State>,
 }
 
 impl Record {
@@ -164,6 +176,15 @@ pub fn interrupted(records: &[Record]) -> Vec<&Record> {
         .iter()
         .filter(|r| r.status == Status::Pending)
         .collect()
+}
+
+/// The revision waiting for `promote` or `abort`: the newest pending one, if it is paused.
+pub fn paused(records: &[Record]) -> Option<&Record> {
+    records
+        .iter()
+        .filter(|r| r.status == Status::Pending)
+        .max_by_key(|r| r.revision)
+        .filter(|r| r.phase == Some(Phase::Paused) && r.blue_green.is_some())
 }
 
 pub fn next_revision(records: &[Record]) -> u32 {

@@ -42,8 +42,13 @@ pub async fn restore(
         }
         out
     };
+    // A Service that selects a blue-green color is moved only once the workloads it will
+    // select are complete, and what the undone revisions created is deleted only after that:
+    // a Service never selects zero ready pods during a rollback.
+    let (switches, desired): (Vec<Desired>, Vec<Desired>) =
+        desired.into_iter().partition(|d| selects_color(d.object()));
     let stuck = stuck_statefulset_revisions(cluster, objects).await;
-    let (applied, error) = apply::apply_all(cluster, &desired, None, true, |a| {
+    let (mut applied, error) = apply::apply_all(cluster, &desired, None, true, |a| {
         progress.note(format!("restored {}", a.id));
     })
     .await;
@@ -53,17 +58,45 @@ pub async fn restore(
     for (id, revision, selector) in &stuck {
         delete_unready_pods(cluster, id, revision, selector, progress).await;
     }
+    if switches.is_empty() {
+        delete_undone(cluster, delete, progress).await;
+    }
+    progress.reset();
+    let workloads = strategy::workloads(&applied);
+    if let Outcome::Failed { id, failure } =
+        rolling::wait(&cluster.client, &workloads, settings, progress).await
+    {
+        return Err(RestoreError::Rollout { id, failure });
+    }
+    if !switches.is_empty() {
+        let (switched, error) = apply::apply_all(cluster, &switches, None, true, |a| {
+            progress.note(format!("restored {}", a.id));
+        })
+        .await;
+        applied.extend(switched);
+        if let Some(e) = error {
+            return Err(e.into());
+        }
+        delete_undone(cluster, delete, progress).await;
+    }
+    Ok(applied)
+}
+
+/// A Service whose selector has the blue-green color label.
+fn selects_color(object: &Value) -> bool {
+    object["apiVersion"] == "v1"
+        && object["kind"] == "Service"
+        && object["spec"]["selector"]
+            .get(strategy::blue_green::COLOR_LABEL)
+            .is_some()
+}
+
+async fn delete_undone(cluster: &Cluster, delete: &[ObjectId], progress: &Progress) {
     for (id, message) in apply::delete_all(cluster, delete).await {
         progress.note(format!("could not delete {id}: {message}"));
     }
     for id in delete {
         progress.note(format!("deleted {id}"));
-    }
-    progress.reset();
-    let workloads = strategy::workloads(&applied);
-    match rolling::wait(&cluster.client, &workloads, settings, progress).await {
-        Outcome::Complete => Ok(applied),
-        Outcome::Failed { id, failure } => Err(RestoreError::Rollout { id, failure }),
     }
 }
 

@@ -22,6 +22,8 @@ fn record(revision: u32, status: Status) -> Record {
         created: vec![],
         previous: None,
         rollback_of: None,
+        gates: vec![],
+        blue_green: None,
     }
 }
 
@@ -85,4 +87,36 @@ fn removed_objects_ignore_the_version() {
     let before = vec![id("apps/v1", "a"), id("apps/v1", "b")];
     let after = vec![id("apps/v1beta2", "a")];
     assert_eq!(removed(&before, &after), vec![id("apps/v1", "b")]);
+}
+
+#[test]
+fn only_the_newest_pending_revision_can_be_paused_for_promotion() {
+    use crate::analysis::Gates;
+    use crate::strategy::blue_green::{Color, State};
+    let state = State {
+        service: ObjectId::of(
+            &json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "api", "namespace": "shop"}}),
+        ),
+        color: Color::Green,
+        active: Some(Color::Blue),
+        deployments: vec![],
+        old_deployments: vec![],
+        switched: false,
+        gates: Gates::default(),
+        scale_down_delay: std::time::Duration::from_secs(30),
+    };
+    let mut paused_record = record(3, Status::Pending);
+    paused_record.phase = Some(Phase::Paused);
+    paused_record.blue_green = Some(state);
+    let records = vec![record(2, Status::Deployed), paused_record.clone()];
+    assert_eq!(paused(&records).map(|r| r.revision), Some(3));
+    // Survives the record format.
+    let back = decode(&encode(&paused_record).unwrap()).unwrap();
+    assert_eq!(back, paused_record);
+    let mut later = records.clone();
+    later.push(record(4, Status::Pending));
+    assert!(paused(&later).is_none());
+    let mut waiting = paused_record;
+    waiting.phase = Some(Phase::Waiting);
+    assert!(paused(&[waiting]).is_none());
 }

@@ -1,6 +1,8 @@
 //! Rollout strategies: how the workloads of a release are brought to their new version and
-//! when that is done. `rolling` leaves it to the workload controllers and watches them.
+//! when that is done. `rolling` leaves it to the workload controllers and watches them;
+//! `blue_green` deploys the idle color beside the serving one and switches a Service to it.
 
+pub mod blue_green;
 pub mod rolling;
 
 use std::time::Duration;
@@ -16,6 +18,8 @@ use crate::object::ObjectId;
 pub enum Strategy {
     /// Apply the new spec; the workload controllers replace pods in place.
     Rolling,
+    /// Deploy the idle color at full size, check it, switch the Service to it.
+    BlueGreen,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

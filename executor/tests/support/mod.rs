@@ -1,6 +1,9 @@
 //! Manifests for tests and benchmarks: an api Deployment and a db StatefulSet that pass the
-//! production bundle, at a version (which picks the image).
+//! production bundle, at a version (which picks the image), their blue-green variant, hook
+//! Jobs, and a real Prometheus for metric gates.
 #![allow(dead_code)]
+
+pub mod prometheus;
 
 pub fn image(app: &str, version: u32) -> String {
     let hex = version.to_string().repeat(64);
@@ -216,3 +219,110 @@ spec:
           type: object
           x-kubernetes-preserve-unknown-fields: true
 "#;
+
+/// The api as a blue-green pair: its ServiceAccount, NetworkPolicy and PodDisruptionBudget,
+/// the Service `api` that selects `color`, and the Deployment `api-<color>` at `version`.
+pub fn blue_green_manifests(version: u32, color: &str) -> String {
+    format!(
+        r#"apiVersion: v1
+kind: ServiceAccount
+metadata:
+  name: api
+  namespace: shop
+automountServiceAccountToken: false
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata:
+  name: default-deny
+  namespace: shop
+spec:
+  podSelector: {{}}
+  policyTypes: ["Ingress", "Egress"]
+---
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata:
+  name: api
+  namespace: shop
+spec:
+  minAvailable: 1
+  selector:
+    matchLabels:
+      app: api
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: api
+  namespace: shop
+spec:
+  type: ClusterIP
+  selector:
+    app: api
+    color: {color}
+  ports:
+    - name: http
+      port: 80
+      targetPort: 8080
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: api-{color}
+  namespace: shop
+  labels:
+    app: api
+    color: {color}
+spec:
+  replicas: 2
+  selector:
+    matchLabels:
+      app: api
+      color: {color}
+  template:
+    metadata:
+      labels:
+        app: api
+        color: {color}
+    spec:
+      serviceAccountName: api{POD_SECURITY}{containers}
+"#,
+        containers = container("api", version)
+    )
+}
+
+/// A hook Job (`executor.io/hook: <phase>`) running `image`.
+pub fn hook_job(name: &str, phase: &str, image: &str) -> String {
+    format!(
+        r#"---
+apiVersion: batch/v1
+kind: Job
+metadata:
+  name: {name}
+  namespace: shop
+  annotations:
+    executor.io/hook: {phase}
+spec:
+  backoffLimit: 0
+  template:
+    spec:
+      restartPolicy: Never
+      serviceAccountName: api{POD_SECURITY}
+      containers:
+        - name: {name}
+          image: {image}
+          securityContext:
+            allowPrivilegeEscalation: false
+            readOnlyRootFilesystem: true
+            capabilities:
+              drop: ["ALL"]
+          resources:
+            requests:
+              cpu: 100m
+              memory: 128Mi
+            limits:
+              memory: 256Mi
+"#
+    )
+}

@@ -60,7 +60,14 @@ pub(super) fn reconcile(state: &mut State, ctx: &Context<'_>) {
         let mut ready = false;
         let mut waiting: Option<(&str, String)> = None;
         let mut phase = "Running";
+        let mut exited: Option<i32> = None;
         match &behaviour {
+            Behaviour::Exits { after, code } => {
+                if elapsed >= *after {
+                    exited = Some(*code);
+                    phase = if *code == 0 { "Succeeded" } else { "Failed" };
+                }
+            }
             Behaviour::Ready { after } => ready = elapsed >= *after,
             Behaviour::NeverReady => {}
             Behaviour::CrashLoop { restart_every } => {
@@ -125,16 +132,19 @@ pub(super) fn reconcile(state: &mut State, ctx: &Context<'_>) {
             .unwrap_or_default()
             .iter()
             .map(|c| {
-                let state_json = match &waiting {
-                    Some((reason, message)) => json!({"waiting": {"reason": reason, "message": message}}),
-                    None => json!({"running": {"startedAt": life.last_restart_at.clone().unwrap_or_else(|| life.created_at.clone())}}),
+                let state_json = match (&waiting, exited) {
+                    (_, Some(code)) => json!({"terminated": {"exitCode": code,
+                        "reason": if code == 0 { "Completed" } else { "Error" },
+                        "startedAt": life.created_at}}),
+                    (Some((reason, message)), None) => json!({"waiting": {"reason": reason, "message": message}}),
+                    (None, None) => json!({"running": {"startedAt": life.last_restart_at.clone().unwrap_or_else(|| life.created_at.clone())}}),
                 };
                 let mut s = json!({
                     "name": c["name"],
                     "image": c["image"],
                     "imageID": if phase == "Pending" { json!("") } else { json!(format!("{}", str_at(c, "/image"))) },
                     "ready": ready,
-                    "started": phase == "Running" && waiting.is_none(),
+                    "started": phase == "Running" && waiting.is_none() && exited.is_none(),
                     "restartCount": life.restarts,
                     "state": state_json,
                     "lastState": {},

@@ -1,8 +1,9 @@
-//! The controllers: Deployments, ReplicaSets, StatefulSets, DaemonSets, the kubelet's view of
-//! pods, CRDs and Namespaces. Each pass reads the store and writes what changed.
+//! The controllers: Deployments, ReplicaSets, StatefulSets, DaemonSets, Jobs, the kubelet's
+//! view of pods, CRDs and Namespaces. Each pass reads the store and writes what changed.
 
 mod daemonset;
 mod deployment;
+mod job;
 mod kubelet;
 mod replicaset;
 mod statefulset;
@@ -341,6 +342,9 @@ pub(crate) fn pass(state: &mut State, ctx: &Context<'_>) {
     }
     for ds in of_kind(state, "apps", "daemonsets") {
         daemonset::reconcile(state, ctx, &ds);
+    }
+    for job in of_kind(state, "batch", "jobs") {
+        job::reconcile(state, ctx, &job);
     }
     kubelet::reconcile(state, ctx);
 }
