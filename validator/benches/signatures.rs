@@ -46,7 +46,7 @@ fn main() {
         insecure_registries: vec![registry.host.clone()],
         registry_config: Some(keys.path().join("docker-config.json")),
         registry_timeout: "10s".into(),
-        signature_cache_ttl: "1h".into(),
+        signature_cache_ttl: "60m".into(),
         ..Args::default()
     };
     for (label, images) in [("by tag", &by_tag), ("by digest", &by_digest)] {
