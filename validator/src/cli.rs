@@ -89,6 +89,12 @@ pub struct ServeArgs {
     /// Waiver file of policy exceptions (repeatable); reloaded with the policies.
     #[arg(long = "waivers", value_name = "FILE")]
     pub waivers: Vec<PathBuf>,
+    /// Also serve the signature verifier as a Gatekeeper external data provider
+    /// (`POST /provider`, ProviderRequest in, ProviderResponse out); needs a trust policy.
+    #[arg(long)]
+    pub provider: bool,
+    #[command(flatten)]
+    pub signatures: crate::signature::Args,
 }
 
 #[derive(Debug, clap::Args)]
@@ -164,6 +170,8 @@ pub struct CheckArgs {
     /// Also write a Markdown summary to this file (e.g. $GITHUB_STEP_SUMMARY).
     #[arg(long, value_name = "FILE")]
     pub summary: Option<PathBuf>,
+    #[command(flatten)]
+    pub signatures: crate::signature::Args,
 }
 
 #[derive(Debug, clap::Args)]
@@ -256,11 +264,12 @@ pub fn run_check(args: CheckArgs) -> Result<u8, CliError> {
         waivers.extend(w);
         waiver_errors.extend(e);
     }
+    let verifier = args.signatures.verifier().map_err(CliError::Usage)?;
     let options = check::Options {
         jobs: args.jobs,
         exclude_namespaces: args.exclude_namespaces.clone(),
         progress: true,
-        external_data: None,
+        external_data: verifier.map(|v| v.handler()),
         schemas: (!args.no_schemas).then(|| crate::schema::Options {
             strict: !args.no_strict,
             crd_paths: args.crds.clone(),
@@ -371,7 +380,14 @@ pub fn serve_config(args: &ServeArgs) -> Result<crate::webhook::Config, CliError
             bundle::names().join(", ")
         )));
     }
+    let verifier = args.signatures.verifier().map_err(CliError::Usage)?;
+    if args.provider && verifier.is_none() {
+        return Err(CliError::Usage(
+            "--provider serves signature verification and needs a trust policy: give --trust-policy FILE or --signature-key FILE".into(),
+        ));
+    }
     Ok(crate::webhook::Config {
+        provider: args.provider,
         listen: args.listen,
         tls_cert: args.tls_cert.clone(),
         tls_key: args.tls_key.clone(),
@@ -381,6 +397,7 @@ pub fn serve_config(args: &ServeArgs) -> Result<crate::webhook::Config, CliError
             enable_cel: args.enable_cel,
             exempt_namespaces: args.exempt_namespaces.clone(),
             waivers: args.waivers.clone(),
+            verifier,
         },
         timeout: duration("--timeout", &args.timeout)?,
         fail_closed,

@@ -15,6 +15,7 @@ pub mod policy;
 pub mod report;
 pub mod review;
 pub mod schema;
+pub mod signature;
 pub mod vap;
 pub mod verify;
 pub mod waiver;

@@ -156,12 +156,14 @@ async fn server(timeout: Duration, fail_closed: bool, extra: &[(&str, &str)]) ->
             enable_cel: true,
             exempt_namespaces: vec!["kube-*".into()],
             waivers: Vec::new(),
+            verifier: None,
         },
         timeout,
         fail_closed,
         max_body_bytes: 64 * 1024,
         max_concurrency: 8,
         reload_interval: Duration::from_millis(100),
+        provider: false,
     };
     let running = webhook::start(config).await.expect("server starts");
     Server {

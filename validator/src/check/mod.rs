@@ -266,7 +266,7 @@ fn run_in_pool(input: Loaded, policy_docs: &[Document], options: &Options) -> Ou
                 }),
                 action: Some(c.action.to_string()),
                 object: None,
-                message: "not evaluated: its template calls external_data (e.g. image signature verification) and no external data provider is configured".into(),
+                message: "not evaluated: signature verification is not configured (its template calls external_data and no trust policy is given)".into(),
             });
             continue;
         }

@@ -37,6 +37,8 @@ pub enum WebhookError {
     Tls(String),
     #[error("policies: {0}")]
     Policies(String),
+    #[error("--provider needs signature verification configured (a trust policy)")]
+    ProviderWithoutVerifier,
 }
 
 /// How the webhook runs.
@@ -54,6 +56,8 @@ pub struct Config {
     pub max_concurrency: usize,
     /// How often policy files are checked for changes.
     pub reload_interval: Duration,
+    /// Also answer Gatekeeper ProviderRequests at `POST /provider` (needs `sources.verifier`).
+    pub provider: bool,
 }
 
 struct App {
@@ -176,8 +180,15 @@ pub async fn start(config: Config) -> Result<Running, WebhookError> {
     });
     // The first set must load: a webhook without policies would only fail or allow everything.
     reload(&app).await.map_err(WebhookError::Policies)?;
+    if config.provider && config.sources.verifier.is_none() {
+        return Err(WebhookError::ProviderWithoutVerifier);
+    }
 
-    let router = Router::new()
+    let mut router = Router::new();
+    if config.provider {
+        router = router.route("/provider", post(provider));
+    }
+    let router = router
         .route("/validate", post(validate))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
@@ -346,6 +357,55 @@ async fn validate(State(app): State<Arc<App>>, body: Bytes) -> Response {
         "violations": violations,
         "policy_generation": generation,
         "duration_ms": seconds * 1000.0,
+    }));
+    json_response(StatusCode::OK, &body)
+}
+
+/// Answers a Gatekeeper ProviderRequest: every key is an image, verified as the trust policy says.
+async fn provider(State(app): State<Arc<App>>, body: Bytes) -> Response {
+    let start = Instant::now();
+    let keys = match crate::signature::parse_provider_request(&body) {
+        Ok(keys) => keys,
+        Err(e) => return json_response(StatusCode::BAD_REQUEST, &json!({"error": e})),
+    };
+    let Some(verifier) = app.sources.verifier.clone() else {
+        let body = crate::signature::provider_response(
+            Vec::new(),
+            "signature verification is not configured",
+        );
+        return json_response(StatusCode::OK, &body);
+    };
+    let Ok(_permit) = app.permits.acquire().await else {
+        return json_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &json!({"error": "shutting down"}),
+        );
+    };
+    let count = keys.len();
+    let work = tokio::task::spawn_blocking(move || verifier.provider_response(&keys));
+    let body = match tokio::time::timeout(app.timeout, work).await {
+        Ok(Ok(body)) => body,
+        Ok(Err(e)) => {
+            crate::signature::provider_response(Vec::new(), &format!("verification failed: {e}"))
+        }
+        Err(_) => crate::signature::provider_response(
+            Vec::new(),
+            &format!(
+                "timeout: signature verification exceeded its deadline of {} ms (--timeout)",
+                app.timeout.as_millis()
+            ),
+        ),
+    };
+    let errors = body["response"]["items"].as_array().map_or(0, |items| {
+        items.iter().filter(|i| i.get("error").is_some()).count()
+    });
+    log(json!({
+        "ts": now(),
+        "event": "provider",
+        "keys": count,
+        "errors": errors,
+        "system_error": body["response"]["systemError"],
+        "duration_ms": start.elapsed().as_secs_f64() * 1000.0,
     }));
     json_response(StatusCode::OK, &body)
 }

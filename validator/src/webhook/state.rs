@@ -23,6 +23,9 @@ pub struct Sources {
     pub exempt_namespaces: Vec<String>,
     /// Waiver files of policy exceptions.
     pub waivers: Vec<PathBuf>,
+    /// Answers `external_data` (image signatures); `None` when no trust policy is configured,
+    /// and then a constraint whose template calls `external_data` rejects the set.
+    pub verifier: Option<Arc<crate::signature::Verifier>>,
 }
 
 /// A compiled, ready-to-serve policy set.
@@ -75,10 +78,13 @@ impl PolicyState {
         if let Some(e) = errors.first() {
             return Err(e.to_string());
         }
-        let options = CompileOptions {
+        let mut options = CompileOptions {
             enable_cel: sources.enable_cel,
             ..CompileOptions::default()
         };
+        if let Some(verifier) = &sources.verifier {
+            options.external_data = verifier.handler();
+        }
         let compiled = compile_set(&set, &review::inventory(std::iter::empty()), &options);
         if let Some(f) = compiled
             .findings
@@ -92,9 +98,9 @@ impl PolicyState {
             let Some(t) = compiled.templates.get(&c.kind) else {
                 continue;
             };
-            if t.uses_external_data {
+            if t.uses_external_data && sources.verifier.is_none() {
                 return Err(format!(
-                    "constraint {}/{} calls external_data (image signature verification) and no external data provider is configured; configure one or remove the constraint",
+                    "constraint {}/{} calls external_data (image signature verification) and signature verification is not configured; give a trust policy (--trust-policy FILE or --signature-key FILE), or leave the constraint out (e.g. --bundle restricted)",
                     c.kind, c.name
                 ));
             }

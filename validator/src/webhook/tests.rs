@@ -9,6 +9,7 @@ fn sources(paths: Vec<PathBuf>) -> Sources {
         enable_cel: true,
         exempt_namespaces: vec!["kube-*".into()],
         waivers: Vec::new(),
+        verifier: None,
     }
 }
 

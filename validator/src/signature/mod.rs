@@ -1,0 +1,473 @@
+//! Image signature verification (cosign, key-based) exposed as a Gatekeeper external data
+//! provider: the `external_data` builtin of `check`, `serve` and the executor, and `serve --provider`.
+//!
+//! An image's tag resolves to a digest through its registry; the signature manifest
+//! `sha256-<hex>.sig` holds simple-signing layers whose payload names that digest and whose
+//! annotation carries an ECDSA P-256 signature of the payload. A verified result is cached by
+//! repository and digest for a TTL; failures are never cached and always deny.
+
+pub mod cosign;
+pub mod policy;
+pub mod reference;
+pub mod registry;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use thiserror::Error;
+
+use cosign::{
+    decode_signature, signature_tag, Payload, SIGNATURE_ANNOTATION, SIMPLE_SIGNING_MEDIA_TYPE,
+};
+use policy::{Rule, TrustPolicy};
+use reference::Reference;
+use registry::{Registry, RegistryError};
+
+pub use policy::DEFAULT_PROVIDER;
+
+/// Why an image did not verify. Each message starts with what happened.
+#[derive(Debug, Clone, Error, PartialEq)]
+pub enum Failure {
+    #[error("invalid image reference: {0}")]
+    InvalidReference(String),
+    #[error("no trust policy rule matches this image (add a rule for it, or exempt it in the constraint)")]
+    NoRule,
+    #[error("image not found: {image} is not in the registry")]
+    NotFound { image: String },
+    #[error("unsigned: no cosign signature for {digest} (no {tag} in {repository})")]
+    Unsigned {
+        digest: String,
+        tag: String,
+        repository: String,
+    },
+    #[error("wrong key: {signatures} signature(s) for {digest}, none verifies with the trusted key(s) {keys}")]
+    WrongKey {
+        digest: String,
+        signatures: usize,
+        keys: String,
+    },
+    #[error(
+        "signature for another image: the payload signed by {key} names {signed}, not {digest}"
+    )]
+    DigestMismatch {
+        digest: String,
+        signed: String,
+        key: String,
+    },
+    #[error("annotations do not match: the signature by {key} lacks {missing}")]
+    Annotations { key: String, missing: String },
+    #[error("invalid signature: {0}")]
+    Malformed(String),
+    #[error("{0}")]
+    Registry(#[from] RegistryError),
+}
+
+/// A verified image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    pub digest: String,
+    /// The key whose signature verified.
+    pub key: String,
+}
+
+/// How a verifier is set up.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub policy: TrustPolicy,
+    pub registry: registry::Settings,
+    /// How long a verified result is reused.
+    pub cache_ttl: Duration,
+    /// Images verified at once.
+    pub concurrency: usize,
+}
+
+/// A verified result's key: repository (`registry/path`), digest, trust policy rule index.
+type CacheKey = (String, String, usize);
+
+/// Verifies images against a trust policy; shared by every thread (cache included).
+pub struct Verifier {
+    policy: TrustPolicy,
+    registry: Registry,
+    cache_ttl: Duration,
+    concurrency: usize,
+    cache: Mutex<HashMap<CacheKey, (Instant, Verified)>>,
+}
+
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verifier")
+            .field("provider", &self.policy.provider)
+            .field("rules", &self.policy.rules.len())
+            .field("registry", &self.registry)
+            .finish()
+    }
+}
+
+impl Verifier {
+    pub fn new(settings: Settings) -> Result<Verifier, String> {
+        Ok(Verifier {
+            policy: settings.policy,
+            registry: Registry::new(settings.registry)?,
+            cache_ttl: settings.cache_ttl,
+            concurrency: settings.concurrency.max(1),
+            cache: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The external data provider name this verifier answers for.
+    pub fn provider(&self) -> &str {
+        &self.policy.provider
+    }
+
+    /// HTTP requests sent to registries so far.
+    pub fn registry_requests(&self) -> u64 {
+        self.registry.requests()
+    }
+
+    /// Verifies one image as its trust policy rule says.
+    pub fn verify(&self, image: &str) -> Result<Verified, Failure> {
+        let reference = Reference::parse(image).map_err(Failure::InvalidReference)?;
+        let (rule_index, rule) = self
+            .policy
+            .rule_for(image, &reference.to_string())
+            .ok_or(Failure::NoRule)?;
+        let digest = self
+            .registry
+            .resolve(&reference)?
+            .ok_or_else(|| Failure::NotFound {
+                image: reference.to_string(),
+            })?;
+        let key = (reference.repository_name(), digest.clone(), rule_index);
+        if let Some(hit) = self.cached(&key) {
+            return Ok(hit);
+        }
+        let verified = self.verify_digest(&reference, &digest, rule)?;
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.insert(key, (Instant::now(), verified.clone()));
+        }
+        Ok(verified)
+    }
+
+    fn cached(&self, key: &CacheKey) -> Option<Verified> {
+        let cache = self.cache.lock().ok()?;
+        let (at, verified) = cache.get(key)?;
+        (at.elapsed() < self.cache_ttl).then(|| verified.clone())
+    }
+
+    fn verify_digest(
+        &self,
+        reference: &Reference,
+        digest: &str,
+        rule: &Rule,
+    ) -> Result<Verified, Failure> {
+        let tag = signature_tag(digest);
+        let unsigned = || Failure::Unsigned {
+            digest: digest.to_string(),
+            tag: tag.clone(),
+            repository: reference.repository_name(),
+        };
+        let manifest = self
+            .registry
+            .manifest(reference, &tag)?
+            .ok_or_else(unsigned)?;
+        let manifest: Value = serde_json::from_slice(&manifest.body).map_err(|e| {
+            Failure::Malformed(format!("signature manifest {tag} is not JSON: {e}"))
+        })?;
+        let layers: Vec<(&str, &str)> = manifest
+            .get("layers")
+            .and_then(Value::as_array)
+            .map(|layers| {
+                layers
+                    .iter()
+                    .filter(|l| {
+                        l.get("mediaType").and_then(Value::as_str)
+                            == Some(SIMPLE_SIGNING_MEDIA_TYPE)
+                    })
+                    .filter_map(|l| {
+                        let blob = l.get("digest").and_then(Value::as_str)?;
+                        let signature = l
+                            .get("annotations")
+                            .and_then(|a| a.get(SIGNATURE_ANNOTATION))
+                            .and_then(Value::as_str)?;
+                        Some((blob, signature))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        if layers.is_empty() {
+            return Err(unsigned());
+        }
+        // The most telling failure among the signatures, if none passes.
+        let mut failure: Option<Failure> = None;
+        for (blob, annotation) in &layers {
+            let Ok(signature) = decode_signature(annotation) else {
+                continue;
+            };
+            let payload = self.registry.blob(reference, blob)?;
+            let Some(key) = rule.keys.iter().find(|k| k.verifies(&payload, &signature)) else {
+                continue;
+            };
+            let payload = match Payload::parse(&payload) {
+                Ok(p) => p,
+                Err(e) => {
+                    failure = Some(Failure::Malformed(format!("{e} (signed by {})", key.name)));
+                    continue;
+                }
+            };
+            let signed = &payload.critical.image.docker_manifest_digest;
+            if signed != digest {
+                failure = Some(Failure::DigestMismatch {
+                    digest: digest.to_string(),
+                    signed: signed.clone(),
+                    key: key.name.clone(),
+                });
+                continue;
+            }
+            let missing = payload.missing_annotations(&rule.annotations);
+            if !missing.is_empty() {
+                failure = Some(Failure::Annotations {
+                    key: key.name.clone(),
+                    missing: missing.join(", "),
+                });
+                continue;
+            }
+            return Ok(Verified {
+                digest: digest.to_string(),
+                key: key.name.clone(),
+            });
+        }
+        Err(failure.unwrap_or_else(|| Failure::WrongKey {
+            digest: digest.to_string(),
+            signatures: layers.len(),
+            keys: rule
+                .keys
+                .iter()
+                .map(|k| k.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        }))
+    }
+
+    /// Verifies many images at once (each distinct image once), in the order given.
+    pub fn verify_many(&self, images: &[String]) -> Vec<(String, Result<Verified, Failure>)> {
+        let mut distinct: Vec<&String> = Vec::new();
+        for image in images {
+            if !distinct.contains(&image) {
+                distinct.push(image);
+            }
+        }
+        let results: Mutex<BTreeMap<usize, Result<Verified, Failure>>> =
+            Mutex::new(BTreeMap::new());
+        let next = AtomicUsize::new(0);
+        let workers = self.concurrency.min(distinct.len());
+        std::thread::scope(|scope| {
+            for _ in 0..workers {
+                scope.spawn(|| loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(image) = distinct.get(i) else {
+                        break;
+                    };
+                    let result = self.verify(image);
+                    if let Ok(mut r) = results.lock() {
+                        r.insert(i, result);
+                    }
+                });
+            }
+        });
+        let mut results = results.into_inner().unwrap_or_default();
+        distinct
+            .iter()
+            .enumerate()
+            .map(|(i, image)| {
+                let result = results.remove(&i).unwrap_or_else(|| {
+                    Err(Failure::Malformed("verification did not finish".into()))
+                });
+                ((*image).clone(), result)
+            })
+            .collect()
+    }
+
+    /// The answer to a Gatekeeper ProviderRequest for `keys`: a ProviderResponse.
+    pub fn provider_response(&self, keys: &[String]) -> Value {
+        let items: Vec<Value> = self
+            .verify_many(keys)
+            .into_iter()
+            .map(|(key, result)| match result {
+                Ok(v) => json!({"key": key, "value": verified_value(&v)}),
+                Err(e) => json!({"key": key, "error": e.to_string()}),
+            })
+            .collect();
+        provider_response(items, "")
+    }
+
+    /// What Gatekeeper's `external_data` builtin returns to Rego for a call naming `provider`.
+    pub fn external_data(&self, provider: &str, keys: &[String]) -> Value {
+        if provider != self.policy.provider {
+            return json!({
+                "responses": [], "errors": [], "status_code": 500,
+                "system_error": format!("external data provider `{provider}` is not configured (the signature verifier answers for `{}`)", self.policy.provider),
+            });
+        }
+        let mut responses = Vec::new();
+        let mut errors = Vec::new();
+        for (key, result) in self.verify_many(keys) {
+            match result {
+                Ok(v) => responses.push(json!([key, verified_value(&v)])),
+                Err(e) => errors.push(json!([key, e.to_string()])),
+            }
+        }
+        json!({"responses": responses, "errors": errors, "status_code": 200, "system_error": ""})
+    }
+
+    /// This verifier as the engine's `external_data` handler.
+    pub fn handler(self: &Arc<Self>) -> Arc<crate::engine::ExternalDataFn> {
+        let verifier = self.clone();
+        Arc::new(move |provider: &str, keys: &[String]| verifier.external_data(provider, keys))
+    }
+}
+
+fn verified_value(v: &Verified) -> Value {
+    json!({"verified": true, "digest": v.digest, "key": v.key})
+}
+
+/// A Gatekeeper ProviderResponse (`externaldata.gatekeeper.sh/v1beta1`).
+pub fn provider_response(items: Vec<Value>, system_error: &str) -> Value {
+    json!({
+        "apiVersion": "externaldata.gatekeeper.sh/v1beta1",
+        "kind": "ProviderResponse",
+        "response": {"idempotent": true, "items": items, "systemError": system_error},
+    })
+}
+
+/// Reads a ProviderRequest body to its keys; the error says what is wrong with it.
+pub fn parse_provider_request(body: &[u8]) -> Result<Vec<String>, String> {
+    let request: Value =
+        serde_json::from_slice(body).map_err(|e| format!("body is not valid JSON: {e}"))?;
+    if request.get("kind").and_then(Value::as_str) != Some("ProviderRequest") {
+        return Err("kind must be ProviderRequest".into());
+    }
+    let keys = request
+        .get("request")
+        .and_then(|r| r.get("keys"))
+        .and_then(Value::as_array)
+        .ok_or("request.keys is missing")?;
+    keys.iter()
+        .map(|k| {
+            k.as_str()
+                .map(str::to_string)
+                .ok_or_else(|| format!("request.keys: {k} is not a string"))
+        })
+        .collect()
+}
+
+/// Signature verification flags, shared by `check`, `serve` and the executor.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    /// Image trust policy file (kind ImageTrustPolicy): which keys must have signed which images.
+    #[arg(long, value_name = "FILE")]
+    pub trust_policy: Option<PathBuf>,
+    /// cosign public key (PEM, or a Kubernetes Secret manifest holding PEM keys) that must have
+    /// signed every image no trust policy rule names (repeatable; any one key suffices).
+    #[arg(long = "signature-key", value_name = "FILE")]
+    pub signature_keys: Vec<PathBuf>,
+    /// Annotation the signature payload must carry with --signature-key, as `cosign verify -a`
+    /// (`key=value`, repeatable).
+    #[arg(long = "signature-annotation", value_name = "KEY=VALUE")]
+    pub signature_annotations: Vec<String>,
+    /// Registry (`host` or `host:port`) reached over plain HTTP instead of HTTPS (repeatable).
+    #[arg(long = "insecure-registry", value_name = "HOST")]
+    pub insecure_registries: Vec<String>,
+    /// Docker config file with registry credentials (default: $DOCKER_CONFIG/config.json or
+    /// ~/.docker/config.json when present).
+    #[arg(long, value_name = "FILE")]
+    pub registry_config: Option<PathBuf>,
+    /// Deadline of each registry request.
+    #[arg(long, default_value = "5s", value_name = "DURATION")]
+    pub registry_timeout: String,
+    /// How long a verified image (by digest) is trusted without asking the registry again.
+    #[arg(long, default_value = "5m", value_name = "DURATION")]
+    pub signature_cache_ttl: String,
+}
+
+impl Default for Args {
+    /// No trust policy, and the flags' defaults.
+    fn default() -> Self {
+        Args {
+            trust_policy: None,
+            signature_keys: Vec::new(),
+            signature_annotations: Vec::new(),
+            insecure_registries: Vec::new(),
+            registry_config: None,
+            registry_timeout: "5s".into(),
+            signature_cache_ttl: "5m".into(),
+        }
+    }
+}
+
+impl Args {
+    /// Whether any trust policy is given.
+    pub fn configured(&self) -> bool {
+        self.trust_policy.is_some() || !self.signature_keys.is_empty()
+    }
+
+    /// The verifier these flags describe; `None` when no trust policy is given.
+    pub fn verifier(&self) -> Result<Option<Arc<Verifier>>, String> {
+        if !self.configured() {
+            if !self.signature_annotations.is_empty() {
+                return Err("--signature-annotation needs --signature-key".into());
+            }
+            return Ok(None);
+        }
+        let mut policy = match &self.trust_policy {
+            Some(path) => TrustPolicy::load(path)?,
+            None => TrustPolicy {
+                provider: DEFAULT_PROVIDER.to_string(),
+                rules: Vec::new(),
+            },
+        };
+        if !self.signature_keys.is_empty() {
+            let mut keys = Vec::new();
+            for path in &self.signature_keys {
+                let loaded = cosign::load_keys(path)?;
+                if loaded.is_empty() {
+                    return Err(format!("{}: holds no public key", path.display()));
+                }
+                keys.extend(loaded);
+            }
+            policy.rules.push(Rule {
+                origin: "--signature-key".into(),
+                images: vec!["*".into()],
+                keys,
+                annotations: policy::parse_annotations(&self.signature_annotations)?,
+            });
+        } else if !self.signature_annotations.is_empty() {
+            return Err("--signature-annotation applies to --signature-key; put annotations of trust policy rules in the file".into());
+        }
+        let duration = |flag: &str, v: &str| {
+            crate::webhook::parse_duration(v).map_err(|e| format!("{flag}: {e}"))
+        };
+        let credentials = match self
+            .registry_config
+            .clone()
+            .or_else(registry::Credentials::default_path)
+        {
+            Some(path) => registry::Credentials::load(&path)?,
+            None => registry::Credentials::default(),
+        };
+        let verifier = Verifier::new(Settings {
+            policy,
+            registry: registry::Settings {
+                insecure: self.insecure_registries.clone(),
+                credentials,
+                timeout: duration("--registry-timeout", &self.registry_timeout)?,
+            },
+            cache_ttl: duration("--signature-cache-ttl", &self.signature_cache_ttl)?,
+            concurrency: 16,
+        })?;
+        Ok(Some(Arc::new(verifier)))
+    }
+}

@@ -1,0 +1,626 @@
+//! Image signature verification against a real OCI registry (Debian's `docker-registry`, started
+//! per test on 127.0.0.1): cosign-format signatures pushed over the distribution API, verified by
+//! the library, by `validator check`, by the admission webhook and by `serve --provider`.
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
+#[path = "support/registry.rs"]
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use support::{signing_key, write_public_key, TestRegistry};
+use validator::signature::{Args, Failure, Verifier};
+
+struct Setup {
+    registry: TestRegistry,
+    keys: tempfile::TempDir,
+    trusted: PathBuf,
+}
+
+fn setup() -> Setup {
+    let registry = TestRegistry::start();
+    let keys = tempfile::tempdir().unwrap();
+    let trusted = write_public_key(keys.path(), "cosign.pub", &signing_key(1));
+    std::fs::write(keys.path().join("docker-config.json"), "{}").unwrap();
+    Setup {
+        registry,
+        keys,
+        trusted,
+    }
+}
+
+impl Setup {
+    fn args(&self) -> Args {
+        Args {
+            signature_keys: vec![self.trusted.clone()],
+            insecure_registries: vec![self.registry.host.clone()],
+            registry_config: Some(self.keys.path().join("docker-config.json")),
+            registry_timeout: "2s".into(),
+            signature_cache_ttl: "5m".into(),
+            ..Args::default()
+        }
+    }
+
+    fn verifier(&self) -> Arc<Verifier> {
+        self.args().verifier().unwrap().unwrap()
+    }
+
+    fn image(&self, repository: &str, tag: &str) -> String {
+        format!("{}/{repository}:{tag}", self.registry.host)
+    }
+
+    /// Pushes an image and signs it with the trusted key; returns its digest.
+    fn signed(&self, repository: &str, tag: &str) -> String {
+        let digest = self
+            .registry
+            .push_image(repository, tag, &format!("{repository}:{tag}"));
+        self.registry
+            .sign(repository, &digest, &[&signing_key(1)], &[]);
+        digest
+    }
+}
+
+fn failure(v: &Verifier, image: &str) -> Failure {
+    match v.verify(image) {
+        Ok(ok) => panic!("{image} verified ({ok:?}), expected a failure"),
+        Err(e) => e,
+    }
+}
+
+#[test]
+fn signed_image_verifies_by_tag_and_by_digest() {
+    let s = setup();
+    let digest = s.signed("shop/api", "1.0");
+    let v = s.verifier();
+    let by_tag = v.verify(&s.image("shop/api", "1.0")).unwrap();
+    assert_eq!(by_tag.digest, digest);
+    assert!(by_tag.key.ends_with("cosign.pub"), "{by_tag:?}");
+    let pinned = format!("{}/shop/api@{digest}", s.registry.host);
+    assert_eq!(v.verify(&pinned).unwrap().digest, digest);
+}
+
+#[test]
+fn unsigned_image_is_denied_as_unsigned() {
+    let s = setup();
+    let digest = s.registry.push_image("shop/api", "1.0", "unsigned");
+    let e = failure(&s.verifier(), &s.image("shop/api", "1.0"));
+    assert!(matches!(e, Failure::Unsigned { .. }), "{e}");
+    let message = e.to_string();
+    assert!(
+        message.starts_with("unsigned: no cosign signature for"),
+        "{message}"
+    );
+    assert!(message.contains(&digest), "{message}");
+}
+
+#[test]
+fn image_signed_with_another_key_is_denied_as_wrong_key() {
+    let s = setup();
+    let digest = s.registry.push_image("shop/api", "1.0", "other key");
+    s.registry
+        .sign("shop/api", &digest, &[&signing_key(2)], &[]);
+    let e = failure(&s.verifier(), &s.image("shop/api", "1.0"));
+    let message = e.to_string();
+    assert!(
+        message.starts_with("wrong key: 1 signature(s)"),
+        "{message}"
+    );
+    assert!(message.contains("cosign.pub"), "{message}");
+
+    // Signed by both: the trusted signature is found among the others.
+    s.registry.sign(
+        "shop/api",
+        &digest,
+        &[&signing_key(2), &signing_key(1)],
+        &[],
+    );
+    assert!(s.verifier().verify(&s.image("shop/api", "1.0")).is_ok());
+}
+
+#[test]
+fn signature_of_another_digest_is_denied() {
+    let s = setup();
+    let digest = s.registry.push_image("shop/api", "1.0", "a");
+    let other = s.registry.push_image("shop/api", "2.0", "b");
+    // A valid signature by the trusted key, copied to the wrong image.
+    let payload = support::payload(&s.registry.host, "shop/api", &other, &[]);
+    s.registry
+        .sign_payloads("shop/api", &digest, &[(&signing_key(1), payload)]);
+    let e = failure(&s.verifier(), &s.image("shop/api", "1.0"));
+    assert!(matches!(e, Failure::DigestMismatch { .. }), "{e}");
+    assert!(e.to_string().contains(&other), "{e}");
+}
+
+#[test]
+fn moved_tag_to_an_unsigned_digest_is_denied() {
+    let s = setup();
+    let v = s.verifier();
+    let image = s.image("shop/api", "stable");
+    let first = s.signed("shop/api", "stable");
+    assert_eq!(v.verify(&image).unwrap().digest, first);
+    // The tag now points at an unsigned image; the cached result of the old digest must not apply.
+    let moved = s.registry.push_image("shop/api", "stable", "moved");
+    assert_ne!(moved, first);
+    let e = failure(&v, &image);
+    assert!(
+        matches!(e, Failure::Unsigned { ref digest, .. } if *digest == moved),
+        "{e}"
+    );
+}
+
+#[test]
+fn missing_image_is_denied_as_not_found() {
+    let s = setup();
+    let e = failure(&s.verifier(), &s.image("shop/none", "1.0"));
+    assert!(e.to_string().starts_with("image not found"), "{e}");
+}
+
+#[test]
+fn registry_down_is_denied_as_unreachable() {
+    let mut s = setup();
+    s.signed("shop/api", "1.0");
+    let v = s.verifier();
+    s.registry.stop();
+    let e = failure(&v, &s.image("shop/api", "1.0"));
+    assert!(
+        e.to_string()
+            .starts_with("registry unreachable: 127.0.0.1:"),
+        "{e}"
+    );
+}
+
+#[test]
+fn registry_that_does_not_answer_is_denied_as_timeout() {
+    let s = setup();
+    s.signed("shop/api", "1.0");
+    let mut args = s.args();
+    args.registry_timeout = "300ms".into();
+    let v = args.verifier().unwrap().unwrap();
+    s.registry.freeze(true);
+    let started = std::time::Instant::now();
+    let result = v.verify(&s.image("shop/api", "1.0"));
+    s.registry.freeze(false);
+    let e = result.unwrap_err();
+    assert!(
+        e.to_string().starts_with("registry timeout: 127.0.0.1:"),
+        "{e}"
+    );
+    assert!(e.to_string().contains("0.3s"), "{e}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
+fn plain_http_registries_must_be_listed_as_insecure() {
+    let s = setup();
+    s.signed("shop/api", "1.0");
+    let mut args = s.args();
+    args.insecure_registries.clear();
+    let e = failure(
+        &args.verifier().unwrap().unwrap(),
+        &s.image("shop/api", "1.0"),
+    );
+    let message = e.to_string();
+    assert!(message.starts_with("registry unreachable"), "{message}");
+    assert!(message.contains("--insecure-registry"), "{message}");
+}
+
+#[test]
+fn cache_hit_sends_no_registry_request() {
+    let s = setup();
+    let digest = s.signed("shop/api", "1.0");
+    let pinned = format!("{}/shop/api@{digest}", s.registry.host);
+    let v = s.verifier();
+    v.verify(&pinned).unwrap();
+    let after_first = v.registry_requests();
+    assert!(
+        after_first >= 2,
+        "a cold verification reads the signature manifest and payload"
+    );
+    v.verify(&pinned).unwrap();
+    assert_eq!(
+        v.registry_requests(),
+        after_first,
+        "cache hit went to the registry"
+    );
+    // A tag still resolves (one manifest HEAD), then the digest's result comes from the cache.
+    v.verify(&s.image("shop/api", "1.0")).unwrap();
+    assert_eq!(v.registry_requests(), after_first + 1);
+
+    // With no TTL, every verification asks again.
+    let mut args = s.args();
+    args.signature_cache_ttl = "0s".into();
+    let uncached = args.verifier().unwrap().unwrap();
+    uncached.verify(&pinned).unwrap();
+    let once = uncached.registry_requests();
+    uncached.verify(&pinned).unwrap();
+    assert_eq!(uncached.registry_requests(), 2 * once);
+}
+
+#[test]
+fn annotations_must_match() {
+    let s = setup();
+    let digest = s.registry.push_image("shop/api", "1.0", "annotated");
+    s.registry
+        .sign("shop/api", &digest, &[&signing_key(1)], &[("env", "prod")]);
+    let mut args = s.args();
+    args.signature_annotations = vec!["env=prod".into()];
+    assert!(args
+        .verifier()
+        .unwrap()
+        .unwrap()
+        .verify(&s.image("shop/api", "1.0"))
+        .is_ok());
+    args.signature_annotations = vec!["env=staging".into()];
+    let e = failure(
+        &args.verifier().unwrap().unwrap(),
+        &s.image("shop/api", "1.0"),
+    );
+    assert!(e.to_string().starts_with("annotations do not match"), "{e}");
+    assert!(e.to_string().contains("env=staging"), "{e}");
+}
+
+#[test]
+fn trust_policy_rules_choose_keys_per_image() {
+    let s = setup();
+    let team = write_public_key(s.keys.path(), "team.pub", &signing_key(3));
+    let shop = s.registry.push_image("shop/api", "1.0", "shop");
+    s.registry.sign("shop/api", &shop, &[&signing_key(3)], &[]);
+    let tools = s.signed("tools/debug", "1.0");
+    let _ = tools;
+    let policy = s.keys.path().join("trust.yaml");
+    std::fs::write(
+        &policy,
+        format!(
+            "apiVersion: validator.policy/v1\nkind: ImageTrustPolicy\nrules:\n  - images: ['{host}/shop/*']\n    keys: [{team}]\n  - images: ['{host}/tools/*']\n    keys: [cosign.pub]\n",
+            host = s.registry.host,
+            team = team.file_name().unwrap().to_string_lossy()
+        ),
+    )
+    .unwrap();
+    let args = Args {
+        trust_policy: Some(policy),
+        signature_keys: Vec::new(),
+        ..s.args()
+    };
+    let v = args.verifier().unwrap().unwrap();
+    assert!(v.verify(&s.image("shop/api", "1.0")).is_ok());
+    assert!(v.verify(&s.image("tools/debug", "1.0")).is_ok());
+    let e = failure(&v, &s.image("other/app", "1.0"));
+    assert!(matches!(e, Failure::NoRule), "{e}");
+}
+
+#[test]
+fn many_images_verify_in_parallel() {
+    let s = setup();
+    let mut images = Vec::new();
+    for i in 0..40 {
+        let repository = format!("fleet/app{i}");
+        let digest = s.registry.push_image(&repository, "1.0", &repository);
+        if i % 2 == 0 {
+            s.registry
+                .sign(&repository, &digest, &[&signing_key(1)], &[]);
+        }
+        images.push(s.image(&repository, "1.0"));
+    }
+    // Duplicates are verified once and answered once.
+    images.push(images[0].clone());
+    let v = s.verifier();
+    let results = v.verify_many(&images);
+    assert_eq!(results.len(), 40);
+    for (i, (image, result)) in results.iter().enumerate() {
+        assert_eq!(image, &images[i]);
+        match (i % 2 == 0, result) {
+            (true, Ok(_)) => {}
+            (false, Err(Failure::Unsigned { .. })) => {}
+            other => panic!("{image}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn external_data_answers_as_gatekeeper_and_provider_requests_as_a_provider() {
+    let s = setup();
+    s.signed("shop/api", "1.0");
+    s.registry.push_image("shop/api", "2.0", "unsigned");
+    let v = s.verifier();
+    let signed = s.image("shop/api", "1.0");
+    let unsigned = s.image("shop/api", "2.0");
+    let keys = vec![signed.clone(), unsigned.clone()];
+    let builtin = v.external_data("cosign-verifier", &keys);
+    assert_eq!(builtin["system_error"], "");
+    assert_eq!(builtin["responses"][0][0], signed.as_str());
+    assert_eq!(builtin["errors"][0][0], unsigned.as_str());
+    assert!(builtin["errors"][0][1]
+        .as_str()
+        .unwrap()
+        .starts_with("unsigned"));
+    let other = v.external_data("another-provider", &keys);
+    assert!(other["system_error"]
+        .as_str()
+        .unwrap()
+        .contains("another-provider"));
+
+    let response = v.provider_response(&keys);
+    assert_eq!(response["apiVersion"], "externaldata.gatekeeper.sh/v1beta1");
+    assert_eq!(response["kind"], "ProviderResponse");
+    assert_eq!(response["response"]["idempotent"], true);
+    assert_eq!(response["response"]["systemError"], "");
+    let items = response["response"]["items"].as_array().unwrap();
+    assert_eq!(items[0]["key"], signed.as_str());
+    assert_eq!(items[0]["value"]["verified"], true);
+    assert!(items[0].get("error").is_none());
+    assert!(items[1]["error"].as_str().unwrap().starts_with("unsigned"));
+}
+
+fn pod(name: &str, images: &[&str]) -> String {
+    let containers: String = images
+        .iter()
+        .enumerate()
+        .map(|(i, image)| format!("    - name: c{i}\n      image: {image}\n"))
+        .collect();
+    format!("apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  namespace: shop\nspec:\n  containers:\n{containers}")
+}
+
+fn policies_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../policies/image-signatures")
+}
+
+fn check(s: &Setup, manifests: &Path, extra: &[&str]) -> (i32, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_validator"))
+        .args([
+            "check",
+            "--no-default-policies",
+            "--no-schemas",
+            "--format",
+            "json",
+        ])
+        .arg("--policies")
+        .arg(policies_dir().join("template.yaml"))
+        .arg("--policies")
+        .arg(policies_dir().join("samples/default/constraint.yaml"))
+        .arg("--insecure-registry")
+        .arg(&s.registry.host)
+        .arg("--registry-config")
+        .arg(s.keys.path().join("docker-config.json"))
+        .args(extra)
+        .arg(manifests)
+        .output()
+        .unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn check_verifies_the_signed_image_template() {
+    let s = setup();
+    s.signed("shop/api", "1.0");
+    s.registry.push_image("shop/api", "2.0", "unsigned");
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.yaml");
+    std::fs::write(&good, pod("good", &[&s.image("shop/api", "1.0")])).unwrap();
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        pod(
+            "bad",
+            &[&s.image("shop/api", "1.0"), &s.image("shop/api", "2.0")],
+        ),
+    )
+    .unwrap();
+    let key = s.trusted.to_string_lossy().into_owned();
+
+    let (code, stdout, stderr) = check(&s, &good, &["--signature-key", &key]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["summary"]["deny"], 0, "{stdout}");
+
+    let (code, stdout, stderr) = check(&s, &bad, &["--signature-key", &key]);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    let messages: Vec<&str> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["severity"] == "deny")
+        .map(|f| f["message"].as_str().unwrap())
+        .collect();
+    assert_eq!(messages.len(), 1, "{stdout}");
+    assert!(
+        messages[0].starts_with(&format!(
+            "image <{}> failed signature verification: unsigned:",
+            s.image("shop/api", "2.0")
+        )),
+        "{}",
+        messages[0]
+    );
+
+    // Without a trust policy the constraint is not evaluated, and the report says so once.
+    let (code, stdout, _) = check(&s, &bad, &[]);
+    assert_eq!(code, 0, "{stdout}");
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    let notes: Vec<&Value> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| {
+            f["message"]
+                .as_str()
+                .unwrap()
+                .contains("signature verification is not configured")
+        })
+        .collect();
+    assert_eq!(notes.len(), 1, "{stdout}");
+    assert_eq!(notes[0]["severity"], "info");
+
+    // A bad key file stops the run with a usage error naming it.
+    let missing = dir.path().join("missing.pub");
+    let (code, _, stderr) = check(&s, &good, &["--signature-key", &missing.to_string_lossy()]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("missing.pub"), "{stderr}");
+}
+
+// ---- serve: the admission webhook and the provider endpoint over HTTPS ----
+
+struct Pki {
+    ca_pem: String,
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+fn pki(dir: &Path) -> Pki {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
+    let cert = params.signed_by(&key, &issuer).unwrap();
+    std::fs::write(dir.join("tls.crt"), cert.pem()).unwrap();
+    std::fs::write(dir.join("tls.key"), key.serialize_pem()).unwrap();
+    Pki {
+        ca_pem: ca.pem(),
+        cert: dir.join("tls.crt"),
+        key: dir.join("tls.key"),
+    }
+}
+
+fn https_client(ca_pem: &str) -> reqwest::Client {
+    use rustls_pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls_pki_types::CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
+        .build()
+        .unwrap()
+}
+
+fn admission(name: &str, images: &[&str]) -> Value {
+    let object: Value = serde_yaml::from_str(&pod(name, images)).unwrap();
+    json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
+        "uid": format!("uid-{name}"), "operation": "CREATE", "namespace": "shop", "name": name,
+        "kind": {"group": "", "version": "v1", "kind": "Pod"},
+        "object": object, "userInfo": {"username": "alice"}
+    }})
+}
+
+#[test]
+fn serve_denies_unsigned_images_and_answers_provider_requests() {
+    let s = setup();
+    s.signed("shop/api", "1.0");
+    s.registry.push_image("shop/api", "2.0", "unsigned");
+    let dir = tempfile::tempdir().unwrap();
+    let pki = pki(dir.path());
+    let policies = dir.path().join("policies");
+    std::fs::create_dir(&policies).unwrap();
+    for (from, to) in [
+        ("template.yaml", "template.yaml"),
+        ("samples/default/constraint.yaml", "constraint.yaml"),
+    ] {
+        std::fs::copy(policies_dir().join(from), policies.join(to)).unwrap();
+    }
+    let verifier = s.verifier();
+    let config = |verifier: Option<Arc<Verifier>>, provider: bool| validator::webhook::Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        tls_cert: pki.cert.clone(),
+        tls_key: pki.key.clone(),
+        sources: validator::webhook::state::Sources {
+            bundle: None,
+            paths: vec![policies.clone()],
+            enable_cel: true,
+            exempt_namespaces: Vec::new(),
+            waivers: Vec::new(),
+            verifier,
+        },
+        timeout: Duration::from_secs(10),
+        fail_closed: true,
+        max_body_bytes: 1 << 20,
+        max_concurrency: 4,
+        reload_interval: Duration::from_secs(60),
+        provider,
+    };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        // Unconfigured, the webhook refuses to start with the constraint enabled.
+        let e = validator::webhook::start(config(None, false)).await.err().unwrap();
+        assert!(e.to_string().contains("signature verification is not configured"), "{e}");
+
+        let running = validator::webhook::start(config(Some(verifier.clone()), true))
+            .await
+            .unwrap();
+        let base = format!("https://127.0.0.1:{}", running.addr.port());
+        let client = https_client(&pki.ca_pem);
+        let post = |path: &str, body: Value| {
+            let request = client.post(format!("{base}{path}")).json(&body);
+            async move {
+                let response = request.send().await.unwrap();
+                assert_eq!(response.status().as_u16(), 200);
+                response.json::<Value>().await.unwrap()
+            }
+        };
+        let allowed = post("/validate", admission("good", &[&s.image("shop/api", "1.0")])).await;
+        assert_eq!(allowed["response"]["allowed"], true, "{allowed}");
+        let denied = post("/validate", admission("bad", &[&s.image("shop/api", "2.0")])).await;
+        assert_eq!(denied["response"]["allowed"], false, "{denied}");
+        let message = denied["response"]["status"]["message"].as_str().unwrap();
+        assert!(message.contains("failed signature verification: unsigned:"), "{message}");
+
+        let answer = post(
+            "/provider",
+            json!({"apiVersion": "externaldata.gatekeeper.sh/v1beta1", "kind": "ProviderRequest",
+                   "request": {"keys": [s.image("shop/api", "1.0"), s.image("shop/api", "2.0"), "Not A Ref"]}}),
+        )
+        .await;
+        assert_eq!(answer["kind"], "ProviderResponse");
+        let items = answer["response"]["items"].as_array().unwrap();
+        assert_eq!(items.len(), 3, "{answer}");
+        assert_eq!(items[0]["value"]["verified"], true);
+        assert!(items[1]["error"].as_str().unwrap().starts_with("unsigned"));
+        assert!(items[2]["error"].as_str().unwrap().starts_with("invalid image reference"));
+        let bad = client
+            .post(format!("{base}/provider"))
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(bad.status().as_u16(), 400);
+        running.stop();
+    });
+}
+
+#[test]
+fn provider_mode_needs_a_trust_policy() {
+    let output = Command::new(env!("CARGO_BIN_EXE_validator"))
+        .args([
+            "serve",
+            "--tls-cert",
+            "tls.crt",
+            "--tls-key",
+            "tls.key",
+            "--provider",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("--provider") && stderr.contains("--trust-policy"),
+        "{stderr}"
+    );
+}
