@@ -40,7 +40,17 @@ impl Bench {
         )
         .unwrap();
         let out = Command::new(env!("CARGO_BIN_EXE_executor"))
-            .args(["apply", "-r", "api", "-n", "shop", "-o", "json"])
+            // The images are in no registry: no signature verification.
+            .args([
+                "apply",
+                "-r",
+                "api",
+                "-n",
+                "shop",
+                "-o",
+                "json",
+                "--no-signature-verification",
+            ])
             .arg(&manifest)
             .args(extra)
             .env("KUBECONFIG", self.dir.path().join("kubeconfig"))

@@ -62,7 +62,7 @@ impl std::fmt::Display for Run {
 
 fn command(env: &Env, args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_executor"));
-    cmd.args(args)
+    cmd.args(support::with_signature_opt_out(args))
         .env("KUBECONFIG", &env.kubeconfig)
         .env("NO_COLOR", "1")
         .stdin(Stdio::null())
@@ -961,4 +961,86 @@ fn releases_leave_a_deploy_log_metrics_and_delivery_numbers() {
     let bad = executor(&env, &["report", "--deploy-log", &log, "--since", "soon"]);
     assert_eq!(bad.code, 2, "{bad}");
     assert!(bad.stderr.contains("--since soon"), "{bad}");
+}
+
+/// `executor` without the tests' signature opt-out.
+fn executor_as_is(env: &Env, args: &[&str]) -> Run {
+    let out = Command::new(env!("CARGO_BIN_EXE_executor"))
+        .args(args)
+        .env("KUBECONFIG", &env.kubeconfig)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .output()
+        .expect("executor runs");
+    finished(out)
+}
+
+#[test]
+fn signatures_are_required_by_the_gate() {
+    let env = env(10.0);
+    let v1 = write(&env, "v1.yaml", &api_manifests(1, ""));
+    // The production bundle's signed-image constraint without a trust policy: refused, nothing
+    // applied.
+    let run = executor_as_is(
+        &env,
+        &["apply", "-r", "api", "-n", "shop", "-o", "json", &v1],
+    );
+    assert_eq!(run.code, 2, "{run}");
+    let report = run.json();
+    assert_eq!(report["outcome"], "blocked", "{report}");
+    assert!(
+        run.stdout
+            .contains("signature verification is not configured")
+            && run.stdout.contains("--no-signature-verification"),
+        "{run}"
+    );
+    assert!(env
+        .sim
+        .get("apps/v1", "Deployment", "shop", "api")
+        .is_none());
+    let plan = executor_as_is(&env, &["plan", "-r", "api", "-n", "shop", &v1]);
+    assert_eq!(plan.code, 2, "{plan}");
+    // With a key, the images are verified, and a registry that cannot be reached fails closed.
+    let key = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/signatures/cosign.pub");
+    let run = executor_as_is(
+        &env,
+        &[
+            "apply",
+            "-r",
+            "api",
+            "-n",
+            "shop",
+            "-o",
+            "json",
+            "--signature-key",
+            key.to_str().unwrap(),
+            "--registry-timeout",
+            "2s",
+            &v1,
+        ],
+    );
+    assert_eq!(run.code, 1, "{run}");
+    assert_eq!(run.json()["outcome"], "blocked");
+    assert!(run.stdout.contains("registry unreachable:"), "{run}");
+    assert!(env
+        .sim
+        .get("apps/v1", "Deployment", "shop", "api")
+        .is_none());
+    // A key file that is not a key: a usage error naming it.
+    let bad = write(&env, "bad.pub", "not a key\n");
+    let run = executor_as_is(
+        &env,
+        &[
+            "apply",
+            "-r",
+            "api",
+            "-n",
+            "shop",
+            "--signature-key",
+            &bad,
+            &v1,
+        ],
+    );
+    assert_eq!(run.code, 2, "{run}");
+    assert!(run.stderr.contains("bad.pub"), "{run}");
 }

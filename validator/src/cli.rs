@@ -120,6 +120,20 @@ pub struct CheckArgs {
     /// The helm binary for --chart (default: `helm` on PATH).
     #[arg(long, value_name = "PATH", requires = "chart")]
     pub helm: Option<PathBuf>,
+    /// Output format: human, json, sarif, junit, github.
+    #[arg(long, short = 'o', default_value = "human", value_name = "FORMAT")]
+    pub format: String,
+    /// Also write a Markdown summary to this file (e.g. $GITHUB_STEP_SUMMARY).
+    #[arg(long, value_name = "FILE")]
+    pub summary: Option<PathBuf>,
+    #[command(flatten)]
+    pub policy: PolicyFlags,
+}
+
+/// The policy, schema and signature flags of `validator check`, which the executor's
+/// validation gate takes too.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PolicyFlags {
     /// More ConstraintTemplates, Constraints and ExpansionTemplates (file or directory; repeatable).
     #[arg(long = "policies", value_name = "DIR")]
     pub policies: Vec<PathBuf>,
@@ -129,13 +143,10 @@ pub struct CheckArgs {
     /// Embedded bundle to use: baseline, restricted or production.
     #[arg(long, value_name = "NAME", default_value = bundle::DEFAULT_BUNDLE)]
     pub bundle: String,
-    /// Output format: human, json, sarif, junit, github.
-    #[arg(long, short = 'o', default_value = "human", value_name = "FORMAT")]
-    pub format: String,
     /// Worker threads (default: all cores). Output is the same at any count.
     #[arg(long, short = 'j', value_name = "N")]
     pub jobs: Option<usize>,
-    /// Exit 1 on warn violations too.
+    /// Fail on warn violations too (exit 1).
     #[arg(long)]
     pub fail_on_warn: bool,
     /// Never check objects in these namespaces (globs like `kube-*`; repeatable).
@@ -167,11 +178,70 @@ pub struct CheckArgs {
     /// Waiver file of policy exceptions (repeatable); see the README.
     #[arg(long = "waivers", value_name = "FILE")]
     pub waivers: Vec<PathBuf>,
-    /// Also write a Markdown summary to this file (e.g. $GITHUB_STEP_SUMMARY).
-    #[arg(long, value_name = "FILE")]
-    pub summary: Option<PathBuf>,
     #[command(flatten)]
     pub signatures: crate::signature::Args,
+}
+
+impl PolicyFlags {
+    /// The policy documents: the embedded bundle (unless turned off) and `--policies`.
+    pub fn load_policies(&self) -> Result<Loaded, String> {
+        let mut policies = Loaded::default();
+        if !self.no_default_policies {
+            match bundle::load(&self.bundle) {
+                Some(b) => policies.extend(b),
+                None => {
+                    return Err(format!(
+                        "unknown bundle `{}`; available: {}",
+                        self.bundle,
+                        bundle::names().join(", ")
+                    ))
+                }
+            }
+        }
+        policies.extend(manifest::load_paths(&self.policies));
+        Ok(policies)
+    }
+
+    /// The check's options, and the findings of waiver files that cannot be used. Fails on a
+    /// bad `--jobs` or signature configuration.
+    pub fn options(
+        &self,
+        progress: bool,
+    ) -> Result<(check::Options, Vec<report::Finding>), String> {
+        if self.jobs == Some(0) {
+            return Err("--jobs must be at least 1".into());
+        }
+        let mut waivers = Vec::new();
+        let mut waiver_errors = Vec::new();
+        for path in &self.waivers {
+            let (w, e) = crate::waiver::load(path);
+            waivers.extend(w);
+            waiver_errors.extend(e);
+        }
+        let verifier = self.signatures.verifier()?;
+        let options = check::Options {
+            jobs: self.jobs,
+            exclude_namespaces: self.exclude_namespaces.clone(),
+            progress,
+            external_data: verifier.map(|v| v.handler()),
+            schemas: (!self.no_schemas).then(|| crate::schema::Options {
+                strict: !self.no_strict,
+                crd_paths: self.crds.clone(),
+                locations: self.schema_locations.clone(),
+                require: self.require_schemas,
+                skip_kinds: self
+                    .skip_kinds
+                    .iter()
+                    .map(|k| k.trim().to_string())
+                    .filter(|k| !k.is_empty())
+                    .collect(),
+            }),
+            enable_cel: self.enable_cel,
+            waivers,
+            require_external_data: false,
+        };
+        Ok((options, crate::waiver::error_findings(&waiver_errors)))
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -211,30 +281,10 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
     }
 }
 
-fn load_policies(args: &CheckArgs) -> Result<Loaded, CliError> {
-    let mut policies = Loaded::default();
-    if !args.no_default_policies {
-        match bundle::load(&args.bundle) {
-            Some(b) => policies.extend(b),
-            None => {
-                return Err(CliError::Usage(format!(
-                    "unknown bundle `{}`; available: {}",
-                    args.bundle,
-                    bundle::names().join(", ")
-                )))
-            }
-        }
-    }
-    policies.extend(manifest::load_paths(&args.policies));
-    Ok(policies)
-}
-
 pub fn run_check(args: CheckArgs) -> Result<u8, CliError> {
     let format: Format = args.format.parse().map_err(CliError::Usage)?;
-    if args.jobs == Some(0) {
-        return Err(CliError::Usage("--jobs must be at least 1".into()));
-    }
-    let policies = load_policies(&args)?;
+    let policies = args.policy.load_policies().map_err(CliError::Usage)?;
+    let (options, waiver_findings) = args.policy.options(true).map_err(CliError::Usage)?;
     let mut input = manifest::load_paths(&args.paths);
     if let Some(chart) = &args.chart {
         let render = crate::chart::Render {
@@ -257,41 +307,11 @@ pub fn run_check(args: CheckArgs) -> Result<u8, CliError> {
     }
     // Unreadable policy files are input errors too.
     input.errors.extend(policies.errors);
-    let mut waivers = Vec::new();
-    let mut waiver_errors = Vec::new();
-    for path in &args.waivers {
-        let (w, e) = crate::waiver::load(path);
-        waivers.extend(w);
-        waiver_errors.extend(e);
-    }
-    let verifier = args.signatures.verifier().map_err(CliError::Usage)?;
-    let options = check::Options {
-        jobs: args.jobs,
-        exclude_namespaces: args.exclude_namespaces.clone(),
-        progress: true,
-        external_data: verifier.map(|v| v.handler()),
-        schemas: (!args.no_schemas).then(|| crate::schema::Options {
-            strict: !args.no_strict,
-            crd_paths: args.crds.clone(),
-            locations: args.schema_locations.clone(),
-            require: args.require_schemas,
-            skip_kinds: args
-                .skip_kinds
-                .iter()
-                .map(|k| k.trim().to_string())
-                .filter(|k| !k.is_empty())
-                .collect(),
-        }),
-        enable_cel: args.enable_cel,
-        waivers,
-    };
     let attestation = (format == Format::Json)
         .then(|| crate::digest::Attestation::of(&input.documents, &policies.documents));
     let mut outcome = check::run(input, &policies.documents, &options);
-    if !waiver_errors.is_empty() {
-        outcome
-            .findings
-            .extend(crate::waiver::error_findings(&waiver_errors));
+    if !waiver_findings.is_empty() {
+        outcome.findings.extend(waiver_findings);
         outcome.findings.sort();
     }
     let summary = Summary::of(&outcome.findings, outcome.objects);
@@ -311,7 +331,7 @@ pub fn run_check(args: CheckArgs) -> Result<u8, CliError> {
     let mut stdout = std::io::stdout().lock();
     stdout.write_all(text.as_bytes())?;
     stdout.flush()?;
-    Ok(exit_code(&summary, args.fail_on_warn))
+    Ok(exit_code(&summary, args.policy.fail_on_warn))
 }
 
 /// The exit code for a check's summary.

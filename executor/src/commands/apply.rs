@@ -29,7 +29,7 @@ pub async fn run(args: &ApplyArgs, progress: &Progress) -> Result<Done, Error> {
     let mut timer = Timer::new();
     let name = args.release.release.clone();
     let loaded = load(&args.inputs, &name, args.release.namespace.as_deref());
-    let policies = gate::policies(&args.policy)?;
+    let policies = gate::policies(&args.policy).await?;
     let gates = args.gates.gates()?;
     if args.manual_promotion && args.strategy != Strategy::BlueGreen {
         return Err(Error::Usage(
@@ -60,13 +60,20 @@ pub async fn run(args: &ApplyArgs, progress: &Progress) -> Result<Done, Error> {
 
     timer.phase("gate");
     let decision = match &args.policy.attestation {
-        Some(path) => gate::verify(path, &loaded.documents, &policies, args.policy.fail_on_warn)?,
-        None => gate::check(
-            desired.iter().map(|d| d.doc.clone()).collect(),
+        Some(path) => gate::verify(
+            path,
+            &loaded.documents,
             &policies,
-            &args.policy,
-            false,
-        ),
+            args.policy.flags.fail_on_warn,
+        )?,
+        None => {
+            gate::check_blocking(
+                desired.iter().map(|d| d.doc.clone()).collect(),
+                &policies,
+                &args.policy,
+            )
+            .await
+        }
     };
     let mut text = String::new();
     if !decision.findings.is_empty() {

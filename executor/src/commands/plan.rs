@@ -14,7 +14,7 @@ pub async fn run(args: &PlanArgs, _progress: &Progress) -> Result<Done, Error> {
     let mut timer = Timer::new();
     let name = args.release.release.clone();
     let loaded = load(&args.inputs, &name, args.release.namespace.as_deref());
-    let policies = gate::policies(&args.policy)?;
+    let policies = gate::policies(&args.policy).await?;
     let mut report = Report::new(
         "plan",
         &name,
@@ -37,13 +37,20 @@ pub async fn run(args: &PlanArgs, _progress: &Progress) -> Result<Done, Error> {
     let desired = plan::resolve(&cluster, &loaded.documents, &namespace).await?;
     timer.phase("gate");
     let decision = match &args.policy.attestation {
-        Some(path) => gate::verify(path, &loaded.documents, &policies, args.policy.fail_on_warn)?,
-        None => gate::check(
-            desired.iter().map(|d| d.doc.clone()).collect(),
+        Some(path) => gate::verify(
+            path,
+            &loaded.documents,
             &policies,
-            &args.policy,
-            false,
-        ),
+            args.policy.flags.fail_on_warn,
+        )?,
+        None => {
+            gate::check_blocking(
+                desired.iter().map(|d| d.doc.clone()).collect(),
+                &policies,
+                &args.policy,
+            )
+            .await
+        }
     };
     let mut text = String::new();
     if !decision.findings.is_empty() {

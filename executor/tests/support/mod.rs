@@ -326,3 +326,14 @@ spec:
 "#
     )
 }
+
+/// `args`, with `--no-signature-verification` added to `apply` and `plan`: the test images are
+/// in no registry, and the production bundle's signed-image constraint needs a trust policy
+/// (the gate refuses without one; `signatures_are_required_by_the_gate` tests that).
+pub fn with_signature_opt_out<'a>(args: &[&'a str]) -> Vec<&'a str> {
+    let mut out = args.to_vec();
+    if matches!(args.first(), Some(&"apply") | Some(&"plan")) && !args.contains(&"--help") {
+        out.push("--no-signature-verification");
+    }
+    out
+}

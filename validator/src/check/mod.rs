@@ -32,6 +32,9 @@ pub struct Options {
     pub enable_cel: bool,
     /// Policy exceptions; waived violations become information.
     pub waivers: Vec<crate::waiver::Waiver>,
+    /// A constraint that calls `external_data` while no provider is configured is an error
+    /// (the executor's gate) instead of a note (`check`).
+    pub require_external_data: bool,
 }
 
 impl Default for Options {
@@ -44,6 +47,7 @@ impl Default for Options {
             schemas: Some(schema::Options::default()),
             enable_cel: true,
             waivers: Vec::new(),
+            require_external_data: false,
         }
     }
 }
@@ -253,20 +257,33 @@ fn run_in_pool(input: Loaded, policy_docs: &[Document], options: &Options) -> Ou
             continue;
         };
         if t.uses_external_data && options.external_data.is_none() {
+            let (severity, code, message) = if options.require_external_data {
+                (
+                    Severity::Error,
+                    Code::InvalidPolicy,
+                    "signature verification is not configured, and this constraint needs it (its template calls external_data): give a trust policy (--trust-policy FILE or --signature-key FILE), or --no-signature-verification to go ahead without it".to_string(),
+                )
+            } else {
+                (
+                    Severity::Info,
+                    Code::Note,
+                    "not evaluated: signature verification is not configured (its template calls external_data and no trust policy is given)".to_string(),
+                )
+            };
             findings.push(Finding {
                 rendered_line: None,
                 file: c.source.to_string(),
                 line: c.line,
                 column: 0,
-                severity: Severity::Info,
-                code: Code::Note,
+                severity,
+                code,
                 policy: Some(PolicyRef {
                     kind: c.kind.clone(),
                     constraint: c.name.clone(),
                 }),
                 action: Some(c.action.to_string()),
                 object: None,
-                message: "not evaluated: signature verification is not configured (its template calls external_data and no trust policy is given)".into(),
+                message,
             });
             continue;
         }

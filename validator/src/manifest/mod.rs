@@ -75,7 +75,7 @@ impl fmt::Display for LoadError {
 }
 
 /// Everything read from a set of inputs: the objects and the inputs that failed.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Loaded {
     pub documents: Vec<Document>,
     pub errors: Vec<LoadError>,
