@@ -3,11 +3,12 @@
 //! [`strategy`] (rolling, blue-green), [`health`] (verdicts), [`analysis`] (smoke and metric
 //! gates), [`hook`] (hook Jobs), [`release`] (history and rollback), [`lock`] (one operation
 //! per release at a time), [`metrics`] (durations and results), [`deploy_metrics`] (deploy
-//! log, Prometheus metrics, delivery metrics) and [`events`] (Kubernetes Events on the
-//! workloads).
+//! log, Prometheus metrics, delivery metrics), [`events`] (Kubernetes Events on the workloads)
+//! and [`backup`] (archives of releases for restores and recovery drills).
 
 pub mod analysis;
 pub mod apply;
+pub mod backup;
 pub mod cli;
 pub mod cluster;
 mod commands;
