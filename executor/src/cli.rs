@@ -520,26 +520,52 @@ pub fn parse_since(when: &str, now: jiff::Timestamp) -> Result<jiff::Timestamp, 
 /// `backup`, `restore` and `dr-drill`: they work on namespaces and archives, not one release.
 fn archive_command(command: &Command) -> Option<Result<u8, Error>> {
     use commands::backup;
-    let json = match command {
-        Command::Backup(a) => a.cluster.output,
-        Command::Restore(a) => a.cluster.output,
-        Command::DrDrill(a) => a.cluster.output,
+    let (name, json) = match command {
+        Command::Backup(a) => ("backup", a.cluster.output),
+        Command::Restore(a) => ("restore", a.cluster.output),
+        Command::DrDrill(a) => ("dr-drill", a.cluster.output),
         _ => return None,
-    } == Output::Json;
+    };
+    let json = json == Output::Json;
     let run = || -> Result<u8, Error> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(Error::Runtime)?;
         let progress = Progress::new(false);
-        let done = runtime.block_on(async {
+        let result = runtime.block_on(async {
             match command {
                 Command::Backup(a) => backup::backup(a, &progress).await,
                 Command::Restore(a) => backup::restore(a, &progress).await,
                 Command::DrDrill(a) => backup::drill(a, &progress).await,
                 _ => Err(Error::Usage("not an archive command".into())),
             }
-        })?;
+        });
+        let done = match result {
+            Ok(done) => done,
+            Err(e) => {
+                if let Command::DrDrill(a) = command {
+                    let mut report = Report::new(name, "", "");
+                    report.message = e.to_string();
+                    let now = crate::metrics::now_rfc3339();
+                    report.timeline.insert("started".into(), now.clone().into());
+                    report.timeline.insert("finished".into(), now.into());
+                    for problem in crate::deploy_metrics::record(&a.record, &report) {
+                        eprintln!("warning: {problem}");
+                    }
+                }
+                if !json {
+                    return Err(e);
+                }
+                let doc = serde_json::json!({
+                    "version": 1,
+                    "command": name,
+                    "outcome": "error",
+                    "message": e.to_string(),
+                });
+                (exit::ERROR, doc, String::new())
+            }
+        };
         let (code, text) = backup::output(done, json);
         let mut stdout = std::io::stdout().lock();
         stdout

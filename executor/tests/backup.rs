@@ -456,6 +456,16 @@ spec:
     );
     assert_eq!(run.code, 2, "{run}");
     assert!(run.stderr.contains("missing.gz"), "{run}");
+    let run = executor(&env, &["restore", "--input-file", &file, "-o", "json"]);
+    assert_eq!(run.code, 2, "{run}");
+    assert_eq!(run.json()["outcome"], "error");
+    assert!(
+        run.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("release shop/api already exists"),
+        "{run}"
+    );
 }
 
 fn scratch_namespaces(env: &Env) -> Vec<String> {

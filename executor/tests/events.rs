@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use simulator::{Behaviour, Options, Simulator};
-use support::{api_manifests, image};
+use support::{api_manifests, blue_green_manifests, image};
 
 mod support;
 
@@ -39,11 +39,16 @@ fn env() -> Env {
 /// `executor apply -r api -n shop -o json` of `api_manifests(version)`: (exit code, the
 /// result, stderr).
 fn apply(env: &Env, version: u32) -> (i32, Value, String) {
-    let manifest = env.dir.path().join(format!("v{version}.yaml"));
-    std::fs::write(&manifest, api_manifests(version, "")).expect("write manifest");
+    apply_text(env, &api_manifests(version, ""), &[])
+}
+
+fn apply_text(env: &Env, manifests: &str, extra: &[&str]) -> (i32, Value, String) {
+    let manifest = env.dir.path().join("release.yaml");
+    std::fs::write(&manifest, manifests).expect("write manifest");
     let out = Command::new(env!("CARGO_BIN_EXE_executor"))
         .args(["apply", "-r", "api", "-n", "shop", "-o", "json"])
         .arg(&manifest)
+        .args(extra)
         .env("KUBECONFIG", &env.kubeconfig)
         .env("NO_COLOR", "1")
         .stdin(Stdio::null())
@@ -133,4 +138,32 @@ fn a_refused_event_is_a_warning_not_a_failed_release() {
         "{stderr}"
     );
     assert!(env.sim.list("v1", "Event", Some("shop")).is_empty());
+}
+
+#[test]
+fn a_blue_green_switch_is_recorded_on_the_new_color() {
+    let env = env();
+    let (code, report, stderr) = apply_text(
+        &env,
+        &blue_green_manifests(1, "blue"),
+        &["--strategy", "blue-green", "--scale-down-delay", "0s"],
+    );
+    assert_eq!(code, 0, "{report}\n{stderr}");
+    let (code, report, stderr) = apply_text(
+        &env,
+        &blue_green_manifests(2, "blue"),
+        &["--strategy", "blue-green", "--scale-down-delay", "0s"],
+    );
+    assert_eq!(code, 0, "{report}\n{stderr}");
+    let green: Vec<String> = events(&env, "Deployment", "api-green")
+        .into_iter()
+        .map(|e| format!("{} {} {}", e.0, e.1, e.3))
+        .collect();
+    assert_eq!(green.len(), 2, "{green:?}");
+    assert!(
+        green[0].starts_with("BlueGreenPromoted Normal")
+            && green[0].contains("switched from blue to green"),
+        "{green:?}"
+    );
+    assert!(green[1].starts_with("ReleaseDeployed Normal"), "{green:?}");
 }

@@ -401,14 +401,17 @@ pub async fn roll_back(
     record.updated = now();
     write_record(ctx.history, record, |m| ctx.progress.note(m)).await;
     let what = format!("rollout of revision {revision} failed ({id}: {failure})");
-    events::record(
-        ctx.cluster,
-        std::slice::from_ref(&id),
-        events::Reason::RolloutFailed,
-        &format!("release {namespace}/{name}: {what}"),
-        ctx.progress,
-    )
-    .await;
+    // `executor abort` is a decision, not a failure of the rollout.
+    if failure.reason != Reason::Aborted {
+        events::record(
+            ctx.cluster,
+            std::slice::from_ref(&id),
+            events::Reason::RolloutFailed,
+            &format!("release {namespace}/{name}: {what}"),
+            ctx.progress,
+        )
+        .await;
+    }
     switch_back(ctx, record).await;
     let code = match current {
         Some(mut previous) => {
