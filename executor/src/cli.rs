@@ -56,6 +56,111 @@ pub enum Command {
     /// Delivery metrics from a deploy log: deployment frequency, change failure rate, mean
     /// time to restore, deploy duration percentiles.
     Report(ReportArgs),
+    /// Export the releases of a namespace (history and live objects) into an archive.
+    Backup(BackupArgs),
+    /// Recreate the releases of an archive, through the validation gate, in the original
+    /// namespace or another one.
+    Restore(Box<RestoreArgs>),
+    /// Restore an archive into a scratch namespace, measure the recovery time against a
+    /// target, and delete the namespace again.
+    DrDrill(Box<DrillArgs>),
+}
+
+/// Which cluster, and how results are printed.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ClusterArgs {
+    /// Kubeconfig file (default: KUBECONFIG, then ~/.kube/config, then in-cluster).
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Kubeconfig context (default: the current context).
+    #[arg(long, value_name = "NAME")]
+    pub context: Option<String>,
+    /// Result on stdout: human or json.
+    #[arg(long, short = 'o', value_enum, default_value = "human")]
+    pub output: Output,
+}
+
+/// Arguments of `executor backup`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BackupArgs {
+    /// Namespace whose releases are backed up. Default: the kubeconfig context's namespace.
+    #[arg(long, short = 'n', value_name = "NS")]
+    pub namespace: Option<String>,
+    /// Only this release (repeatable; default: every release with a history in the namespace).
+    #[arg(long = "release", short = 'r', value_name = "NAME")]
+    pub releases: Vec<String>,
+    /// The archive to write (gzip'd JSON; it holds Secrets' data, and is created readable by
+    /// its owner only).
+    #[arg(long, value_name = "FILE")]
+    pub output_file: PathBuf,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+}
+
+/// Arguments of `executor restore`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RestoreArgs {
+    /// The archive written by `executor backup`.
+    #[arg(long, value_name = "FILE")]
+    pub input_file: PathBuf,
+    /// Namespace to restore into (created when missing). Default: the archive's namespace.
+    #[arg(long, short = 'n', value_name = "NS")]
+    pub namespace: Option<String>,
+    /// Replace releases that already exist in the target namespace (their history is
+    /// replaced by the archive's).
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+    /// Time the restored workloads may take to become complete.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
+    pub timeout: Duration,
+    #[command(flatten)]
+    pub health: HealthArgs,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+}
+
+/// When failing pods fail a wait early, and the lock's lease.
+#[derive(Debug, Clone, clap::Args)]
+pub struct HealthArgs {
+    /// A new pod whose containers restarted this many times fails the wait.
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    pub max_restarts: i32,
+    /// A new pod still waiting for its image or configuration after this long fails the wait.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+    pub stuck_after: Duration,
+    /// Duration of the release locks' leases.
+    #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = parse_duration)]
+    pub lease_duration: Duration,
+}
+
+/// Arguments of `executor dr-drill`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DrillArgs {
+    /// The archive written by `executor backup`.
+    #[arg(long, value_name = "FILE")]
+    pub input_file: PathBuf,
+    /// The scratch namespace is `<prefix><archive namespace>-<hex time>`.
+    #[arg(long, value_name = "PREFIX", default_value = "drill-")]
+    pub namespace_prefix: String,
+    /// Time the restored workloads may take to become complete before the drill fails.
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = parse_duration)]
+    pub timeout: Duration,
+    /// The recovery time objective: a drill slower than this fails (exit 1).
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = parse_duration)]
+    pub rto_target: Duration,
+    /// Keep the scratch namespace for investigation instead of deleting it.
+    #[arg(long)]
+    pub keep_namespace: bool,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+    #[command(flatten)]
+    pub health: HealthArgs,
+    #[command(flatten)]
+    pub record: RecordArgs,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
 }
 
 /// Arguments of `executor report`.
@@ -412,9 +517,72 @@ pub fn parse_since(when: &str, now: jiff::Timestamp) -> Result<jiff::Timestamp, 
         .map_err(|e| format!("--since {when}: {e}"))
 }
 
+/// `backup`, `restore` and `dr-drill`: they work on namespaces and archives, not one release.
+fn archive_command(command: &Command) -> Option<Result<u8, Error>> {
+    use commands::backup;
+    let (name, json) = match command {
+        Command::Backup(a) => ("backup", a.cluster.output),
+        Command::Restore(a) => ("restore", a.cluster.output),
+        Command::DrDrill(a) => ("dr-drill", a.cluster.output),
+        _ => return None,
+    };
+    let json = json == Output::Json;
+    let run = || -> Result<u8, Error> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(Error::Runtime)?;
+        let progress = Progress::new(false);
+        let result = runtime.block_on(async {
+            match command {
+                Command::Backup(a) => backup::backup(a, &progress).await,
+                Command::Restore(a) => backup::restore(a, &progress).await,
+                Command::DrDrill(a) => backup::drill(a, &progress).await,
+                _ => Err(Error::Usage("not an archive command".into())),
+            }
+        });
+        let done = match result {
+            Ok(done) => done,
+            Err(e) => {
+                if let Command::DrDrill(a) = command {
+                    let mut report = Report::new(name, "", "");
+                    report.message = e.to_string();
+                    let now = crate::metrics::now_rfc3339();
+                    report.timeline.insert("started".into(), now.clone().into());
+                    report.timeline.insert("finished".into(), now.into());
+                    for problem in crate::deploy_metrics::record(&a.record, &report) {
+                        eprintln!("warning: {problem}");
+                    }
+                }
+                if !json {
+                    return Err(e);
+                }
+                let doc = serde_json::json!({
+                    "version": 1,
+                    "command": name,
+                    "outcome": "error",
+                    "message": e.to_string(),
+                });
+                (exit::ERROR, doc, String::new())
+            }
+        };
+        let (code, text) = backup::output(done, json);
+        let mut stdout = std::io::stdout().lock();
+        stdout
+            .write_all(text.as_bytes())
+            .and_then(|_| stdout.flush())
+            .map_err(Error::Output)?;
+        Ok(code)
+    };
+    Some(run())
+}
+
 pub fn run(cli: Cli) -> Result<u8, Error> {
     if let Command::Report(args) = &cli.command {
         return report(args);
+    }
+    if let Some(result) = archive_command(&cli.command) {
+        return result;
     }
     let record = match &cli.command {
         Command::Apply(a) => Some(a.record.clone()),
@@ -428,7 +596,9 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
         Command::History(a) | Command::Status(a) => a,
         Command::Rollback(a) => &a.release,
         Command::Promote(a) | Command::Abort(a) => &a.release,
-        Command::Report(_) => return Ok(exit::OK),
+        Command::Report(_) | Command::Backup(_) | Command::Restore(_) | Command::DrDrill(_) => {
+            return Ok(exit::OK)
+        }
     };
     check_release_name(&release.release)?;
     let output = release.output;
@@ -441,6 +611,9 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
         Command::Promote(_) => "promote",
         Command::Abort(_) => "abort",
         Command::Report(_) => "report",
+        Command::Backup(_) => "backup",
+        Command::Restore(_) => "restore",
+        Command::DrDrill(_) => "dr-drill",
     };
     let (name, namespace) = (release.release.clone(), release.namespace.clone());
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -457,7 +630,9 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
             Command::Rollback(args) => commands::rollback::run(&args, &progress).await,
             Command::Promote(args) => commands::promote::promote(&args, &progress).await,
             Command::Abort(args) => commands::promote::abort(&args, &progress).await,
-            Command::Report(_) => Ok((exit::OK, None, String::new())),
+            Command::Report(_) | Command::Backup(_) | Command::Restore(_) | Command::DrDrill(_) => {
+                Ok((exit::OK, None, String::new()))
+            }
         }
     });
     let mut recorded = false;
@@ -549,6 +724,55 @@ mod tests {
             c => panic!("{c:?}"),
         }
         assert!(Cli::try_parse_from(["executor", "apply", "-r", "api"]).is_err());
+    }
+
+    #[test]
+    fn archive_commands_parse() {
+        let cli = Cli::try_parse_from([
+            "executor",
+            "dr-drill",
+            "--input-file",
+            "shop.json.gz",
+            "--rto-target",
+            "30m",
+            "--bundle",
+            "baseline",
+            "-o",
+            "json",
+        ])
+        .unwrap();
+        match cli.command {
+            Command::DrDrill(a) => {
+                assert_eq!(a.rto_target, Duration::from_secs(1800));
+                assert_eq!(a.timeout, Duration::from_secs(3600));
+                assert_eq!(a.namespace_prefix, "drill-");
+                assert_eq!(a.policy.bundle, "baseline");
+                assert_eq!(a.cluster.output, Output::Json);
+            }
+            c => panic!("{c:?}"),
+        }
+        let cli = Cli::try_parse_from([
+            "executor",
+            "backup",
+            "-n",
+            "shop",
+            "-r",
+            "api",
+            "-r",
+            "web",
+            "--output-file",
+            "b.gz",
+        ])
+        .unwrap();
+        match cli.command {
+            Command::Backup(a) => {
+                assert_eq!(a.releases, ["api", "web"]);
+                assert_eq!(a.output_file, PathBuf::from("b.gz"));
+            }
+            c => panic!("{c:?}"),
+        }
+        assert!(Cli::try_parse_from(["executor", "backup", "-n", "shop"]).is_err());
+        assert!(Cli::try_parse_from(["executor", "restore", "-n", "x"]).is_err());
     }
 
     #[test]

@@ -2,15 +2,18 @@
 //! [`gate`] (validation), [`plan`] (order, dry run, diff), [`apply`] (server-side apply),
 //! [`strategy`] (rolling, blue-green), [`health`] (verdicts), [`analysis`] (smoke and metric
 //! gates), [`hook`] (hook Jobs), [`release`] (history and rollback), [`lock`] (one operation
-//! per release at a time), [`metrics`] (durations and results) and [`deploy_metrics`] (deploy
-//! log, Prometheus metrics, delivery metrics).
+//! per release at a time), [`metrics`] (durations and results), [`deploy_metrics`] (deploy
+//! log, Prometheus metrics, delivery metrics), [`events`] (Kubernetes Events on the workloads)
+//! and [`backup`] (archives of releases for restores and recovery drills).
 
 pub mod analysis;
 pub mod apply;
+pub mod backup;
 pub mod cli;
 pub mod cluster;
 mod commands;
 pub mod deploy_metrics;
+pub mod events;
 pub mod gate;
 pub mod health;
 pub mod hook;

@@ -97,6 +97,9 @@ fn help_lists_commands_and_exit_codes() {
     let r = run(None, &["apply", "--help"]);
     assert_eq!(r.code, 0);
     snapshot!("executor_apply_help", r);
+    let r = run(None, &["dr-drill", "--help"]);
+    assert_eq!(r.code, 0);
+    snapshot!("executor_dr_drill_help", r);
 }
 
 #[test]

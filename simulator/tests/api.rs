@@ -508,3 +508,49 @@ async fn jobs_complete_or_fail_by_their_pods_exit_codes() {
         assert_eq!(p.status.as_ref().unwrap().phase.as_deref(), Some("Failed"));
     }
 }
+
+#[tokio::test]
+async fn core_events_are_created_with_generated_names_and_listed() {
+    use k8s_openapi::api::core::v1::{Event, ObjectReference};
+    let sim = fast();
+    let client = sim.client().unwrap();
+    let events: Api<Event> = Api::namespaced(client.clone(), "default");
+    let event = |reason: &str| Event {
+        metadata: kube::api::ObjectMeta {
+            generate_name: Some("api.".into()),
+            ..Default::default()
+        },
+        involved_object: ObjectReference {
+            api_version: Some("apps/v1".into()),
+            kind: Some("Deployment".into()),
+            name: Some("api".into()),
+            namespace: Some("default".into()),
+            ..Default::default()
+        },
+        reason: Some(reason.into()),
+        type_: Some("Normal".into()),
+        message: Some("deployed".into()),
+        ..Default::default()
+    };
+    let first = events
+        .create(&PostParams::default(), &event("ReleaseDeployed"))
+        .await
+        .unwrap();
+    let second = events
+        .create(&PostParams::default(), &event("RolledBack"))
+        .await
+        .unwrap();
+    let (a, b) = (first.metadata.name.unwrap(), second.metadata.name.unwrap());
+    assert!(
+        a.starts_with("api.") && b.starts_with("api.") && a != b,
+        "{a} {b}"
+    );
+    let listed = events.list(&ListParams::default()).await.unwrap();
+    let reasons: Vec<Option<String>> = listed.items.iter().map(|e| e.reason.clone()).collect();
+    assert_eq!(reasons.len(), 2);
+    assert!(reasons.contains(&Some("RolledBack".into())));
+    assert_eq!(
+        listed.items[0].involved_object.kind.as_deref(),
+        Some("Deployment")
+    );
+}

@@ -7,6 +7,7 @@ use crate::analysis::{self, GateOutcome, GateResult, Gates};
 use crate::apply::{self, Action};
 use crate::cli::exit;
 use crate::cluster::Cluster;
+use crate::events;
 use crate::health::{Failure, Reason};
 use crate::hook::{self, HookPhase};
 use crate::metrics::{ObjectReport, Outcome, Report, Timer};
@@ -173,6 +174,17 @@ pub async fn promote(
         "{} switched from {from} to {}",
         state.service, state.color
     ));
+    events::record(
+        ctx.cluster,
+        &state.deployments,
+        events::Reason::BlueGreenPromoted,
+        &format!(
+            "revision {}: {} switched from {from} to {}",
+            record.revision, state.service, state.color
+        ),
+        ctx.progress,
+    )
+    .await;
     state.switched = true;
     record.blue_green = Some(state.clone());
     record.phase = Some(Phase::Observing);
@@ -287,6 +299,17 @@ pub async fn deployed(
         write_record(ctx.history, &c, |m| ctx.progress.note(m)).await;
     }
     trim_history(ctx.history, ctx.history_max, |m| ctx.progress.note(m)).await;
+    events::record(
+        ctx.cluster,
+        &events::workloads(&record.objects),
+        events::Reason::ReleaseDeployed,
+        &format!(
+            "release {}/{}: revision {} deployed ({})",
+            ctx.namespace, ctx.name, record.revision, record.operation
+        ),
+        ctx.progress,
+    )
+    .await;
     report.outcome = Outcome::Deployed;
     report.gates = record.gates.clone();
     let counts = count_actions(&report.objects);
@@ -377,8 +400,19 @@ pub async fn roll_back(
     record.phase = Some(Phase::RollingBack);
     record.updated = now();
     write_record(ctx.history, record, |m| ctx.progress.note(m)).await;
-    switch_back(ctx, record).await;
     let what = format!("rollout of revision {revision} failed ({id}: {failure})");
+    // `executor abort` is a decision, not a failure of the rollout.
+    if failure.reason != Reason::Aborted {
+        events::record(
+            ctx.cluster,
+            std::slice::from_ref(&id),
+            events::Reason::RolloutFailed,
+            &format!("release {namespace}/{name}: {what}"),
+            ctx.progress,
+        )
+        .await;
+    }
+    switch_back(ctx, record).await;
     let code = match current {
         Some(mut previous) => {
             let delete = release::removed(&record.created, &previous.ids());
@@ -424,6 +458,17 @@ pub async fn roll_back(
                     previous.updated = now();
                     write_record(ctx.history, &previous, |m| ctx.progress.note(m)).await;
                     trim_history(ctx.history, ctx.history_max, |m| ctx.progress.note(m)).await;
+                    events::record(
+                        ctx.cluster,
+                        &events::workloads(&previous.objects),
+                        events::Reason::RolledBack,
+                        &format!(
+                            "release {namespace}/{name}: rolled back to revision {} (now revision {}) after revision {revision} failed",
+                            previous.revision, restored.revision
+                        ),
+                        ctx.progress,
+                    )
+                    .await;
                     report.outcome = Outcome::RolledBack;
                     report.rolled_back_to = Some(previous.revision);
                     report.message = format!(
@@ -441,6 +486,17 @@ pub async fn roll_back(
                         previous.revision
                     );
                     write_record(ctx.history, record, |m| ctx.progress.note(m)).await;
+                    events::record(
+                        ctx.cluster,
+                        &events::workloads(&previous.objects),
+                        events::Reason::RollbackFailed,
+                        &format!(
+                            "release {namespace}/{name}: {what}; rollback to revision {} failed: {e}",
+                            previous.revision
+                        ),
+                        ctx.progress,
+                    )
+                    .await;
                     report.outcome = Outcome::Failed;
                     report.message = format!(
                         "release {namespace}/{name}: {what}; rollback to revision {} failed: {e}",

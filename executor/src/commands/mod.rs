@@ -2,6 +2,7 @@
 //! and text for humans.
 
 pub mod apply;
+pub mod backup;
 mod finish;
 pub mod history;
 pub mod plan;

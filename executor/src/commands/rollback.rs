@@ -2,6 +2,7 @@
 
 use super::{connect, now, object_reports, trim_history, write_record, Done};
 use crate::cli::{exit, RollbackArgs};
+use crate::events;
 use crate::health::Thresholds;
 use crate::lock;
 use crate::metrics::{Outcome, Report, Timer};
@@ -109,6 +110,17 @@ pub async fn run(args: &RollbackArgs, progress: &Progress) -> Result<Done, Error
                     write_record(&history, &p, |m| progress.note(m)).await;
                 }
                 trim_history(&history, args.rollout.history_max, |m| progress.note(m)).await;
+                events::record(
+                    &cluster,
+                    &events::workloads(&target.objects),
+                    events::Reason::RolledBack,
+                    &format!(
+                        "release {namespace}/{name}: rolled back to revision {} (now revision {revision}) by executor rollback",
+                        target.revision
+                    ),
+                    progress,
+                )
+                .await;
                 report.outcome = Outcome::Deployed;
                 report.rolled_back_to = Some(target.revision);
                 report.message = format!(
