@@ -62,7 +62,7 @@ impl std::fmt::Display for Run {
 
 fn executor(env: &Env, args: &[&str]) -> Run {
     let out = Command::new(env!("CARGO_BIN_EXE_executor"))
-        .args(args)
+        .args(support::with_signature_opt_out(args))
         .env("KUBECONFIG", &env.kubeconfig)
         .env("NO_COLOR", "1")
         .stdin(Stdio::null())

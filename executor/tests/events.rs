@@ -46,7 +46,9 @@ fn apply_text(env: &Env, manifests: &str, extra: &[&str]) -> (i32, Value, String
     let manifest = env.dir.path().join("release.yaml");
     std::fs::write(&manifest, manifests).expect("write manifest");
     let out = Command::new(env!("CARGO_BIN_EXE_executor"))
-        .args(["apply", "-r", "api", "-n", "shop", "-o", "json"])
+        .args(support::with_signature_opt_out(&[
+            "apply", "-r", "api", "-n", "shop", "-o", "json",
+        ]))
         .arg(&manifest)
         .args(extra)
         .env("KUBECONFIG", &env.kubeconfig)

@@ -424,14 +424,14 @@ pub async fn restore_archive(
             })
         })
         .collect();
-    let policies = gate::policies(settings.policy)?;
+    let policies = gate::policies(settings.policy).await?;
     let mut desired = plan::resolve(cluster, &documents, &target).await?;
-    let decision = gate::check(
+    let decision = gate::check_blocking(
         desired.iter().map(|d| d.doc.clone()).collect(),
         &policies,
         settings.policy,
-        false,
-    );
+    )
+    .await;
     if !decision.findings.is_empty() {
         restored.findings_text = human_findings(&decision.findings, &decision.summary);
     }

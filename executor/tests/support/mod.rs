@@ -327,12 +327,14 @@ spec:
     )
 }
 
-/// `args`, with `--no-signature-verification` added to `apply` and `plan`: the test images are
+/// `args`, with `--no-signature-verification` added to the commands that go through the
+/// validation gate (`apply`, `plan`, `restore`, `dr-drill`): the test images are
 /// in no registry, and the production bundle's signed-image constraint needs a trust policy
 /// (the gate refuses without one; `signatures_are_required_by_the_gate` tests that).
 pub fn with_signature_opt_out<'a>(args: &[&'a str]) -> Vec<&'a str> {
     let mut out = args.to_vec();
-    if matches!(args.first(), Some(&"apply") | Some(&"plan")) && !args.contains(&"--help") {
+    let gated = ["apply", "plan", "restore", "dr-drill"];
+    if args.first().is_some_and(|c| gated.contains(c)) && !args.contains(&"--help") {
         out.push("--no-signature-verification");
     }
     out
