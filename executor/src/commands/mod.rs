@@ -50,6 +50,52 @@ pub fn load(inputs: &InputArgs, release: &str, namespace: Option<&str>) -> Loade
     loaded
 }
 
+/// Manifests that cannot be read: their findings in `report` and as text, or `None` when every
+/// input was read.
+pub fn unreadable(loaded: &Loaded, report: &mut Report, message: &str) -> Option<String> {
+    if loaded.errors.is_empty() {
+        return None;
+    }
+    let findings: Vec<_> = loaded
+        .errors
+        .iter()
+        .map(validator::check::load_error_finding)
+        .collect();
+    let summary = Summary::of(&findings, 0);
+    let text = human_findings(&findings, &summary);
+    report.message = message.to_string();
+    report.findings = findings;
+    Some(text)
+}
+
+/// The validation gate on a release's objects: the attestation when one is given (checked
+/// against the manifests as read), else a check of the objects to apply. The findings go into
+/// `report`; the text is theirs, plus the refusal when the gate refused.
+pub async fn pass_gate(
+    policy: &crate::gate::PolicyArgs,
+    policies: &Loaded,
+    manifests: &[validator::manifest::Document],
+    objects: Vec<validator::manifest::Document>,
+    report: &mut Report,
+) -> Result<(crate::gate::Decision, String), Error> {
+    let decision = match &policy.attestation {
+        Some(path) => crate::gate::verify(path, manifests, policies, policy.flags.fail_on_warn)?,
+        None => crate::gate::check_blocking(objects, policies, policy).await,
+    };
+    let mut text = String::new();
+    if !decision.findings.is_empty() {
+        text.push_str(&human_findings(&decision.findings, &decision.summary));
+    }
+    report.findings = decision.findings.clone();
+    if !decision.passed() {
+        for r in &decision.refusal {
+            text.push_str(&format!("attestation refused: {r}\n"));
+        }
+        report.errors = decision.refusal.clone();
+    }
+    Ok((decision, text))
+}
+
 /// Findings as `validator check` prints them for people.
 pub fn human_findings(findings: &[report::Finding], summary: &Summary) -> String {
     let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();

@@ -1,6 +1,6 @@
 //! `executor plan`: the gate and the dry run of `apply`, and what would change per object.
 
-use super::{connect, human_findings, load, Done};
+use super::{connect, load, pass_gate, unreadable, Done};
 use crate::apply::Action;
 use crate::cli::{exit, PlanArgs};
 use crate::gate;
@@ -20,48 +20,22 @@ pub async fn run(args: &PlanArgs, _progress: &Progress) -> Result<Done, Error> {
         &name,
         args.release.namespace.as_deref().unwrap_or(""),
     );
-    if !loaded.errors.is_empty() {
-        let findings: Vec<_> = loaded
-            .errors
-            .iter()
-            .map(validator::check::load_error_finding)
-            .collect();
-        let summary = validator::report::Summary::of(&findings, 0);
-        let text = human_findings(&findings, &summary);
-        report.message = "the manifests cannot be read".into();
-        report.findings = findings;
+    if let Some(text) = unreadable(&loaded, &mut report, "the manifests cannot be read") {
         return Ok((exit::ERROR, Some(report), text));
     }
     let (cluster, namespace) = connect(&args.release).await?;
     report.namespace = namespace.clone();
     let desired = plan::resolve(&cluster, &loaded.documents, &namespace).await?;
     timer.phase("gate");
-    let decision = match &args.policy.attestation {
-        Some(path) => gate::verify(
-            path,
-            &loaded.documents,
-            &policies,
-            args.policy.flags.fail_on_warn,
-        )?,
-        None => {
-            gate::check_blocking(
-                desired.iter().map(|d| d.doc.clone()).collect(),
-                &policies,
-                &args.policy,
-            )
-            .await
-        }
-    };
-    let mut text = String::new();
-    if !decision.findings.is_empty() {
-        text.push_str(&human_findings(&decision.findings, &decision.summary));
-    }
-    report.findings = decision.findings.clone();
+    let (decision, mut text) = pass_gate(
+        &args.policy,
+        &policies,
+        &loaded.documents,
+        desired.iter().map(|d| d.doc.clone()).collect(),
+        &mut report,
+    )
+    .await?;
     if !decision.passed() {
-        for r in &decision.refusal {
-            text.push_str(&format!("attestation refused: {r}\n"));
-        }
-        report.errors = decision.refusal.clone();
         report.outcome = Outcome::Blocked;
         report.message =
             format!("release {namespace}/{name}: the validation gate refused the manifests");
