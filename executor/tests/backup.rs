@@ -2,87 +2,18 @@
 //! `executor backup`, `restore` and `dr-drill` against the simulator.
 
 use std::io::{Read, Write};
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use simulator::{Behaviour, Options, Simulator};
+use simulator::Behaviour;
 use support::{api_manifests, image, statefulset_manifests};
 
 mod support;
 
-struct Env {
-    sim: Simulator,
-    dir: tempfile::TempDir,
-    kubeconfig: PathBuf,
-}
-
-/// A simulator where time runs `speed` times faster, with namespace `shop`.
-fn env(speed: f64) -> Env {
-    let sim = Simulator::start_with(Options {
-        speed,
-        ..Options::default()
-    })
-    .expect("simulator starts");
-    sim.create(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}))
-        .expect("namespace");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let kubeconfig = dir.path().join("kubeconfig");
-    sim.write_kubeconfig(&kubeconfig).expect("kubeconfig");
-    Env {
-        sim,
-        dir,
-        kubeconfig,
-    }
-}
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("{e}: not json:\n{}\n{}", self.stdout, self.stderr))
-    }
-}
-
-impl std::fmt::Display for Run {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "exit {}\n--- stdout\n{}--- stderr\n{}",
-            self.code, self.stdout, self.stderr
-        )
-    }
-}
-
-fn executor(env: &Env, args: &[&str]) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_executor"))
-        .args(support::with_signature_opt_out(args))
-        .env("KUBECONFIG", &env.kubeconfig)
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .output()
-        .expect("executor runs");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
+use support::env::{env, executor, write, Env, Run};
 
 fn path(env: &Env, name: &str) -> String {
     env.dir.path().join(name).display().to_string()
-}
-
-fn write(env: &Env, name: &str, text: &str) -> String {
-    let p = path(env, name);
-    std::fs::write(&p, text).expect("write file");
-    p
 }
 
 fn apply(env: &Env, release: &str, manifest: &str, extra: &[&str]) -> Run {

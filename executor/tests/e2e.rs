@@ -3,100 +3,19 @@
 //! release history.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use simulator::{Behaviour, Options, Simulator};
+use simulator::Behaviour;
 use support::{api_manifests, daemonset_manifests, image, statefulset_manifests, CRD_AND_INSTANCE};
 
 mod support;
 
-struct Env {
-    sim: Simulator,
-    dir: tempfile::TempDir,
-    kubeconfig: PathBuf,
-}
-
-/// A simulator where time runs `speed` times faster, with namespace `shop`.
-fn env(speed: f64) -> Env {
-    let sim = Simulator::start_with(Options {
-        speed,
-        ..Options::default()
-    })
-    .expect("simulator starts");
-    sim.create(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}))
-        .expect("namespace");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let kubeconfig = dir.path().join("kubeconfig");
-    sim.write_kubeconfig(&kubeconfig).expect("kubeconfig");
-    Env {
-        sim,
-        dir,
-        kubeconfig,
-    }
-}
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("{e}: not json:\n{}\n{}", self.stdout, self.stderr))
-    }
-}
-
-impl std::fmt::Display for Run {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "exit {}\n--- stdout\n{}--- stderr\n{}",
-            self.code, self.stdout, self.stderr
-        )
-    }
-}
-
-fn command(env: &Env, args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_executor"));
-    cmd.args(support::with_signature_opt_out(args))
-        .env("KUBECONFIG", &env.kubeconfig)
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    cmd
-}
-
-fn finished(out: Output) -> Run {
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-fn executor(env: &Env, args: &[&str]) -> Run {
-    finished(command(env, args).output().expect("executor runs"))
-}
+use support::env::{apply, command, env, executor, finished, write, Env, Run};
 
 fn spawn(env: &Env, args: &[&str]) -> Child {
     command(env, args).spawn().expect("executor starts")
-}
-
-fn write(env: &Env, name: &str, text: &str) -> String {
-    let path = env.dir.path().join(name);
-    std::fs::write(&path, text).expect("write manifest");
-    path.display().to_string()
-}
-
-fn apply(env: &Env, manifest: &str, extra: &[&str]) -> Run {
-    let mut args = vec!["apply", "-r", "api", "-n", "shop", "-o", "json", manifest];
-    args.extend_from_slice(extra);
-    executor(env, &args)
 }
 
 /// (revision, status, operation) of every revision.
@@ -965,14 +884,8 @@ fn releases_leave_a_deploy_log_metrics_and_delivery_numbers() {
 
 /// `executor` without the tests' signature opt-out.
 fn executor_as_is(env: &Env, args: &[&str]) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_executor"))
-        .args(args)
-        .env("KUBECONFIG", &env.kubeconfig)
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .output()
-        .expect("executor runs");
-    finished(out)
+    let mut cmd = command(env, &[]);
+    finished(cmd.args(args).output().expect("executor runs"))
 }
 
 #[test]

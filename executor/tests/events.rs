@@ -2,39 +2,16 @@
 //! The Kubernetes Events the executor records on the workloads of a release, against the
 //! simulator.
 
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use serde_json::{json, Value};
-use simulator::{Behaviour, Options, Simulator};
+use serde_json::Value;
+use simulator::Behaviour;
 use support::{api_manifests, blue_green_manifests, image};
 
 mod support;
 
-struct Env {
-    sim: Simulator,
-    dir: tempfile::TempDir,
-    kubeconfig: PathBuf,
-}
-
-fn env() -> Env {
-    let sim = Simulator::start_with(Options {
-        speed: 10.0,
-        ..Options::default()
-    })
-    .expect("simulator starts");
-    sim.create(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}))
-        .expect("namespace");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let kubeconfig = dir.path().join("kubeconfig");
-    sim.write_kubeconfig(&kubeconfig).expect("kubeconfig");
-    Env {
-        sim,
-        dir,
-        kubeconfig,
-    }
-}
+use support::env::{env, Env};
 
 /// `executor apply -r api -n shop -o json` of `api_manifests(version)`: (exit code, the
 /// result, stderr).
@@ -93,7 +70,7 @@ fn events(env: &Env, kind: &str, name: &str) -> Vec<(String, String, String, Str
 
 #[test]
 fn events_are_recorded_on_the_workloads_of_a_release() {
-    let env = env();
+    let env = env(10.0);
     let (code, report, stderr) = apply(&env, 1);
     assert_eq!(code, 0, "{report}\n{stderr}");
     let e = events(&env, "Deployment", "api");
@@ -128,7 +105,7 @@ fn events_are_recorded_on_the_workloads_of_a_release() {
 
 #[test]
 fn a_refused_event_is_a_warning_not_a_failed_release() {
-    let env = env();
+    let env = env(10.0);
     env.sim
         .add_admission(|a| (a.kind == "Event").then(|| "events are not allowed here".to_string()));
     let (code, report, stderr) = apply(&env, 1);
@@ -144,7 +121,7 @@ fn a_refused_event_is_a_warning_not_a_failed_release() {
 
 #[test]
 fn a_blue_green_switch_is_recorded_on_the_new_color() {
-    let env = env();
+    let env = env(10.0);
     let (code, report, stderr) = apply_text(
         &env,
         &blue_green_manifests(1, "blue"),

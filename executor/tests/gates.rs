@@ -3,108 +3,18 @@
 //! Service switch (never onto zero ready pods), failures before and after it, manual
 //! promotion, metric and smoke gates, Prometheus unreachable, hook Jobs.
 
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use simulator::{Behaviour, Options, Simulator};
+use simulator::Behaviour;
 use support::prometheus::{free_port, Exporter, Prometheus};
 use support::{api_manifests, blue_green_manifests, hook_job, image};
 
 mod support;
 
-struct Env {
-    sim: Arc<Simulator>,
-    dir: tempfile::TempDir,
-    kubeconfig: PathBuf,
-}
-
-fn env() -> Env {
-    let sim = Simulator::start_with(Options {
-        speed: 10.0,
-        ..Options::default()
-    })
-    .expect("simulator starts");
-    sim.create(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}))
-        .expect("namespace");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let kubeconfig = dir.path().join("kubeconfig");
-    sim.write_kubeconfig(&kubeconfig).expect("kubeconfig");
-    Env {
-        sim: Arc::new(sim),
-        dir,
-        kubeconfig,
-    }
-}
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("{e}: not json:\n{}\n{}", self.stdout, self.stderr))
-    }
-
-    /// (name, outcome) of every gate in the JSON result.
-    fn gates(&self) -> Vec<(String, String)> {
-        self.json()["gates"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
-            .iter()
-            .map(|g| {
-                (
-                    g["name"].as_str().unwrap().to_string(),
-                    g["outcome"].as_str().unwrap().to_string(),
-                )
-            })
-            .collect()
-    }
-}
-
-impl std::fmt::Display for Run {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "exit {}\n--- stdout\n{}--- stderr\n{}",
-            self.code, self.stdout, self.stderr
-        )
-    }
-}
-
-fn executor(env: &Env, args: &[&str]) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_executor"))
-        .args(support::with_signature_opt_out(args))
-        .env("KUBECONFIG", &env.kubeconfig)
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .output()
-        .expect("executor runs");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-fn write(env: &Env, name: &str, text: &str) -> String {
-    let path = env.dir.path().join(name);
-    std::fs::write(&path, text).expect("write manifest");
-    path.display().to_string()
-}
-
-fn apply(env: &Env, manifest: &str, extra: &[&str]) -> Run {
-    let mut args = vec!["apply", "-r", "api", "-n", "shop", "-o", "json", manifest];
-    args.extend_from_slice(extra);
-    executor(env, &args)
-}
+use support::env::{apply, env, executor, write, Env};
 
 const BLUE_GREEN: &[&str] = &["--strategy", "blue-green", "--scale-down-delay", "1s"];
 
@@ -235,7 +145,7 @@ impl Sampler {
 
 #[test]
 fn blue_green_switches_the_service_and_scales_the_old_color_down() {
-    let env = env();
+    let env = env(10.0);
     install_blue(&env);
     let exporter = Exporter::start(0.001);
     let prometheus = Prometheus::start(&exporter);
@@ -321,7 +231,7 @@ fn blue_green_switches_the_service_and_scales_the_old_color_down() {
 
 #[test]
 fn failed_gate_before_the_switch_leaves_traffic_untouched() {
-    let env = env();
+    let env = env(10.0);
     install_blue(&env);
     let exporter = Exporter::start(0.0);
     exporter.set_status(503);
@@ -379,7 +289,7 @@ fn failed_gate_before_the_switch_leaves_traffic_untouched() {
 
 #[test]
 fn failed_gate_after_the_switch_moves_the_selector_back() {
-    let env = env();
+    let env = env(10.0);
     install_blue(&env);
     let exporter = Exporter::start(0.25);
     let prometheus = Prometheus::start(&exporter);
@@ -435,7 +345,7 @@ fn failed_gate_after_the_switch_moves_the_selector_back() {
 
 #[test]
 fn manual_promotion_waits_for_promote_and_abort_undoes() {
-    let env = env();
+    let env = env(10.0);
     install_blue(&env);
     let promote = |cmd: &str| executor(&env, &[cmd, "-r", "api", "-n", "shop", "-o", "json"]);
     let none = promote("promote");
@@ -504,7 +414,7 @@ fn install_rolling(env: &Env) {
 
 #[test]
 fn metric_gate_failure_rolls_back_a_rolling_release() {
-    let env = env();
+    let env = env(10.0);
     install_rolling(&env);
     let exporter = Exporter::start(0.001);
     let prometheus = Prometheus::start(&exporter);
@@ -548,7 +458,7 @@ fn metric_gate_failure_rolls_back_a_rolling_release() {
 
 #[test]
 fn unreachable_prometheus_fails_the_gate_unless_errors_are_ignored() {
-    let env = env();
+    let env = env(10.0);
     install_rolling(&env);
     let nowhere = format!("http://127.0.0.1:{}", free_port());
     let v2 = write(&env, "v2.yaml", &api_manifests(2, ""));
@@ -594,7 +504,7 @@ fn unreachable_prometheus_fails_the_gate_unless_errors_are_ignored() {
 
 #[test]
 fn hook_jobs_run_at_their_phase_and_a_failed_one_fails_the_release() {
-    let env = env();
+    let env = env(10.0);
     // migrate 1 succeeds, migrate 2 exits with 1.
     for (version, code) in [(1, 0), (2, 1)] {
         env.sim.set_behaviour(
@@ -673,7 +583,7 @@ fn hook_jobs_run_at_their_phase_and_a_failed_one_fails_the_release() {
 
 #[test]
 fn smoke_gate_passes_on_the_expected_status_and_fails_otherwise() {
-    let env = env();
+    let env = env(10.0);
     install_rolling(&env);
     let exporter = Exporter::start(0.0);
     exporter.set_status(204);
@@ -714,7 +624,7 @@ fn smoke_gate_passes_on_the_expected_status_and_fails_otherwise() {
 
 #[test]
 fn chart_color_variant_is_deployed_blue_green() {
-    let env = env();
+    let env = env(10.0);
     // The chart's ExternalSecret needs its operator's CRD, as in a real cluster.
     env.sim
         .create(json!({

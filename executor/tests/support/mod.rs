@@ -3,6 +3,7 @@
 //! Jobs, and a real Prometheus for metric gates.
 #![allow(dead_code)]
 
+pub mod env;
 pub mod prometheus;
 
 pub fn image(app: &str, version: u32) -> String {
