@@ -6,4 +6,6 @@ if ! cargo tarpaulin --version >/dev/null 2>&1; then
   cargo install cargo-tarpaulin --locked
 fi
 export PATH="$PWD/scripts:$PATH"
-cargo tarpaulin --workspace --lib --bins --tests --skip-clean --out Stdout --timeout 600 "$@"
+# --follow-exec: the CLI tests run the `validator` and `executor` binaries; their lines count too.
+cargo tarpaulin --workspace --lib --bins --tests --follow-exec --skip-clean --out Stdout \
+  --timeout 600 "$@"
