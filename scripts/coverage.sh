@@ -6,6 +6,4 @@ if ! cargo tarpaulin --version >/dev/null 2>&1; then
   cargo install cargo-tarpaulin --locked
 fi
 export PATH="$PWD/scripts:$PATH"
-# --follow-exec: the CLI tests run the `validator` and `executor` binaries; their lines count too.
-cargo tarpaulin --workspace --lib --bins --tests --follow-exec --skip-clean --out Stdout \
-  --timeout 600 "$@"
+cargo tarpaulin --workspace --lib --bins --tests --skip-clean --out Stdout --timeout 600 "$@"
