@@ -6,13 +6,18 @@
 #[path = "support/registry.rs"]
 mod support;
 
+#[path = "support/sigstore.rs"]
+mod sigstore;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
+use sigstore::{Options, Sigstore};
 use support::{signing_key, write_public_key, TestRegistry};
+use validator::signature::keyless::{Identity, Rejection, Signed, TrustedRoot};
 use validator::signature::{Args, Failure, Verifier};
 
 struct Setup {
@@ -464,6 +469,513 @@ fn check_verifies_the_signed_image_template() {
     let (code, _, stderr) = check(&s, &good, &["--signature-key", &missing.to_string_lossy()]);
     assert_eq!(code, 2);
     assert!(stderr.contains("missing.pub"), "{stderr}");
+}
+
+// ---- keyless: certificates for OIDC identities, transparency log entries, CT timestamps ----
+
+const ISSUER: &str = "https://token.actions.githubusercontent.com";
+const WORKFLOW: &str =
+    "https://github.com/acme/shop/.github/workflows/release.yml@refs/tags/v1.0.0";
+
+fn now() -> i64 {
+    i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs(),
+    )
+    .unwrap()
+}
+
+fn root(sigstore: &Sigstore, with_ct: bool) -> TrustedRoot {
+    TrustedRoot::parse("trusted_root.json", &sigstore.trusted_root(with_ct)).unwrap()
+}
+
+fn workflow_identity() -> Identity {
+    Identity::new(
+        Some(ISSUER),
+        None,
+        None,
+        Some(r"^https://github\.com/acme/shop/\.github/workflows/release\.yml@refs/tags/"),
+    )
+    .unwrap()
+}
+
+/// Verifies `payload` signed as `o` says against `root`.
+fn keyless(
+    sigstore: &Sigstore,
+    root: &TrustedRoot,
+    o: &Options,
+    identities: &[Identity],
+) -> Result<String, Rejection> {
+    let payload = b"{\"critical\":{}}";
+    let signed = sigstore.sign(payload, o);
+    let signature = base64::Engine::decode(
+        &base64::engine::general_purpose::STANDARD,
+        &signed.signature,
+    )
+    .unwrap();
+    root.verify(
+        identities,
+        &Signed {
+            payload,
+            signature: &signature,
+            certificate: &signed.certificate,
+            bundle: signed.bundle.as_deref(),
+        },
+    )
+    .map(|signer| signer.to_string())
+}
+
+#[test]
+fn keyless_signature_verifies_for_its_identity() {
+    let sigstore = Sigstore::new(now());
+    for with_ct in [true, false] {
+        let root = root(&sigstore, with_ct);
+        let signer = keyless(
+            &sigstore,
+            &root,
+            &Options::new(WORKFLOW, ISSUER, now()),
+            &[workflow_identity()],
+        )
+        .unwrap();
+        assert_eq!(signer, format!("{WORKFLOW} (issuer {ISSUER})"));
+    }
+    // An email subject, matched exactly, among several identities.
+    let root = root(&sigstore, true);
+    let email = Identity::new(
+        Some("https://accounts.google.com"),
+        None,
+        Some("release@acme.example"),
+        None,
+    )
+    .unwrap();
+    let o = Options::new("release@acme.example", "https://accounts.google.com", now());
+    assert!(keyless(&sigstore, &root, &o, &[workflow_identity(), email]).is_ok());
+}
+
+#[test]
+fn keyless_signature_by_another_identity_is_rejected() {
+    let sigstore = Sigstore::new(now());
+    let root = root(&sigstore, true);
+    let fork = "https://github.com/evil/shop/.github/workflows/release.yml@refs/tags/v1.0.0";
+    let e = keyless(
+        &sigstore,
+        &root,
+        &Options::new(fork, ISSUER, now()),
+        &[workflow_identity()],
+    )
+    .unwrap_err();
+    assert!(matches!(e, Rejection::Identity { .. }), "{e}");
+    let message = e.to_string();
+    assert!(
+        message.starts_with("wrong identity: the certificate is for https://github.com/evil/"),
+        "{message}"
+    );
+    assert!(
+        message.contains("the trust policy wants /^https://github"),
+        "{message}"
+    );
+    // The right subject from another issuer.
+    let e = keyless(
+        &sigstore,
+        &root,
+        &Options::new(WORKFLOW, "https://gitlab.com", now()),
+        &[workflow_identity()],
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("(issuer https://gitlab.com)"), "{e}");
+}
+
+#[test]
+fn keyless_certificate_of_another_authority_is_untrusted() {
+    let now = now();
+    let trusted = Sigstore::new(now);
+    let other = Sigstore::new(now);
+    let e = keyless(
+        &other,
+        &root(&trusted, false),
+        &Options::new(WORKFLOW, ISSUER, now),
+        &[workflow_identity()],
+    )
+    .unwrap_err();
+    // The other authority's log key signed the entry: the log check fails first.
+    assert!(
+        e.to_string()
+            .starts_with("transparency log: the entry is in log"),
+        "{e}"
+    );
+
+    // A trusted root naming the other authority's log but not its certificate authority.
+    let mut mixed: Value = serde_json::from_str(&trusted.trusted_root(false)).unwrap();
+    let theirs: Value = serde_json::from_str(&other.trusted_root(false)).unwrap();
+    mixed["tlogs"] = theirs["tlogs"].clone();
+    let mixed = TrustedRoot::parse("mixed.json", &mixed.to_string()).unwrap();
+    let e = keyless(
+        &other,
+        &mixed,
+        &Options::new(WORKFLOW, ISSUER, now),
+        &[workflow_identity()],
+    )
+    .unwrap_err();
+    assert!(matches!(e, Rejection::Certificate(_)), "{e}");
+    assert!(e.to_string().starts_with("untrusted certificate: "), "{e}");
+    assert!(
+        e.to_string().contains("does not verify with the key of"),
+        "{e}"
+    );
+}
+
+#[test]
+fn keyless_certificate_must_be_valid_and_for_code_signing() {
+    let now = now();
+    let sigstore = Sigstore::new(now);
+    let root = root(&sigstore, true);
+    let mut late = Options::new(WORKFLOW, ISSUER, now);
+    late.issued_at = now - 3600; // expired ten minutes after, logged an hour later
+    let e = keyless(&sigstore, &root, &late, &[workflow_identity()]).unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("untrusted certificate: the signature was logged at"),
+        "{e}"
+    );
+    assert!(
+        e.to_string().contains("outside the certificate's validity"),
+        "{e}"
+    );
+
+    let mut usage = Options::new(WORKFLOW, ISSUER, now);
+    usage.no_code_signing = true;
+    let e = keyless(&sigstore, &root, &usage, &[workflow_identity()]).unwrap_err();
+    assert!(e.to_string().contains("not for code signing"), "{e}");
+
+    // Logged before the authority's validity starts.
+    let mut early = Options::new(WORKFLOW, ISSUER, now);
+    early.issued_at = sigstore.valid_from - 3600;
+    early.logged_at = sigstore.valid_from - 3500;
+    let e = keyless(&sigstore, &root, &early, &[workflow_identity()]).unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("untrusted certificate: the certificate authority"),
+        "{e}"
+    );
+}
+
+#[test]
+fn keyless_log_entry_must_be_present_signed_and_for_this_signature() {
+    let now = now();
+    let sigstore = Sigstore::new(now);
+    let root = root(&sigstore, true);
+    let ids = [workflow_identity()];
+    let mut o = Options::new(WORKFLOW, ISSUER, now);
+    o.bundle = false;
+    let e = keyless(&sigstore, &root, &o, &ids).unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("transparency log: the signature has no log entry"),
+        "{e}"
+    );
+
+    let mut o = Options::new(WORKFLOW, ISSUER, now);
+    o.forge_entry_timestamp = true;
+    let e = keyless(&sigstore, &root, &o, &ids).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("signed entry timestamp does not verify"),
+        "{e}"
+    );
+
+    let mut o = Options::new(WORKFLOW, ISSUER, now);
+    o.entry_for_other_payload = true;
+    let e = keyless(&sigstore, &root, &o, &ids).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("records the hash of another payload"),
+        "{e}"
+    );
+
+    // The bundle of another signing (its certificate and signature) next to this one.
+    let payload = b"{}";
+    let first = sigstore.sign(payload, &Options::new(WORKFLOW, ISSUER, now));
+    let second = sigstore.sign(payload, &Options::new(WORKFLOW, ISSUER, now));
+    let decode =
+        |s: &str| base64::Engine::decode(&base64::engine::general_purpose::STANDARD, s).unwrap();
+    let signature = decode(&first.signature);
+    let mixed = Signed {
+        payload,
+        signature: &signature,
+        certificate: &first.certificate,
+        bundle: second.bundle.as_deref(),
+    };
+    let e = root.verify(&ids, &mixed).unwrap_err();
+    assert!(e.to_string().contains("records another signature"), "{e}");
+    let other_signature = decode(&second.signature);
+    let mixed = Signed {
+        signature: &other_signature,
+        ..mixed
+    };
+    let e = root.verify(&ids, &mixed).unwrap_err();
+    assert!(e.to_string().contains("records another certificate"), "{e}");
+
+    // A payload signature that is not the certificate key's, recorded as such in the log.
+    let mut o = Options::new(WORKFLOW, ISSUER, now);
+    o.entry_for_other_payload = true;
+    let signed = sigstore.sign(b"signed payload", &o);
+    let signature = decode(&signed.signature);
+    let e = root
+        .verify(
+            &ids,
+            &Signed {
+                payload: b"another payload",
+                signature: &signature,
+                certificate: &signed.certificate,
+                bundle: signed.bundle.as_deref(),
+            },
+        )
+        .unwrap_err();
+    assert!(matches!(e, Rejection::Signature(_)), "{e}");
+    assert!(e.to_string().starts_with("bad signature:"), "{e}");
+}
+
+#[test]
+fn keyless_certificate_needs_a_ct_timestamp_when_the_root_lists_ct_logs() {
+    let now = now();
+    let sigstore = Sigstore::new(now);
+    let ids = [workflow_identity()];
+    let mut o = Options::new(WORKFLOW, ISSUER, now);
+    o.sct = false;
+    let e = keyless(&sigstore, &root(&sigstore, true), &o, &ids).unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("certificate transparency: the certificate has no embedded"),
+        "{e}"
+    );
+    assert!(keyless(&sigstore, &root(&sigstore, false), &o, &ids).is_ok());
+
+    let mut o = Options::new(WORKFLOW, ISSUER, now);
+    o.forge_sct = true;
+    let e = keyless(&sigstore, &root(&sigstore, true), &o, &ids).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("none of the 1 embedded timestamp(s) verifies"),
+        "{e}"
+    );
+}
+
+#[test]
+fn trusted_root_chains_must_hold_together() {
+    let now = now();
+    let a = Sigstore::new(now);
+    let b = Sigstore::new(now);
+    let mut root: Value = serde_json::from_str(&a.trusted_root(true)).unwrap();
+    let theirs: Value = serde_json::from_str(&b.trusted_root(true)).unwrap();
+    root["certificateAuthorities"][0]["certChain"]["certificates"][1] =
+        theirs["certificateAuthorities"][0]["certChain"]["certificates"][1].clone();
+    let e = TrustedRoot::parse("root.json", &root.to_string()).unwrap_err();
+    assert!(
+        e.contains("certificateAuthorities[0]: the chain does not hold together"),
+        "{e}"
+    );
+    let mut root: Value = serde_json::from_str(&a.trusted_root(true)).unwrap();
+    root["tlogs"] = json!([]);
+    let e = TrustedRoot::parse("root.json", &root.to_string()).unwrap_err();
+    assert!(e.contains("no tlogs"), "{e}");
+    let mut root: Value = serde_json::from_str(&a.trusted_root(true)).unwrap();
+    root["tlogs"][0]["publicKey"]["rawBytes"] = json!("AAAA");
+    let e = TrustedRoot::parse("root.json", &root.to_string()).unwrap_err();
+    assert!(e.contains("tlogs[0].publicKey: not an ECDSA"), "{e}");
+}
+
+impl Setup {
+    /// Pushes an image and signs it keyless as `o` says; returns its digest.
+    fn signed_keyless(
+        &self,
+        sigstore: &Sigstore,
+        repository: &str,
+        tag: &str,
+        o: &Options,
+    ) -> String {
+        let digest = self
+            .registry
+            .push_image(repository, tag, &format!("{repository}:{tag}"));
+        let payload = support::payload(
+            &self.registry.host,
+            repository,
+            &digest,
+            &[("ci", "release")],
+        );
+        let signed = sigstore.sign(&payload, o);
+        self.registry.push_signature_layers(
+            repository,
+            &digest,
+            &[(payload, signed.annotations())],
+        );
+        digest
+    }
+
+    fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.keys.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+}
+
+#[test]
+fn keyless_signed_images_verify_through_the_registry() {
+    let s = setup();
+    let now = now();
+    let sigstore = Sigstore::new(now);
+    s.write("trusted_root.json", &sigstore.trusted_root(true));
+    let good = s.signed_keyless(
+        &sigstore,
+        "shop/api",
+        "1.0",
+        &Options::new(WORKFLOW, ISSUER, now),
+    );
+    let fork = "https://github.com/evil/shop/.github/workflows/release.yml@refs/tags/v1.0.0";
+    s.signed_keyless(
+        &sigstore,
+        "shop/api",
+        "2.0",
+        &Options::new(fork, ISSUER, now),
+    );
+    s.signed("shop/keyed", "1.0");
+    let policy = s.write(
+        "trust.yaml",
+        &format!(
+            "apiVersion: validator.policy/v1\nkind: ImageTrustPolicy\ntrustedRoot: trusted_root.json\nrules:\n  - images: ['{host}/shop/*']\n    identities:\n      - issuer: {ISSUER}\n        subjectRegExp: '^https://github\\.com/acme/shop/'\n    annotations: {{ci: release}}\n",
+            host = s.registry.host
+        ),
+    );
+    let args = Args {
+        trust_policy: Some(policy),
+        signature_keys: Vec::new(),
+        ..s.args()
+    };
+    let v = args.verifier().unwrap().unwrap();
+    let ok = v.verify(&s.image("shop/api", "1.0")).unwrap();
+    assert_eq!(ok.digest, good);
+    assert_eq!(ok.key, format!("{WORKFLOW} (issuer {ISSUER})"));
+    let e = failure(&v, &s.image("shop/api", "2.0"));
+    assert!(
+        matches!(e, Failure::Keyless(Rejection::Identity { .. })),
+        "{e}"
+    );
+    // Signed with a key, not by a trusted identity.
+    let e = failure(&v, &s.image("shop/keyed", "1.0"));
+    assert!(
+        e.to_string().starts_with("wrong key: 1 signature(s)")
+            && e.to_string()
+                .contains("none verifies with the trusted identities /^https://github"),
+        "{e}"
+    );
+
+    // The same through cosign-style flags; a key and an identity together accept either.
+    let flags = Args {
+        trusted_root: Some(s.keys.path().join("trusted_root.json")),
+        certificate_identity: Some(WORKFLOW.into()),
+        certificate_oidc_issuer: Some(ISSUER.into()),
+        ..s.args()
+    };
+    let v = flags.verifier().unwrap().unwrap();
+    assert!(v.verify(&s.image("shop/api", "1.0")).is_ok());
+    assert!(v.verify(&s.image("shop/keyed", "1.0")).is_ok());
+    assert!(failure(&v, &s.image("shop/api", "2.0"))
+        .to_string()
+        .starts_with("wrong identity"));
+
+    // Identity flags need a trusted root and both halves of the identity.
+    let e = Args {
+        trusted_root: None,
+        ..flags.clone()
+    }
+    .verifier()
+    .unwrap_err();
+    assert!(e.contains("need --trusted-root"), "{e}");
+    let e = Args {
+        certificate_oidc_issuer: None,
+        ..flags.clone()
+    }
+    .verifier()
+    .unwrap_err();
+    assert!(e.contains("issuer is missing"), "{e}");
+}
+
+#[test]
+fn check_verifies_keyless_signatures_with_cosign_flags() {
+    let s = setup();
+    let now = now();
+    let sigstore = Sigstore::new(now);
+    let root = s.write("trusted_root.json", &sigstore.trusted_root(true));
+    s.signed_keyless(
+        &sigstore,
+        "shop/api",
+        "1.0",
+        &Options::new(WORKFLOW, ISSUER, now),
+    );
+    let mut unlogged = Options::new(WORKFLOW, ISSUER, now);
+    unlogged.bundle = false;
+    s.signed_keyless(&sigstore, "shop/api", "2.0", &unlogged);
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("pod.yaml");
+    std::fs::write(
+        &manifest,
+        pod(
+            "web",
+            &[&s.image("shop/api", "1.0"), &s.image("shop/api", "2.0")],
+        ),
+    )
+    .unwrap();
+    let root = root.to_string_lossy().into_owned();
+    let flags = [
+        "--trusted-root",
+        &root,
+        "--certificate-identity-regexp",
+        "^https://github.com/acme/",
+        "--certificate-oidc-issuer",
+        ISSUER,
+    ];
+    let (code, stdout, stderr) = check(&s, &manifest, &flags);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    let denied: Vec<&str> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["severity"] == "deny")
+        .map(|f| f["message"].as_str().unwrap())
+        .collect();
+    assert_eq!(denied.len(), 1, "{stdout}");
+    assert!(
+        denied[0].contains(&s.image("shop/api", "2.0")),
+        "{}",
+        denied[0]
+    );
+    assert!(
+        denied[0].contains("transparency log: the signature has no log entry"),
+        "{}",
+        denied[0]
+    );
+
+    // A trusted root that is not one stops the run with a usage error naming it.
+    let bad = s.write("bad_root.json", "{}");
+    let (code, _, stderr) = check(
+        &s,
+        &manifest,
+        &[
+            "--trusted-root",
+            &bad.to_string_lossy(),
+            "--certificate-identity",
+            WORKFLOW,
+            "--certificate-oidc-issuer",
+            ISSUER,
+        ],
+    );
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("bad_root.json: no certificateAuthorities"),
+        "{stderr}"
+    );
 }
 
 // ---- serve: the admission webhook and the provider endpoint over HTTPS ----

@@ -1,12 +1,15 @@
-//! Image signature verification (cosign, key-based) exposed as a Gatekeeper external data
-//! provider: the `external_data` builtin of `check`, `serve` and the executor, and `serve --provider`.
+//! Image signature verification (cosign, with keys or keyless) exposed as a Gatekeeper external
+//! data provider: the `external_data` builtin of `check`, `serve` and the executor, and
+//! `serve --provider`.
 //!
 //! An image's tag resolves to a digest through its registry; the signature manifest
 //! `sha256-<hex>.sig` holds simple-signing layers whose payload names that digest and whose
-//! annotation carries an ECDSA P-256 signature of the payload. A verified result is cached by
-//! repository and digest for a TTL; failures are never cached and always deny.
+//! annotation carries an ECDSA signature of the payload, made with a trusted key or, keyless,
+//! with the key of a certificate for a trusted identity (see [`keyless`]). A verified result is
+//! cached by repository and digest for a TTL; failures are never cached and always deny.
 
 pub mod cosign;
+pub mod keyless;
 pub mod policy;
 pub mod reference;
 pub mod registry;
@@ -20,9 +23,9 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use thiserror::Error;
 
-use cosign::{
-    decode_signature, signature_tag, Payload, SIGNATURE_ANNOTATION, SIMPLE_SIGNING_MEDIA_TYPE,
-};
+use base64::Engine as _;
+use cosign::{signature_tag, Payload, SIGNATURE_ANNOTATION, SIMPLE_SIGNING_MEDIA_TYPE};
+use keyless::{Rejection, BUNDLE_ANNOTATION, CERTIFICATE_ANNOTATION};
 use policy::{Rule, TrustPolicy};
 use reference::Reference;
 use registry::{Registry, RegistryError};
@@ -44,12 +47,14 @@ pub enum Failure {
         tag: String,
         repository: String,
     },
-    #[error("wrong key: {signatures} signature(s) for {digest}, none verifies with the trusted key(s) {keys}")]
+    #[error("wrong key: {signatures} signature(s) for {digest}, none verifies with {keys}")]
     WrongKey {
         digest: String,
         signatures: usize,
         keys: String,
     },
+    #[error("{0}")]
+    Keyless(#[from] Rejection),
     #[error(
         "signature for another image: the payload signed by {key} names {signed}, not {digest}"
     )]
@@ -70,7 +75,7 @@ pub enum Failure {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verified {
     pub digest: String,
-    /// The key whose signature verified.
+    /// The key whose signature verified, or the keyless signer (subject and issuer).
     pub key: String,
 }
 
@@ -177,44 +182,49 @@ impl Verifier {
         let manifest: Value = serde_json::from_slice(&manifest.body).map_err(|e| {
             Failure::Malformed(format!("signature manifest {tag} is not JSON: {e}"))
         })?;
-        let layers: Vec<(&str, &str)> = manifest
+        let layers: Vec<Layer> = manifest
             .get("layers")
             .and_then(Value::as_array)
-            .map(|layers| {
-                layers
-                    .iter()
-                    .filter(|l| {
-                        l.get("mediaType").and_then(Value::as_str)
-                            == Some(SIMPLE_SIGNING_MEDIA_TYPE)
-                    })
-                    .filter_map(|l| {
-                        let blob = l.get("digest").and_then(Value::as_str)?;
-                        let signature = l
-                            .get("annotations")
-                            .and_then(|a| a.get(SIGNATURE_ANNOTATION))
-                            .and_then(Value::as_str)?;
-                        Some((blob, signature))
-                    })
-                    .collect()
-            })
+            .map(|layers| layers.iter().filter_map(Layer::of).collect())
             .unwrap_or_default();
         if layers.is_empty() {
             return Err(unsigned());
         }
         // The most telling failure among the signatures, if none passes.
         let mut failure: Option<Failure> = None;
-        for (blob, annotation) in &layers {
-            let Ok(signature) = decode_signature(annotation) else {
+        for layer in &layers {
+            let Ok(signature) =
+                base64::engine::general_purpose::STANDARD.decode(layer.signature.trim())
+            else {
                 continue;
             };
-            let payload = self.registry.blob(reference, blob)?;
-            let Some(key) = rule.keys.iter().find(|k| k.verifies(&payload, &signature)) else {
-                continue;
+            let payload = self.registry.blob(reference, layer.blob)?;
+            let by_key = p256::ecdsa::Signature::from_der(&signature)
+                .ok()
+                .and_then(|s| rule.keys.iter().find(|k| k.verifies(&payload, &s)));
+            let signer = match (by_key, layer.certificate, &self.policy.trusted_root) {
+                (Some(key), _, _) => key.name.clone(),
+                (None, Some(certificate), Some(root)) if !rule.identities.is_empty() => {
+                    let signed = keyless::Signed {
+                        payload: &payload,
+                        signature: &signature,
+                        certificate,
+                        bundle: layer.bundle,
+                    };
+                    match root.verify(&rule.identities, &signed) {
+                        Ok(signer) => signer.to_string(),
+                        Err(e) => {
+                            failure = Some(e.into());
+                            continue;
+                        }
+                    }
+                }
+                _ => continue,
             };
             let payload = match Payload::parse(&payload) {
                 Ok(p) => p,
                 Err(e) => {
-                    failure = Some(Failure::Malformed(format!("{e} (signed by {})", key.name)));
+                    failure = Some(Failure::Malformed(format!("{e} (signed by {signer})")));
                     continue;
                 }
             };
@@ -223,32 +233,27 @@ impl Verifier {
                 failure = Some(Failure::DigestMismatch {
                     digest: digest.to_string(),
                     signed: signed.clone(),
-                    key: key.name.clone(),
+                    key: signer,
                 });
                 continue;
             }
             let missing = payload.missing_annotations(&rule.annotations);
             if !missing.is_empty() {
                 failure = Some(Failure::Annotations {
-                    key: key.name.clone(),
+                    key: signer,
                     missing: missing.join(", "),
                 });
                 continue;
             }
             return Ok(Verified {
                 digest: digest.to_string(),
-                key: key.name.clone(),
+                key: signer,
             });
         }
         Err(failure.unwrap_or_else(|| Failure::WrongKey {
             digest: digest.to_string(),
             signatures: layers.len(),
-            keys: rule
-                .keys
-                .iter()
-                .map(|k| k.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
+            keys: rule.signers(),
         }))
     }
 
@@ -330,6 +335,29 @@ impl Verifier {
     }
 }
 
+/// A signature layer of a signature manifest: its payload blob and annotations.
+struct Layer<'a> {
+    blob: &'a str,
+    signature: &'a str,
+    certificate: Option<&'a str>,
+    bundle: Option<&'a str>,
+}
+
+impl<'a> Layer<'a> {
+    fn of(layer: &'a Value) -> Option<Layer<'a>> {
+        if layer.get("mediaType").and_then(Value::as_str) != Some(SIMPLE_SIGNING_MEDIA_TYPE) {
+            return None;
+        }
+        let annotation = |name: &str| layer.get("annotations")?.get(name)?.as_str();
+        Some(Layer {
+            blob: layer.get("digest").and_then(Value::as_str)?,
+            signature: annotation(SIGNATURE_ANNOTATION)?,
+            certificate: annotation(CERTIFICATE_ANNOTATION),
+            bundle: annotation(BUNDLE_ANNOTATION),
+        })
+    }
+}
+
 fn verified_value(v: &Verified) -> Value {
     json!({"verified": true, "digest": v.digest, "key": v.key})
 }
@@ -378,6 +406,23 @@ pub struct Args {
     /// (`key=value`, repeatable).
     #[arg(long = "signature-annotation", value_name = "KEY=VALUE")]
     pub signature_annotations: Vec<String>,
+    /// Sigstore trusted root (`trusted_root.json`: certificate authorities, transparency and CT
+    /// logs) that keyless signatures are checked against, offline.
+    #[arg(long, value_name = "FILE")]
+    pub trusted_root: Option<PathBuf>,
+    /// Keyless: the certificate subject (email or URI) every image no trust policy rule names must
+    /// be signed by, as `cosign verify --certificate-identity`.
+    #[arg(long, value_name = "SUBJECT")]
+    pub certificate_identity: Option<String>,
+    /// Keyless: the certificate subject as a regular expression (unanchored).
+    #[arg(long, value_name = "REGEX")]
+    pub certificate_identity_regexp: Option<String>,
+    /// Keyless: the OIDC issuer of the signer's certificate.
+    #[arg(long, value_name = "URL")]
+    pub certificate_oidc_issuer: Option<String>,
+    /// Keyless: the OIDC issuer as a regular expression (unanchored).
+    #[arg(long, value_name = "REGEX")]
+    pub certificate_oidc_issuer_regexp: Option<String>,
     /// Registry (`host` or `host:port`) reached over plain HTTP instead of HTTPS (repeatable).
     #[arg(long = "insecure-registry", value_name = "HOST")]
     pub insecure_registries: Vec<String>,
@@ -400,6 +445,11 @@ impl Default for Args {
             trust_policy: None,
             signature_keys: Vec::new(),
             signature_annotations: Vec::new(),
+            trusted_root: None,
+            certificate_identity: None,
+            certificate_identity_regexp: None,
+            certificate_oidc_issuer: None,
+            certificate_oidc_issuer_regexp: None,
             insecure_registries: Vec::new(),
             registry_config: None,
             registry_timeout: "5s".into(),
@@ -411,14 +461,23 @@ impl Default for Args {
 impl Args {
     /// Whether any trust policy is given.
     pub fn configured(&self) -> bool {
-        self.trust_policy.is_some() || !self.signature_keys.is_empty()
+        self.trust_policy.is_some() || !self.signature_keys.is_empty() || self.identity_flags()
+    }
+
+    fn identity_flags(&self) -> bool {
+        self.certificate_identity.is_some()
+            || self.certificate_identity_regexp.is_some()
+            || self.certificate_oidc_issuer.is_some()
+            || self.certificate_oidc_issuer_regexp.is_some()
     }
 
     /// The verifier these flags describe; `None` when no trust policy is given.
     pub fn verifier(&self) -> Result<Option<Arc<Verifier>>, String> {
         if !self.configured() {
             if !self.signature_annotations.is_empty() {
-                return Err("--signature-annotation needs --signature-key".into());
+                return Err(
+                    "--signature-annotation needs --signature-key or --certificate-identity".into(),
+                );
             }
             return Ok(None);
         }
@@ -427,25 +486,50 @@ impl Args {
             None => TrustPolicy {
                 provider: DEFAULT_PROVIDER.to_string(),
                 rules: Vec::new(),
+                trusted_root: None,
             },
         };
-        if !self.signature_keys.is_empty() {
-            let mut keys = Vec::new();
-            for path in &self.signature_keys {
-                let loaded = cosign::load_keys(path)?;
-                if loaded.is_empty() {
-                    return Err(format!("{}: holds no public key", path.display()));
-                }
-                keys.extend(loaded);
+        if let Some(path) = &self.trusted_root {
+            policy.trusted_root = Some(Arc::new(keyless::TrustedRoot::load(path)?));
+        }
+        let mut keys = Vec::new();
+        for path in &self.signature_keys {
+            let loaded = cosign::load_keys(path)?;
+            if loaded.is_empty() {
+                return Err(format!("{}: holds no public key", path.display()));
             }
+            keys.extend(loaded);
+        }
+        let mut identities = Vec::new();
+        if self.identity_flags() {
+            if policy.trusted_root.is_none() {
+                return Err("--certificate-identity and --certificate-oidc-issuer need --trusted-root (the Sigstore trusted_root.json, e.g. from `cosign trusted-root create` or the public-good TUF repository)".into());
+            }
+            identities.push(
+                keyless::Identity::new(
+                    self.certificate_oidc_issuer.as_deref(),
+                    self.certificate_oidc_issuer_regexp.as_deref(),
+                    self.certificate_identity.as_deref(),
+                    self.certificate_identity_regexp.as_deref(),
+                )
+                .map_err(|e| format!("--certificate-identity/--certificate-oidc-issuer: {e}"))?,
+            );
+        }
+        if !keys.is_empty() || !identities.is_empty() {
+            let origin = if keys.is_empty() {
+                "--certificate-identity"
+            } else {
+                "--signature-key"
+            };
             policy.rules.push(Rule {
-                origin: "--signature-key".into(),
+                origin: origin.into(),
                 images: vec!["*".into()],
                 keys,
+                identities,
                 annotations: policy::parse_annotations(&self.signature_annotations)?,
             });
         } else if !self.signature_annotations.is_empty() {
-            return Err("--signature-annotation applies to --signature-key; put annotations of trust policy rules in the file".into());
+            return Err("--signature-annotation applies to --signature-key and --certificate-identity; put annotations of trust policy rules in the file".into());
         }
         let duration = |flag: &str, v: &str| {
             crate::webhook::parse_duration(v).map_err(|e| format!("{flag}: {e}"))

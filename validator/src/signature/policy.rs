@@ -1,25 +1,47 @@
-//! The trust policy: which keys must have signed which images, from a file and from flags.
+//! The trust policy: which keys or keyless identities must have signed which images, from a
+//! file and from flags.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::Deserialize;
 
 use super::cosign::{load_keys, PublicKey};
+use super::keyless::{Identity, TrustedRoot};
 use crate::policy::matching::glob_match;
 
 /// The provider name the embedded signed-image constraint uses.
 pub const DEFAULT_PROVIDER: &str = "cosign-verifier";
 
-/// One rule: images matching any pattern need a signature by one of the keys, with these
-/// annotations in its payload.
+/// One rule: images matching any pattern need a signature by one of the keys, or a keyless
+/// signature by one of the identities, with these annotations in its payload.
 #[derive(Debug, Clone)]
 pub struct Rule {
     /// Where the rule was written (file and rule index, or the flags).
     pub origin: String,
     pub images: Vec<String>,
     pub keys: Vec<PublicKey>,
+    pub identities: Vec<Identity>,
     pub annotations: BTreeMap<String, String>,
+}
+
+impl Rule {
+    /// The trusted signers, for messages: "the trusted key(s) a.pub or identities ...".
+    pub fn signers(&self) -> String {
+        let mut parts = Vec::new();
+        if !self.keys.is_empty() {
+            let keys: Vec<&str> = self.keys.iter().map(|k| k.name.as_str()).collect();
+            parts.push(format!("the trusted key(s) {}", keys.join(", ")));
+        }
+        if !self.identities.is_empty() {
+            parts.push(format!(
+                "the trusted identities {}",
+                super::keyless::describe(&self.identities)
+            ));
+        }
+        parts.join(" or ")
+    }
 }
 
 /// Rules in order; the first whose pattern matches an image applies to it.
@@ -28,6 +50,8 @@ pub struct TrustPolicy {
     /// The external data provider name these rules answer for.
     pub provider: String,
     pub rules: Vec<Rule>,
+    /// Where keyless certificates and log entries are checked against.
+    pub trusted_root: Option<Arc<TrustedRoot>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -37,6 +61,9 @@ struct File {
     kind: String,
     #[serde(default)]
     provider: Option<String>,
+    /// Sigstore trusted root (`trusted_root.json`) for keyless rules; relative to the file.
+    #[serde(default)]
+    trusted_root: Option<PathBuf>,
     rules: Vec<FileRule>,
 }
 
@@ -48,10 +75,22 @@ struct FileRule {
     keys: Vec<PathBuf>,
     #[serde(default)]
     annotations: BTreeMap<String, String>,
-    /// Keyless verification (Fulcio certificates and Rekor entries) is not implemented; the
-    /// field is read only to say so.
     #[serde(default)]
-    identities: Option<serde_yaml::Value>,
+    identities: Vec<FileIdentity>,
+}
+
+/// A keyless signer: its OIDC issuer and certificate subject, each exact or as a pattern.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct FileIdentity {
+    #[serde(default)]
+    issuer: Option<String>,
+    #[serde(default)]
+    issuer_reg_exp: Option<String>,
+    #[serde(default)]
+    subject: Option<String>,
+    #[serde(default)]
+    subject_reg_exp: Option<String>,
 }
 
 pub const API_VERSION: &str = "validator.policy/v1";
@@ -74,22 +113,43 @@ impl TrustPolicy {
             return Err(format!("{name}: `rules` is empty; add at least one rule"));
         }
         let base = path.parent().unwrap_or(Path::new("."));
+        let trusted_root = match &file.trusted_root {
+            Some(root) => Some(Arc::new(
+                TrustedRoot::load(&base.join(root))
+                    .map_err(|e| format!("{name}: trustedRoot: {e}"))?,
+            )),
+            None => None,
+        };
         let mut rules = Vec::new();
         for (i, rule) in file.rules.into_iter().enumerate() {
             let origin = format!("{name}: rules[{i}]");
-            if rule.identities.is_some() {
-                return Err(format!(
-                    "{origin}: keyless verification (`identities`) is not supported; sign with a key and list its public key under `keys`"
-                ));
-            }
             if rule.images.is_empty() {
                 return Err(format!("{origin}: `images` is empty"));
             }
-            if rule.keys.is_empty() {
+            if rule.keys.is_empty() && rule.identities.is_empty() {
                 return Err(format!(
-                    "{origin}: `keys` is empty; list cosign public key files"
+                    "{origin}: `keys` and `identities` are empty; list cosign public key files or keyless identities"
                 ));
             }
+            if !rule.identities.is_empty() && trusted_root.is_none() {
+                return Err(format!(
+                    "{origin}: `identities` need `trustedRoot`, the Sigstore trusted_root.json their certificates and log entries are checked against"
+                ));
+            }
+            let identities = rule
+                .identities
+                .iter()
+                .enumerate()
+                .map(|(j, id)| {
+                    Identity::new(
+                        id.issuer.as_deref(),
+                        id.issuer_reg_exp.as_deref(),
+                        id.subject.as_deref(),
+                        id.subject_reg_exp.as_deref(),
+                    )
+                    .map_err(|e| format!("{origin}.identities[{j}]: {e}"))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
             let mut keys = Vec::new();
             for k in &rule.keys {
                 let loaded = load_keys(&base.join(k)).map_err(|e| format!("{origin}: {e}"))?;
@@ -102,6 +162,7 @@ impl TrustPolicy {
                 origin,
                 images: rule.images,
                 keys,
+                identities,
                 annotations: rule.annotations,
             });
         }
@@ -110,6 +171,7 @@ impl TrustPolicy {
                 .provider
                 .unwrap_or_else(|| DEFAULT_PROVIDER.to_string()),
             rules,
+            trusted_root,
         })
     }
 
@@ -194,15 +256,25 @@ mod tests {
         check(&format!("{head}rules: []\n"), "`rules` is empty");
         check(
             &format!("{head}rules:\n  - images: ['*']\n"),
-            "`keys` is empty",
+            "`keys` and `identities` are empty",
         );
         check(
             &format!("{head}rules:\n  - images: ['*']\n    keys: [missing.pub]\n"),
             "cannot read",
         );
         check(
-            &format!("{head}rules:\n  - images: ['*']\n    identities: [{{issuer: x}}]\n"),
-            "keyless",
+            &format!(
+                "{head}rules:\n  - images: ['*']\n    identities: [{{issuer: x, subject: y}}]\n"
+            ),
+            "`identities` need `trustedRoot`",
+        );
+        check(
+            &format!("{head}trustedRoot: missing.json\nrules:\n  - images: ['*']\n    identities: [{{issuer: x}}]\n"),
+            "trustedRoot: ",
+        );
+        check(
+            &format!("{head}rules:\n  - images: ['*']\n    identities: [{{issuer: x, subjectRegexp: y}}]\n"),
+            "unknown field",
         );
         check(
             &format!("{head}rules:\n  - images: ['*']\n    key: [a]\n"),

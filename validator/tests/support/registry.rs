@@ -14,6 +14,9 @@ use sha2::Digest;
 
 pub const REGISTRY_BINARY: &str = "/usr/bin/docker-registry";
 
+/// A signature layer to push: its payload and its annotations.
+pub type SignatureLayer<'a> = (Vec<u8>, Vec<(&'a str, String)>);
+
 /// A registry process with its own configuration and storage, stopped on drop.
 pub struct TestRegistry {
     child: Option<Child>,
@@ -207,18 +210,37 @@ impl TestRegistry {
 
     /// Stores signatures of arbitrary payloads under the signature tag of `digest`.
     pub fn sign_payloads(&self, repository: &str, digest: &str, signed: &[(&SigningKey, Vec<u8>)]) {
+        let layers: Vec<SignatureLayer> = signed
+            .iter()
+            .map(|(key, payload)| {
+                let signature: Signature = key.sign(payload);
+                let encoded =
+                    base64::engine::general_purpose::STANDARD.encode(signature.to_der().as_bytes());
+                (
+                    payload.clone(),
+                    vec![("dev.cosignproject.cosign/signature", encoded)],
+                )
+            })
+            .collect();
+        self.push_signature_layers(repository, digest, &layers);
+    }
+
+    /// Stores a signature manifest for `digest`: one simple-signing layer per payload, with
+    /// these annotations (signature, and for keyless ones certificate and bundle).
+    pub fn push_signature_layers(&self, repository: &str, digest: &str, signed: &[SignatureLayer]) {
         let mut layers = Vec::new();
         let mut diff_ids = Vec::new();
-        for (key, payload) in signed {
+        for (payload, annotations) in signed {
             let (blob, size) = self.upload_blob(repository, payload);
-            let signature: Signature = key.sign(payload);
-            let encoded =
-                base64::engine::general_purpose::STANDARD.encode(signature.to_der().as_bytes());
+            let annotations: serde_json::Map<String, Value> = annotations
+                .iter()
+                .map(|(k, v)| ((*k).to_string(), Value::String(v.clone())))
+                .collect();
             diff_ids.push(blob.clone());
             layers.push(json!({
                 "mediaType": "application/vnd.dev.cosign.simplesigning.v1+json",
                 "digest": blob, "size": size,
-                "annotations": {"dev.cosignproject.cosign/signature": encoded},
+                "annotations": annotations,
             }));
         }
         let config = json!({"architecture": "", "os": "", "config": {}, "rootfs": {"type": "layers", "diff_ids": diff_ids}});

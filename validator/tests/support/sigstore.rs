@@ -1,0 +1,347 @@
+//! A private Sigstore for tests: a certificate authority (P-384 root and intermediate, as
+//! Fulcio's), a transparency log key and a CT log key, the `trusted_root.json` naming them, and
+//! keyless cosign signatures made the way `cosign sign` makes them: an ephemeral P-256 key, a
+//! short-lived certificate for an OIDC identity with an embedded signed certificate timestamp,
+//! and a hashedrekord log entry with its signed entry timestamp.
+
+use base64::Engine as _;
+use rcgen::{
+    BasicConstraints, CertificateParams, CustomExtension, DistinguishedName, DnType,
+    ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, PublicKeyData, SanType,
+    SerialNumber, SigningKey as _,
+};
+use serde_json::{json, Value};
+use sha2::Digest;
+use x509_cert::der::{Decode, Encode};
+
+const ISSUER_OID: &[u64] = &[1, 3, 6, 1, 4, 1, 57264, 1, 8];
+const SCT_OID: &[u64] = &[1, 3, 6, 1, 4, 1, 11129, 2, 4, 2];
+
+fn b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn at(unix: i64) -> time::OffsetDateTime {
+    time::OffsetDateTime::from_unix_timestamp(unix).expect("time")
+}
+
+/// A DER element with a short or long length.
+fn der(tag: u8, content: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    let len = content.len();
+    if len < 0x80 {
+        out.push(u8::try_from(len).expect("len"));
+    } else {
+        let bytes = u32::try_from(len).expect("len").to_be_bytes();
+        let skip = bytes.iter().take_while(|b| **b == 0).count();
+        out.push(0x80 | u8::try_from(4 - skip).expect("len"));
+        out.extend_from_slice(&bytes[skip..]);
+    }
+    out.extend_from_slice(content);
+    out
+}
+
+fn ca_params(name: &str, not_before: i64, not_after: i64) -> CertificateParams {
+    let mut params = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::OrganizationName, "sigstore.test");
+    dn.push(DnType::CommonName, name);
+    params.distinguished_name = dn;
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    params.not_before = at(not_before);
+    params.not_after = at(not_after);
+    params
+}
+
+/// How a keyless signature is made; the defaults make a good one.
+pub struct Options {
+    /// Certificate subject: an email or a URI (`https://...`).
+    pub subject: String,
+    pub issuer: String,
+    /// When the certificate starts (it lasts ten minutes, as Fulcio's).
+    pub issued_at: i64,
+    /// When the log entry says it was logged.
+    pub logged_at: i64,
+    /// Embed a signed certificate timestamp.
+    pub sct: bool,
+    /// Attach the transparency log bundle.
+    pub bundle: bool,
+    /// Sign the entry with a key that is not the log's.
+    pub forge_entry_timestamp: bool,
+    /// Record another payload hash in the log entry.
+    pub entry_for_other_payload: bool,
+    /// Sign the certificate timestamp with a key that is not the CT log's.
+    pub forge_sct: bool,
+    /// Leave the code signing extended key usage out.
+    pub no_code_signing: bool,
+}
+
+impl Options {
+    pub fn new(subject: &str, issuer: &str, now: i64) -> Options {
+        Options {
+            subject: subject.into(),
+            issuer: issuer.into(),
+            issued_at: now - 60,
+            logged_at: now,
+            sct: true,
+            bundle: true,
+            forge_entry_timestamp: false,
+            entry_for_other_payload: false,
+            forge_sct: false,
+            no_code_signing: false,
+        }
+    }
+}
+
+/// The annotations of one keyless signature layer.
+pub struct KeylessSignature {
+    pub signature: String,
+    pub certificate: String,
+    pub bundle: Option<String>,
+}
+
+impl KeylessSignature {
+    pub fn annotations(&self) -> Vec<(&'static str, String)> {
+        let mut a = vec![
+            ("dev.cosignproject.cosign/signature", self.signature.clone()),
+            ("dev.sigstore.cosign/certificate", self.certificate.clone()),
+        ];
+        if let Some(bundle) = &self.bundle {
+            a.push(("dev.sigstore.cosign/bundle", bundle.clone()));
+        }
+        a
+    }
+}
+
+pub struct Sigstore {
+    root_der: Vec<u8>,
+    intermediate_der: Vec<u8>,
+    intermediate: Issuer<'static, KeyPair>,
+    log_key: KeyPair,
+    ct_key: KeyPair,
+    /// Start of the authority's validity, Unix seconds.
+    pub valid_from: i64,
+    serial: std::sync::atomic::AtomicU64,
+}
+
+fn p256() -> KeyPair {
+    KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("p256 key")
+}
+
+impl Sigstore {
+    /// A new authority valid for the year around `now`.
+    pub fn new(now: i64) -> Sigstore {
+        let (valid_from, valid_to) = (now - 180 * 86400, now + 180 * 86400);
+        let root_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).expect("root key");
+        let root_params = ca_params("sigstore-test", valid_from, valid_to);
+        let root_der = root_params
+            .self_signed(&root_key)
+            .expect("root")
+            .der()
+            .to_vec();
+        let root = Issuer::new(root_params, root_key);
+        let intermediate_key =
+            KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).expect("intermediate key");
+        let intermediate_params = ca_params("sigstore-test-intermediate", valid_from, valid_to);
+        let intermediate_der = intermediate_params
+            .signed_by(&intermediate_key, &root)
+            .expect("intermediate")
+            .der()
+            .to_vec();
+        Sigstore {
+            root_der,
+            intermediate_der,
+            intermediate: Issuer::new(intermediate_params, intermediate_key),
+            log_key: p256(),
+            ct_key: p256(),
+            valid_from,
+            serial: std::sync::atomic::AtomicU64::new(1),
+        }
+    }
+
+    /// The log ID of the transparency log (SHA-256 of its key).
+    fn log_id(key: &KeyPair) -> Vec<u8> {
+        sha2::Sha256::digest(key.subject_public_key_info()).to_vec()
+    }
+
+    /// `trusted_root.json` for this authority and its logs; `with_ct` lists the CT log.
+    pub fn trusted_root(&self, with_ct: bool) -> String {
+        let log = |key: &KeyPair, url: &str| {
+            json!({
+                "baseUrl": url,
+                "hashAlgorithm": "SHA2_256",
+                "publicKey": {
+                    "rawBytes": b64(&key.subject_public_key_info()),
+                    "keyDetails": "PKIX_ECDSA_P256_SHA_256",
+                    "validFor": {"start": "2020-01-01T00:00:00Z"},
+                },
+                "logId": {"keyId": b64(&Self::log_id(key))},
+            })
+        };
+        let start = jiff::Timestamp::from_second(self.valid_from).expect("time");
+        let mut root = json!({
+            "mediaType": "application/vnd.dev.sigstore.trustedroot+json;version=0.1",
+            "tlogs": [log(&self.log_key, "https://rekor.sigstore.test")],
+            "certificateAuthorities": [{
+                "subject": {"organization": "sigstore.test", "commonName": "sigstore-test"},
+                "uri": "https://fulcio.sigstore.test",
+                "certChain": {"certificates": [
+                    {"rawBytes": b64(&self.intermediate_der)},
+                    {"rawBytes": b64(&self.root_der)},
+                ]},
+                "validFor": {"start": start.to_string()},
+            }],
+            "ctlogs": [],
+            "timestampAuthorities": [],
+        });
+        if with_ct {
+            root["ctlogs"] = json!([log(&self.ct_key, "https://ctfe.sigstore.test")]);
+        }
+        serde_json::to_string_pretty(&root).expect("json")
+    }
+
+    fn leaf_params(&self, o: &Options, serial: u64) -> CertificateParams {
+        let mut params = CertificateParams::default();
+        params.distinguished_name = DistinguishedName::new();
+        params.serial_number = Some(SerialNumber::from(serial));
+        params.not_before = at(o.issued_at);
+        params.not_after = at(o.issued_at + 600);
+        let san = o.subject.clone().try_into().expect("ia5");
+        params.subject_alt_names = vec![if o.subject.contains("://") {
+            SanType::URI(san)
+        } else {
+            SanType::Rfc822Name(san)
+        }];
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        if !o.no_code_signing {
+            params.extended_key_usages = vec![ExtendedKeyUsagePurpose::CodeSigning];
+        }
+        params.use_authority_key_identifier_extension = true;
+        params.custom_extensions = vec![CustomExtension::from_oid_content(
+            ISSUER_OID,
+            der(0x0c, o.issuer.as_bytes()),
+        )];
+        params
+    }
+
+    /// An embedded SCT list (the extension's content) for the precertificate `tbs`.
+    fn sct_list(&self, tbs: &[u8], timestamp_ms: i64, forge: bool) -> Vec<u8> {
+        let issuer_spki = x509_cert::Certificate::from_der(&self.intermediate_der)
+            .expect("intermediate")
+            .tbs_certificate
+            .subject_public_key_info
+            .to_der()
+            .expect("spki");
+        let mut signed = vec![0u8, 0u8];
+        signed.extend_from_slice(&timestamp_ms.to_be_bytes());
+        signed.extend_from_slice(&1u16.to_be_bytes());
+        signed.extend_from_slice(&sha2::Sha256::digest(&issuer_spki));
+        signed.extend_from_slice(&u32::try_from(tbs.len()).expect("len").to_be_bytes()[1..]);
+        signed.extend_from_slice(tbs);
+        signed.extend_from_slice(&[0, 0]);
+        let key = if forge {
+            p256()
+        } else {
+            self.ct_key.clone_key()
+        };
+        let signature = key.sign(&signed).expect("sign sct");
+        let mut sct = vec![0u8];
+        sct.extend_from_slice(&Self::log_id(&self.ct_key));
+        sct.extend_from_slice(&timestamp_ms.to_be_bytes());
+        sct.extend_from_slice(&[0, 0, 4, 3]);
+        sct.extend_from_slice(&u16::try_from(signature.len()).expect("len").to_be_bytes());
+        sct.extend_from_slice(&signature);
+        let mut list = u16::try_from(sct.len() + 2)
+            .expect("len")
+            .to_be_bytes()
+            .to_vec();
+        list.extend_from_slice(&u16::try_from(sct.len()).expect("len").to_be_bytes());
+        list.extend_from_slice(&sct);
+        der(0x04, &list)
+    }
+
+    /// A certificate for `o`'s identity and an ephemeral key; returns (PEM, key).
+    pub fn certificate(&self, o: &Options) -> (String, KeyPair) {
+        let key = p256();
+        let serial = self
+            .serial
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut params = self.leaf_params(o, serial);
+        if o.sct {
+            let precert = params
+                .signed_by(&key, &self.intermediate)
+                .expect("precertificate");
+            let tbs = x509_cert::Certificate::from_der(precert.der())
+                .expect("parse precertificate")
+                .tbs_certificate
+                .to_der()
+                .expect("tbs");
+            params
+                .custom_extensions
+                .push(CustomExtension::from_oid_content(
+                    SCT_OID,
+                    self.sct_list(&tbs, o.issued_at * 1000, o.forge_sct),
+                ));
+        }
+        let cert = params.signed_by(&key, &self.intermediate).expect("leaf");
+        (cert.pem(), key)
+    }
+
+    /// Signs `payload` keyless, as `o` says.
+    pub fn sign(&self, payload: &[u8], o: &Options) -> KeylessSignature {
+        let (certificate, key) = self.certificate(o);
+        let signature = key.sign(payload).expect("sign payload");
+        let hashed = if o.entry_for_other_payload {
+            sha2::Sha256::digest(b"another payload")
+        } else {
+            sha2::Sha256::digest(payload)
+        };
+        let body = json!({
+            "apiVersion": "0.0.1",
+            "kind": "hashedrekord",
+            "spec": {
+                "data": {"hash": {"algorithm": "sha256", "value": hex(&hashed)}},
+                "signature": {
+                    "content": b64(&signature),
+                    "publicKey": {"content": b64(certificate.as_bytes())},
+                },
+            },
+        });
+        let body = b64(&serde_json::to_vec(&body).expect("body"));
+        let log_id = hex(&Self::log_id(&self.log_key));
+        let canonical = format!(
+            r#"{{"body":"{body}","integratedTime":{},"logID":"{log_id}","logIndex":42}}"#,
+            o.logged_at
+        );
+        let log_key = if o.forge_entry_timestamp {
+            p256()
+        } else {
+            self.log_key.clone_key()
+        };
+        let set = log_key.sign(canonical.as_bytes()).expect("sign entry");
+        let bundle: Value = json!({
+            "SignedEntryTimestamp": b64(&set),
+            "Payload": {"body": body, "integratedTime": o.logged_at, "logIndex": 42, "logID": log_id},
+        });
+        KeylessSignature {
+            signature: b64(&signature),
+            certificate,
+            bundle: o.bundle.then(|| bundle.to_string()),
+        }
+    }
+}
+
+trait CloneKey {
+    fn clone_key(&self) -> KeyPair;
+}
+
+impl CloneKey for KeyPair {
+    fn clone_key(&self) -> KeyPair {
+        KeyPair::try_from(self.serialize_der().as_slice()).expect("key")
+    }
+}
