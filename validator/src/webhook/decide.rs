@@ -142,9 +142,47 @@ pub fn evaluate(state: &PolicyState, request: &Value) -> Decision {
         .collect();
     // Engines come from the policy set's pool: cloned once per concurrent evaluation, then reused.
     let mut engines = state.take_engines();
-    let decision = evaluate_reviews(state, &reviews, &constraints, &mut engines);
+    let mut decision = evaluate_reviews(state, &reviews, &constraints, &mut engines);
     state.return_engines(engines);
+    if let Some(main) = reviews.first().filter(|_| !state.vap.is_empty()) {
+        evaluate_bindings(state, main, &mut decision);
+    }
     decision
+}
+
+/// Adds the violations of the ValidatingAdmissionPolicy bindings matching the request: `Deny`
+/// denies, `Warn` warns, `Audit` alone is recorded as a dry-run hit.
+fn evaluate_bindings(state: &PolicyState, review: &Review, decision: &mut Decision) {
+    let review_json: Value = review
+        .input
+        .to_json_str()
+        .ok()
+        .and_then(|s| serde_json::from_str(&s).ok())
+        .unwrap_or(Value::Null);
+    let target = review.target(review.namespace_labels(&state.namespace_labels));
+    let outcome = crate::vap::evaluate(&state.vap, review, &review_json, &target, &state.objects);
+    for v in outcome.violations {
+        let has = |a: &str| v.actions.iter().any(|x| x == a);
+        let action = if has("Deny") {
+            EnforcementAction::Deny
+        } else if has("Warn") {
+            EnforcementAction::Warn
+        } else {
+            EnforcementAction::Dryrun
+        };
+        let constraint = format!("{}/{}", v.policy, v.binding);
+        decision.hits.push(Hit {
+            waived: waiver(state, "ValidatingAdmissionPolicy", &constraint, review),
+            kind: "ValidatingAdmissionPolicy".into(),
+            constraint,
+            action,
+            message: v.message,
+        });
+    }
+    decision.errors.extend(outcome.errors);
+    decision
+        .hits
+        .sort_by(|a, b| (&a.constraint, &a.message).cmp(&(&b.constraint, &b.message)));
 }
 
 fn evaluate_reviews(
@@ -164,24 +202,7 @@ fn evaluate_reviews(
             |c, result| match result {
                 Ok(violations) => {
                     let action = r.action_override.unwrap_or(c.action);
-                    let today = crate::waiver::Date::today();
-                    let object = crate::report::ObjectRef {
-                        api_version: if r.group.is_empty() {
-                            r.version.clone()
-                        } else {
-                            format!("{}/{}", r.group, r.version)
-                        },
-                        kind: r.kind.clone(),
-                        namespace: r.namespace.clone().unwrap_or_default(),
-                        name: r.name.clone(),
-                    };
-                    let waived = state
-                        .waivers
-                        .iter()
-                        .find(|w| w.expires >= today && w.covers(&c.kind, &c.name, &object))
-                        .map(|w| {
-                            format!("waived until {} by {}: {}", w.expires, w.owner, w.reason)
-                        });
+                    let waived = waiver(state, &c.kind, &c.name, r);
                     for v in violations {
                         decision.hits.push(Hit {
                             waived: waived.clone(),
@@ -203,6 +224,26 @@ fn evaluate_reviews(
         .hits
         .sort_by(|a, b| (&a.constraint, &a.message).cmp(&(&b.constraint, &b.message)));
     decision
+}
+
+/// The waiver covering a violation of `kind`/`name` by the review's object, as a note.
+fn waiver(state: &PolicyState, kind: &str, name: &str, r: &Review) -> Option<String> {
+    let today = crate::waiver::Date::today();
+    let object = crate::report::ObjectRef {
+        api_version: if r.group.is_empty() {
+            r.version.clone()
+        } else {
+            format!("{}/{}", r.group, r.version)
+        },
+        kind: r.kind.clone(),
+        namespace: r.namespace.clone().unwrap_or_default(),
+        name: r.name.clone(),
+    };
+    state
+        .waivers
+        .iter()
+        .find(|w| w.expires >= today && w.covers(kind, name, &object))
+        .map(|w| format!("waived until {} by {}: {}", w.expires, w.owner, w.reason))
 }
 
 /// The AdmissionReview response for a decision; errors follow the failure policy.

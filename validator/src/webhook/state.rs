@@ -34,6 +34,10 @@ pub struct PolicyState {
     pub templates: BTreeMap<String, CompiledTemplate>,
     pub constraints: Vec<(Constraint, regorus::Value)>,
     pub set: Set,
+    /// ValidatingAdmissionPolicies and their bindings, evaluated beside the constraints.
+    pub vap: crate::vap::Set,
+    /// The objects loaded beside the policies: Namespaces, and the params of bound policies.
+    pub objects: Vec<crate::manifest::Document>,
     /// Labels of Namespace objects found beside the policies (for namespaceSelector and exemptions).
     pub namespace_labels: BTreeMap<String, Map<String, Value>>,
     pub exempt_namespaces: Vec<String>,
@@ -75,6 +79,10 @@ impl PolicyState {
             .into_iter()
             .partition(crate::policy::is_policy_document);
         let (set, errors) = Set::from_documents(&policy_docs);
+        if let Some(e) = errors.first() {
+            return Err(e.to_string());
+        }
+        let (vap, errors) = crate::vap::Set::from_documents(&policy_docs);
         if let Some(e) = errors.first() {
             return Err(e.to_string());
         }
@@ -126,6 +134,8 @@ impl PolicyState {
             templates: compiled.templates,
             constraints,
             set,
+            vap,
+            objects: other,
             namespace_labels,
             exempt_namespaces,
             waivers,

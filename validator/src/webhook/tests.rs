@@ -1,6 +1,7 @@
 use super::decide::{evaluate, parse, respond, respond_failure};
 use super::state::{PolicyState, Sources};
 use super::*;
+use crate::policy::EnforcementAction;
 
 fn sources(paths: Vec<PathBuf>) -> Sources {
     Sources {
@@ -159,4 +160,83 @@ fn waived_denials_are_allowed_with_a_warning() {
         respond(&req, &evaluate(&state, &req.request), true)["response"]["allowed"],
         false
     );
+}
+
+fn deployment_review(ns: &str, replicas: u32, labels: Value) -> Value {
+    json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
+        "uid": "u-2", "operation": "CREATE", "namespace": ns, "name": "web",
+        "kind": {"group": "apps", "version": "v1", "kind": "Deployment"},
+        "resource": {"group": "apps", "version": "v1", "resource": "deployments"},
+        "object": {"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web", "namespace": ns, "labels": labels},
+            "spec": {"replicas": replicas, "template": {"spec": {"containers": [
+                {"name": "app", "image": "app:1", "resources": {"limits": {"memory": "4Gi"}}}]}}}},
+        "userInfo": {"username": "alice"}
+    }})
+}
+
+#[test]
+fn validating_admission_policies_are_enforced_by_their_bindings() {
+    let vap = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/vap");
+    let state = PolicyState::load(&sources(vec![vap]), 1).expect("loads");
+    assert!(!state.vap.is_empty());
+    // `shop` is labelled env=prod and has the params: over the limit and unlabelled.
+    let req = parse(
+        deployment_review("shop", 10, json!({}))
+            .to_string()
+            .as_bytes(),
+    )
+    .expect("parses");
+    let d = evaluate(&state, &req.request);
+    let hits: Vec<(&str, EnforcementAction)> = d
+        .hits
+        .iter()
+        .map(|h| (h.constraint.as_str(), h.action))
+        .collect();
+    assert_eq!(
+        hits,
+        vec![
+            (
+                "memory-ceiling/memory-ceiling-audit",
+                EnforcementAction::Dryrun
+            ),
+            ("replica-limit/replica-limit-prod", EnforcementAction::Deny),
+            ("team-label/team-label-warn", EnforcementAction::Warn),
+        ],
+        "{d:?}"
+    );
+    let resp = respond(&req, &d, true);
+    assert_eq!(resp["response"]["allowed"], false);
+    assert_eq!(
+        resp["response"]["status"]["message"],
+        "[replica-limit/replica-limit-prod] replicas 10 exceed the limit of 4"
+    );
+    assert_eq!(
+        resp["response"]["warnings"],
+        json!(["[team-label/team-label-warn] deployments carry a team label"])
+    );
+    // Within the limit, labelled: allowed; `sandbox` is not selected by the replica limit.
+    for (ns, replicas) in [("shop", 3), ("sandbox", 10)] {
+        let req = parse(
+            deployment_review(ns, replicas, json!({"team": "web"}))
+                .to_string()
+                .as_bytes(),
+        )
+        .expect("parses");
+        let d = evaluate(&state, &req.request);
+        assert!(!d.denied(), "{ns}: {d:?}");
+        assert_eq!(respond(&req, &d, true)["response"]["allowed"], true);
+    }
+}
+
+#[test]
+fn a_broken_validating_admission_policy_rejects_the_set() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("vap.yaml"),
+        "apiVersion: admissionregistration.k8s.io/v1\nkind: ValidatingAdmissionPolicy\nmetadata:\n  name: broken\nspec:\n  validations:\n    - expression: \"object.spec.replicas <=\"\n",
+    )
+    .expect("write");
+    let e = PolicyState::load(&sources(vec![dir.path().to_path_buf()]), 1).unwrap_err();
+    assert!(e.contains("vap.yaml"), "{e}");
 }
