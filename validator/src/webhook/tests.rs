@@ -215,6 +215,24 @@ fn validating_admission_policies_are_enforced_by_their_bindings() {
         resp["response"]["warnings"],
         json!(["[team-label/team-label-warn] deployments carry a team label"])
     );
+    // A waiver of the binding turns the denial into a warning.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let waivers = dir.path().join("waivers.yaml");
+    std::fs::write(&waivers, "apiVersion: validator.policy/v1\nkind: WaiverList\nwaivers:\n  - constraint: ValidatingAdmissionPolicy/replica-limit/*\n    match: {namespace: shop}\n    reason: load test\n    owner: team-web\n    expires: 2999-01-01\n").expect("write");
+    let mut waived = sources(vec![
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/vap")
+    ]);
+    waived.waivers = vec![waivers];
+    let waived = PolicyState::load(&waived, 2).expect("loads");
+    let d = evaluate(&waived, &req.request);
+    let resp = respond(&req, &d, true);
+    assert_eq!(resp["response"]["allowed"], true, "{resp}");
+    assert!(
+        resp["response"]["warnings"][0]
+            .as_str()
+            .is_some_and(|w| w.starts_with("[replica-limit/replica-limit-prod] replicas 10 exceed the limit of 4 [waived until 2999-01-01 by team-web")),
+        "{resp}"
+    );
     // Within the limit, labelled: allowed; `sandbox` is not selected by the replica limit.
     for (ns, replicas) in [("shop", 3), ("sandbox", 10)] {
         let req = parse(
