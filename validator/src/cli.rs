@@ -93,6 +93,17 @@ pub struct ServeArgs {
     /// (`POST /provider`, ProviderRequest in, ProviderResponse out); needs a trust policy.
     #[arg(long)]
     pub provider: bool,
+    /// Keep these cluster objects in `data.inventory` for referential policies, listed and
+    /// watched (repeatable): group/version/Kind, version/Kind for the core group, or `auto` for
+    /// the kinds the loaded templates require (their requires-sync-data annotation).
+    #[arg(long = "sync", value_name = "KIND")]
+    pub sync: Vec<String>,
+    /// Kubeconfig for --sync (default: KUBECONFIG, then ~/.kube/config, then in-cluster).
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Kubeconfig context for --sync.
+    #[arg(long, value_name = "NAME")]
+    pub context: Option<String>,
     #[command(flatten)]
     pub signatures: crate::signature::Args,
 }
@@ -406,19 +417,28 @@ pub fn serve_config(args: &ServeArgs) -> Result<crate::webhook::Config, CliError
             "--provider serves signature verification and needs a trust policy: give --trust-policy FILE or --signature-key FILE".into(),
         ));
     }
+    let mut sources = crate::webhook::state::Sources {
+        bundle: (!args.no_default_policies).then(|| args.bundle.clone()),
+        paths: args.policies.clone(),
+        enable_cel: args.enable_cel,
+        exempt_namespaces: args.exempt_namespaces.clone(),
+        waivers: args.waivers.clone(),
+        verifier,
+        inventory: None,
+    };
+    sources.inventory = crate::webhook::sync::kinds(&args.sync, &sources)
+        .map_err(CliError::Usage)?
+        .map(|kinds| std::sync::Arc::new(crate::webhook::sync::Inventory::new(kinds)));
     Ok(crate::webhook::Config {
         provider: args.provider,
         listen: args.listen,
         tls_cert: args.tls_cert.clone(),
         tls_key: args.tls_key.clone(),
-        sources: crate::webhook::state::Sources {
-            bundle: (!args.no_default_policies).then(|| args.bundle.clone()),
-            paths: args.policies.clone(),
-            enable_cel: args.enable_cel,
-            exempt_namespaces: args.exempt_namespaces.clone(),
-            waivers: args.waivers.clone(),
-            verifier,
+        cluster: crate::webhook::sync::ClusterConfig {
+            kubeconfig: args.kubeconfig.clone(),
+            context: args.context.clone(),
         },
+        sources,
         timeout: duration("--timeout", &args.timeout)?,
         fail_closed,
         max_body_bytes: args.max_body_bytes,

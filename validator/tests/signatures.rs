@@ -1059,6 +1059,7 @@ fn serve_denies_unsigned_images_and_answers_provider_requests() {
             exempt_namespaces: Vec::new(),
             waivers: Vec::new(),
             verifier,
+            inventory: None,
         },
         timeout: Duration::from_secs(10),
         fail_closed: true,
@@ -1066,6 +1067,7 @@ fn serve_denies_unsigned_images_and_answers_provider_requests() {
         max_concurrency: 4,
         reload_interval: Duration::from_secs(60),
         provider,
+        cluster: Default::default(),
     };
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {

@@ -157,6 +157,7 @@ async fn server(timeout: Duration, fail_closed: bool, extra: &[(&str, &str)]) ->
             exempt_namespaces: vec!["kube-*".into()],
             waivers: Vec::new(),
             verifier: None,
+            inventory: None,
         },
         timeout,
         fail_closed,
@@ -164,6 +165,7 @@ async fn server(timeout: Duration, fail_closed: bool, extra: &[(&str, &str)]) ->
         max_concurrency: 8,
         reload_interval: Duration::from_millis(100),
         provider: false,
+        cluster: Default::default(),
     };
     let running = webhook::start(config).await.expect("server starts");
     Server {
@@ -468,5 +470,148 @@ async fn certificates_reload_when_files_change() {
         .await
         .expect("new CA is trusted after rotation");
     assert_eq!(resp.status(), 200);
+    s.running.stop();
+}
+
+fn pod_review(ns: &str, name: &str, labels: Value) -> Value {
+    json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
+        "uid": format!("uid-{ns}-{name}"), "operation": "CREATE", "namespace": ns, "name": name,
+        "kind": {"group": "", "version": "v1", "kind": "Pod"},
+        "object": {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": ns, "labels": labels},
+            "spec": {"containers": [{"name": "app", "image": "app:1"}]}},
+        "userInfo": {"username": "alice"}
+    }})
+}
+
+/// Polls `check` every 50 ms for up to 10 s.
+async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !check().await {
+        assert!(std::time::Instant::now() < deadline, "timed out: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn synced_cluster_objects_feed_referential_policies() {
+    let sim = Arc::new(simulator::Simulator::start().expect("simulator"));
+    for ns in ["shop", "web"] {
+        sim.create(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}))
+            .expect("namespace");
+    }
+    sim.create(
+        json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+        "metadata": {"name": "api", "namespace": "shop"},
+        "spec": {"podSelector": {"matchLabels": {"app": "api"}}, "policyTypes": ["Ingress"]}}),
+    )
+    .expect("network policy");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kubeconfig = dir.path().join("kubeconfig");
+    sim.write_kubeconfig(&kubeconfig).expect("kubeconfig");
+    let library =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../policies/network-policy-coverage");
+    let sources = Sources {
+        bundle: None,
+        paths: vec![
+            library.join("template.yaml"),
+            library.join("samples/default/constraint.yaml"),
+        ],
+        enable_cel: true,
+        exempt_namespaces: Vec::new(),
+        waivers: Vec::new(),
+        verifier: None,
+        inventory: None,
+    };
+    // `--sync auto` reads the kinds from the template's requires-sync-data annotation.
+    let templates = validator::webhook::state::used_templates(&sources).expect("templates");
+    let kinds = webhook::sync::required_kinds(&templates);
+    assert_eq!(
+        kinds.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        ["networking.k8s.io/v1/NetworkPolicy"]
+    );
+    let inventory = Arc::new(webhook::sync::Inventory::new(kinds));
+    let pki = pki(dir.path());
+    let config = Config {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        tls_cert: pki.cert.clone(),
+        tls_key: pki.key.clone(),
+        sources: Sources {
+            inventory: Some(inventory.clone()),
+            ..sources
+        },
+        timeout: Duration::from_secs(5),
+        fail_closed: true,
+        max_body_bytes: 1 << 20,
+        max_concurrency: 4,
+        reload_interval: Duration::from_secs(60),
+        provider: false,
+        cluster: webhook::sync::ClusterConfig {
+            kubeconfig: Some(kubeconfig.clone()),
+            context: None,
+        },
+    };
+    let running = webhook::start(config).await.expect("server starts");
+    let s = Server {
+        base: format!("https://127.0.0.1:{}", running.addr.port()),
+        client: client(&pki.ca_pem),
+        running,
+        policies: dir.path().to_path_buf(),
+        _dir: dir,
+    };
+    let ready = || async {
+        s.client
+            .get(format!("{}/readyz", s.base))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().as_u16() == 200)
+    };
+    eventually("ready once NetworkPolicies are listed", ready).await;
+    assert!(inventory.synced());
+    let allowed = |body: Value| {
+        let s = &s;
+        async move { post(s, &body).await["response"]["allowed"] == true }
+    };
+    // The listed policy selects app=api in `shop` only.
+    assert!(allowed(pod_review("shop", "api", json!({"app": "api"}))).await);
+    let denied = post(&s, &pod_review("shop", "debug", json!({"app": "debug"}))).await;
+    assert_eq!(denied["response"]["allowed"], false, "{denied}");
+    assert!(
+        denied["response"]["status"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no NetworkPolicy in namespace <shop> selects this pod"),
+        "{denied}"
+    );
+    assert!(!allowed(pod_review("web", "site", json!({"app": "site"}))).await);
+
+    // A policy created in the cluster is seen without a restart, and its deletion too.
+    sim.create(
+        json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+        "metadata": {"name": "default-deny", "namespace": "web"},
+        "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}}),
+    )
+    .expect("network policy");
+    eventually("the new NetworkPolicy admits web pods", || {
+        allowed(pod_review("web", "site", json!({"app": "site"})))
+    })
+    .await;
+    let api: kube::Api<kube::api::DynamicObject> = kube::Api::namespaced_with(
+        sim.client().expect("client"),
+        "web",
+        &kube::discovery::ApiResource::from_gvk(&kube::core::GroupVersionKind::gvk(
+            "networking.k8s.io",
+            "v1",
+            "NetworkPolicy",
+        )),
+    );
+    api.delete("default-deny", &Default::default())
+        .await
+        .expect("delete");
+    eventually(
+        "the deleted NetworkPolicy no longer admits web pods",
+        || async { !allowed(pod_review("web", "site", json!({"app": "site"}))).await },
+    )
+    .await;
     s.running.stop();
 }

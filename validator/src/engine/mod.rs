@@ -197,6 +197,22 @@ impl CompiledTemplate {
         Ok(Some(compiled))
     }
 
+    /// Replaces the `data.inventory` this template's Rego sees (CEL templates read none).
+    pub fn set_inventory(&mut self, inventory: &RegoValue) -> Result<(), EngineError> {
+        if self.cel.is_some() {
+            return Ok(());
+        }
+        self.engine.clear_data();
+        let mut data = BTreeMap::new();
+        data.insert(RegoValue::from("inventory"), inventory.clone());
+        self.engine
+            .add_data(RegoValue::from(data))
+            .map_err(|e| EngineError::Compile {
+                template: self.name.clone(),
+                message: format!("cannot set data.inventory: {e}"),
+            })
+    }
+
     /// Evaluates the `violation` rule for one review and one constraint's parameters.
     pub fn evaluate(
         &mut self,

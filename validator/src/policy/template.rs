@@ -30,6 +30,66 @@ pub struct Template {
     pub cel: Option<Value>,
     pub source: Arc<str>,
     pub line: usize,
+    /// The kinds its Rego reads from `data.inventory`, from the
+    /// `metadata.gatekeeper.sh/requires-sync-data` annotation: every requirement needs one of its
+    /// kinds synced. Kinds are `group/version/Kind` (`version/Kind` for the core group).
+    pub sync_requirements: Vec<Vec<String>>,
+}
+
+/// The annotation naming the kinds a referential template reads from `data.inventory`.
+pub const SYNC_ANNOTATION: &str = "metadata.gatekeeper.sh/requires-sync-data";
+
+/// Reads a `requires-sync-data` annotation: a JSON (or YAML flow) list of requirements, each a
+/// list of clauses `{groups, versions, kinds}`, often wrapped in quotes.
+pub fn parse_sync_requirements(text: &str) -> Result<Vec<Vec<String>>, String> {
+    let trimmed = text.trim().trim_matches('"');
+    let value: Value = serde_yaml::from_str(trimmed)
+        .map_err(|e| format!("{SYNC_ANNOTATION} is not a list of requirements: {e}"))?;
+    let requirements = value
+        .as_array()
+        .ok_or_else(|| format!("{SYNC_ANNOTATION} must be a list of requirements"))?;
+    let strings = |clause: &Value, field: &str| -> Vec<String> {
+        clause
+            .get(field)
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut out = Vec::new();
+    for requirement in requirements {
+        let clauses = requirement.as_array().ok_or_else(|| {
+            format!("{SYNC_ANNOTATION}: each requirement must be a list of clauses")
+        })?;
+        let mut kinds = Vec::new();
+        for clause in clauses {
+            for group in strings(clause, "groups") {
+                for version in strings(clause, "versions") {
+                    for kind in strings(clause, "kinds") {
+                        let gvk = if group.is_empty() {
+                            format!("{version}/{kind}")
+                        } else {
+                            format!("{group}/{version}/{kind}")
+                        };
+                        if !kinds.contains(&gvk) {
+                            kinds.push(gvk);
+                        }
+                    }
+                }
+            }
+        }
+        if kinds.is_empty() {
+            return Err(format!(
+                "{SYNC_ANNOTATION}: a requirement names no kind (each clause needs groups, versions and kinds)"
+            ));
+        }
+        out.push(kinds);
+    }
+    Ok(out)
 }
 
 const ADMISSION_TARGET: &str = "admission.k8s.gatekeeper.sh";
@@ -115,7 +175,14 @@ impl Template {
                 "the admission target has neither `rego` nor a `code` entry".into(),
             ));
         }
+        let sync_requirements = match value_at(obj, &["metadata", "annotations", SYNC_ANNOTATION])
+            .and_then(Value::as_str)
+        {
+            Some(text) => parse_sync_requirements(text).map_err(err)?,
+            None => Vec::new(),
+        };
         Ok(Template {
+            sync_requirements,
             name,
             kind,
             parameters_schema,

@@ -245,3 +245,27 @@ proptest! {
         let _ = Match::parse(&value);
     }
 }
+
+#[test]
+fn sync_requirements_read_gatekeeper_annotations() {
+    // As the Gatekeeper library writes them: quoted, with trailing commas.
+    let text = "\"[\n  [\n    {\"groups\": [\"policy\"], \"versions\": [\"v1\"], \"kinds\": [\"PodDisruptionBudget\"]},\n  ],\n  [\n    {\"groups\": [\"networking.k8s.io\", \"extensions\"], \"versions\": [\"v1\"], \"kinds\": [\"Ingress\"]},\n    {\"groups\": [\"\"], \"versions\": [\"v1\"], \"kinds\": [\"Service\"]}\n  ]\n]\"\n";
+    let requirements = super::template::parse_sync_requirements(text).expect("parses");
+    assert_eq!(
+        requirements,
+        vec![
+            vec!["policy/v1/PodDisruptionBudget".to_string()],
+            vec![
+                "networking.k8s.io/v1/Ingress".to_string(),
+                "extensions/v1/Ingress".to_string(),
+                "v1/Service".to_string()
+            ],
+        ]
+    );
+    assert!(super::template::parse_sync_requirements("{}")
+        .unwrap_err()
+        .contains("must be a list"));
+    assert!(super::template::parse_sync_requirements("[[{\"groups\": [\"\"]}]]")
+        .unwrap_err()
+        .contains("names no kind"));
+}

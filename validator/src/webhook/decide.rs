@@ -142,7 +142,7 @@ pub fn evaluate(state: &PolicyState, request: &Value) -> Decision {
         .collect();
     // Engines come from the policy set's pool: cloned once per concurrent evaluation, then reused.
     let mut engines = state.take_engines();
-    let mut decision = evaluate_reviews(state, &reviews, &constraints, &mut engines);
+    let mut decision = evaluate_reviews(state, &reviews, &constraints, &mut engines.templates);
     state.return_engines(engines);
     if let Some(main) = reviews.first().filter(|_| !state.vap.is_empty()) {
         evaluate_bindings(state, main, &mut decision);

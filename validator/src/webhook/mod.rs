@@ -3,6 +3,7 @@
 pub mod decide;
 pub mod metrics;
 pub mod state;
+pub mod sync;
 pub mod tls;
 
 use std::net::SocketAddr;
@@ -39,6 +40,8 @@ pub enum WebhookError {
     Policies(String),
     #[error("--provider needs signature verification configured (a trust policy)")]
     ProviderWithoutVerifier,
+    #[error("{0}")]
+    Sync(String),
 }
 
 /// How the webhook runs.
@@ -58,6 +61,8 @@ pub struct Config {
     pub reload_interval: Duration,
     /// Also answer Gatekeeper ProviderRequests at `POST /provider` (needs `sources.verifier`).
     pub provider: bool,
+    /// The cluster `sources.inventory` is synced from.
+    pub cluster: sync::ClusterConfig,
 }
 
 struct App {
@@ -135,6 +140,12 @@ async fn reload(app: &Arc<App>) -> Result<u64, String> {
     match result {
         Ok(state) => {
             let constraints = state.constraints.len();
+            for (kind, wanted) in &state.unmet_sync {
+                log(
+                    json!({"ts": now(), "event": "inventory_not_synced", "constraint_kind": kind, "requires": wanted,
+                    "hint": "referential policies see no such objects; add --sync auto (or --sync KIND)"}),
+                );
+            }
             app.current.set(state);
             app.metrics.reload(true);
             log(
@@ -183,6 +194,21 @@ pub async fn start(config: Config) -> Result<Running, WebhookError> {
     if config.provider && config.sources.verifier.is_none() {
         return Err(WebhookError::ProviderWithoutVerifier);
     }
+    let mut tasks = Vec::new();
+    if let Some(inventory) = &config.sources.inventory {
+        log(
+            json!({"ts": now(), "event": "sync_starting", "kinds": inventory.kinds.iter().map(ToString::to_string).collect::<Vec<_>>()}),
+        );
+        tasks.extend(
+            sync::start(
+                &config.cluster,
+                inventory.clone(),
+                Duration::from_millis(100),
+            )
+            .await
+            .map_err(WebhookError::Sync)?,
+        );
+    }
 
     let mut router = Router::new();
     if config.provider {
@@ -196,7 +222,6 @@ pub async fn start(config: Config) -> Result<Running, WebhookError> {
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
         .with_state(app.clone());
 
-    let mut tasks = Vec::new();
     tasks.push(tokio::spawn(async move {
         loop {
             let Ok((stream, _peer)) = listener.accept().await else {
@@ -255,11 +280,19 @@ pub async fn start(config: Config) -> Result<Running, WebhookError> {
 }
 
 async fn readyz(State(app): State<Arc<App>>) -> Response {
-    if app.current.get().is_some() {
-        (StatusCode::OK, "ready").into_response()
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "policies not loaded").into_response()
+    if app.current.get().is_none() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "policies not loaded").into_response();
     }
+    if let Some(inventory) = &app.sources.inventory {
+        if !inventory.synced() {
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "synced kinds not listed yet",
+            )
+                .into_response();
+        }
+    }
+    (StatusCode::OK, "ready").into_response()
 }
 
 async fn metrics_text(State(app): State<Arc<App>>) -> Response {

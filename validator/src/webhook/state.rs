@@ -26,6 +26,9 @@ pub struct Sources {
     /// Answers `external_data` (image signatures); `None` when no trust policy is configured,
     /// and then a constraint whose template calls `external_data` rejects the set.
     pub verifier: Option<Arc<crate::signature::Verifier>>,
+    /// Cluster objects synced for `data.inventory`; `None` when nothing is synced (the
+    /// inventory is then empty).
+    pub inventory: Option<Arc<super::sync::Inventory>>,
 }
 
 /// A compiled, ready-to-serve policy set.
@@ -42,12 +45,20 @@ pub struct PolicyState {
     pub namespace_labels: BTreeMap<String, Map<String, Value>>,
     pub exempt_namespaces: Vec<String>,
     pub waivers: Vec<crate::waiver::Waiver>,
+    pub inventory: Option<Arc<super::sync::Inventory>>,
+    /// Templates whose `requires-sync-data` no synced kind meets: (kind, wanted kinds).
+    pub unmet_sync: Vec<(String, String)>,
     /// Engines not in use, one set per evaluation that ran at the same time as others.
     idle_engines: Mutex<Vec<Engines>>,
 }
 
-/// Evaluation engines by constraint kind, cloned from the compiled templates.
-pub type Engines = HashMap<String, CompiledTemplate>;
+/// Evaluation engines by constraint kind, cloned from the compiled templates, and the
+/// generation of the inventory they hold.
+#[derive(Default)]
+pub struct Engines {
+    pub templates: HashMap<String, CompiledTemplate>,
+    inventory: u64,
+}
 
 impl std::fmt::Debug for PolicyState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -64,20 +75,7 @@ pub const IGNORE_LABEL: &str = "admission.gatekeeper.sh/ignore";
 impl PolicyState {
     /// Loads and compiles a policy set; any error rejects the whole set.
     pub fn load(sources: &Sources, generation: u64) -> Result<PolicyState, String> {
-        let mut loaded = Loaded::default();
-        if let Some(name) = &sources.bundle {
-            loaded.extend(
-                crate::bundle::load(name).ok_or_else(|| format!("unknown bundle `{name}`"))?,
-            );
-        }
-        loaded.extend(manifest::load_paths(&sources.paths));
-        if let Some(e) = loaded.errors.first() {
-            return Err(e.to_string());
-        }
-        let (policy_docs, other): (Vec<_>, Vec<_>) = loaded
-            .documents
-            .into_iter()
-            .partition(crate::policy::is_policy_document);
+        let (policy_docs, other) = documents(sources)?;
         let (set, errors) = Set::from_documents(&policy_docs);
         if let Some(e) = errors.first() {
             return Err(e.to_string());
@@ -122,6 +120,17 @@ impl PolicyState {
             }
             waivers.extend(w);
         }
+        let synced = sources
+            .inventory
+            .as_ref()
+            .map(|i| i.kinds.clone())
+            .unwrap_or_default();
+        let unmet_sync = super::sync::unmet(
+            set.templates
+                .values()
+                .filter(|t| set.constraints.iter().any(|c| c.kind == t.kind)),
+            &synced,
+        );
         let namespace_labels = review::namespace_labels(&other);
         let mut exempt_namespaces = sources.exempt_namespaces.clone();
         for (name, labels) in &namespace_labels {
@@ -139,17 +148,36 @@ impl PolicyState {
             namespace_labels,
             exempt_namespaces,
             waivers,
+            inventory: sources.inventory.clone(),
+            unmet_sync,
             idle_engines: Mutex::new(Vec::new()),
         })
     }
 
     /// A set of engines for one evaluation: an idle one, or a new (empty, filled on use) one.
+    /// With a synced inventory, every engine holds its current generation.
     pub fn take_engines(&self) -> Engines {
-        self.idle_engines
+        let mut engines: Engines = self
+            .idle_engines
             .lock()
             .ok()
             .and_then(|mut idle| idle.pop())
-            .unwrap_or_default()
+            .unwrap_or_default();
+        if let Some(inventory) = &self.inventory {
+            let current = inventory.current();
+            if engines.inventory != current.0 || engines.templates.len() < self.templates.len() {
+                for (kind, template) in &self.templates {
+                    let engine = engines
+                        .templates
+                        .entry(kind.clone())
+                        .or_insert_with(|| template.clone());
+                    // A template whose data cannot be replaced keeps the inventory it had.
+                    let _ = engine.set_inventory(&current.1);
+                }
+                engines.inventory = current.0;
+            }
+        }
+        engines
     }
 
     /// Gives engines back for the next evaluation.
@@ -166,6 +194,38 @@ impl PolicyState {
                 .iter()
                 .any(|p| glob_match(p, namespace))
     }
+}
+
+/// The documents of the sources: (policy documents, other objects); any load error fails.
+fn documents(
+    sources: &Sources,
+) -> Result<(Vec<manifest::Document>, Vec<manifest::Document>), String> {
+    let mut loaded = Loaded::default();
+    if let Some(name) = &sources.bundle {
+        loaded.extend(crate::bundle::load(name).ok_or_else(|| format!("unknown bundle `{name}`"))?);
+    }
+    loaded.extend(manifest::load_paths(&sources.paths));
+    if let Some(e) = loaded.errors.first() {
+        return Err(e.to_string());
+    }
+    Ok(loaded
+        .documents
+        .into_iter()
+        .partition(crate::policy::is_policy_document))
+}
+
+/// The templates of the sources that some constraint uses (for `--sync auto`).
+pub fn used_templates(sources: &Sources) -> Result<Vec<crate::policy::Template>, String> {
+    let (policy_docs, _) = documents(sources)?;
+    let (set, errors) = Set::from_documents(&policy_docs);
+    if let Some(e) = errors.first() {
+        return Err(e.to_string());
+    }
+    Ok(set
+        .templates
+        .into_values()
+        .filter(|t| set.constraints.iter().any(|c| c.kind == t.kind))
+        .collect())
 }
 
 /// The current policy set, replaced as a whole: a request sees one generation from start to end.

@@ -11,6 +11,7 @@ fn sources(paths: Vec<PathBuf>) -> Sources {
         exempt_namespaces: vec!["kube-*".into()],
         waivers: Vec::new(),
         verifier: None,
+        inventory: None,
     }
 }
 
