@@ -736,3 +736,94 @@ fn chart_without_default_deny_is_denied() {
     }
     report.assert_files_end_with(&missing, "templates/deployment.yaml");
 }
+
+#[test]
+fn validator_webhook_syncs_with_read_only_rbac_and_verifies_signatures() {
+    require_helm();
+    let rendered = Render::new("validator-webhook").rendered();
+    let docs = objects(&rendered);
+    let role = find(&docs, "ClusterRole", "admission-validator-webhook-sync");
+    for rule in role["rules"].as_sequence().unwrap() {
+        assert_eq!(
+            serde_yaml::to_string(&rule["verbs"]).unwrap(),
+            "- get\n- list\n- watch\n",
+            "{rule:?}"
+        );
+    }
+    let resources: Vec<&str> = role["rules"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r["resources"].as_sequence().unwrap().iter())
+        .filter_map(|r| r.as_str())
+        .collect();
+    assert_eq!(
+        resources,
+        [
+            "serviceaccounts",
+            "networkpolicies",
+            "poddisruptionbudgets",
+            "roles",
+            "clusterroles"
+        ]
+    );
+    let deployment = find(&docs, "Deployment", "admission-validator-webhook");
+    let pod = &deployment["spec"]["template"]["spec"];
+    assert_eq!(pod["automountServiceAccountToken"].as_bool(), Some(false));
+    let args = serde_yaml::to_string(&pod["containers"][0]["args"]).unwrap();
+    assert!(
+        args.contains("--sync=auto")
+            && args.contains("--signature-key=/etc/validator/cosign/cosign.pub"),
+        "{args}"
+    );
+    let volumes = serde_yaml::to_string(&pod["volumes"]).unwrap();
+    assert!(
+        volumes.contains("serviceAccountToken") && volumes.contains("secretName: validator-cosign"),
+        "{volumes}"
+    );
+
+    // Keyless instead of a key; no sync: no RBAC, no token.
+    let keyless = Render::new("validator-webhook")
+        .set("signatures.keySecret=")
+        .set("signatures.keyless.trustedRootConfigMap=sigstore-root")
+        .set("signatures.keyless.identityRegexp=^https://github.com/acme/")
+        .set("signatures.keyless.oidcIssuer=https://token.actions.githubusercontent.com")
+        .set("server.sync=null");
+    let rendered = keyless.rendered();
+    let objects = objects(&rendered);
+    assert!(!objects
+        .iter()
+        .any(|o| o["kind"].as_str() == Some("ClusterRole")));
+    let deployment = find(&objects, "Deployment", "admission-validator-webhook");
+    let pod = &deployment["spec"]["template"]["spec"];
+    let args = serde_yaml::to_string(&pod["containers"][0]["args"]).unwrap();
+    assert!(
+        args.contains("--trusted-root=/etc/validator/trusted-root/trusted_root.json")
+            && args
+                .contains("--certificate-oidc-issuer=https://token.actions.githubusercontent.com")
+            && !args.contains("--sync")
+            && !args.contains("--signature-key"),
+        "{args}"
+    );
+    assert!(!serde_yaml::to_string(&pod["volumes"])
+        .unwrap()
+        .contains("serviceAccountToken"));
+    keyless.check(&[]).assert_clean(&rendered);
+
+    // The production bundle without any signature configuration is refused with a message.
+    let e = Render::new("validator-webhook")
+        .set("signatures.keySecret=")
+        .template()
+        .unwrap_err();
+    assert!(
+        e.contains("server.bundle production verifies image signatures"),
+        "{e}"
+    );
+    // Sync rules never grant Secrets.
+    let e = Render::new("validator-webhook")
+        .set("server.syncRules[0].apiGroups[0]=")
+        .set("server.syncRules[0].resources[0]=secrets")
+        .template()
+        .unwrap_err();
+    assert!(e.contains("syncRules"), "{e}");
+}

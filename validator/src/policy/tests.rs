@@ -265,7 +265,9 @@ fn sync_requirements_read_gatekeeper_annotations() {
     assert!(super::template::parse_sync_requirements("{}")
         .unwrap_err()
         .contains("must be a list"));
-    assert!(super::template::parse_sync_requirements("[[{\"groups\": [\"\"]}]]")
-        .unwrap_err()
-        .contains("names no kind"));
+    assert!(
+        super::template::parse_sync_requirements("[[{\"groups\": [\"\"]}]]")
+            .unwrap_err()
+            .contains("names no kind")
+    );
 }
