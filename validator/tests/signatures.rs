@@ -667,32 +667,27 @@ fn keyless_log_entry_must_be_present_signed_and_for_this_signature() {
     let sigstore = Sigstore::new(now);
     let root = root(&sigstore, true);
     let ids = [workflow_identity()];
-    let mut o = Options::new(WORKFLOW, ISSUER, now);
-    o.bundle = false;
-    let e = keyless(&sigstore, &root, &o, &ids).unwrap_err();
-    assert!(
-        e.to_string()
-            .starts_with("transparency log: the signature has no log entry"),
-        "{e}"
-    );
-
-    let mut o = Options::new(WORKFLOW, ISSUER, now);
-    o.forge_entry_timestamp = true;
-    let e = keyless(&sigstore, &root, &o, &ids).unwrap_err();
-    assert!(
-        e.to_string()
-            .contains("signed entry timestamp does not verify"),
-        "{e}"
-    );
-
-    let mut o = Options::new(WORKFLOW, ISSUER, now);
-    o.entry_for_other_payload = true;
-    let e = keyless(&sigstore, &root, &o, &ids).unwrap_err();
-    assert!(
-        e.to_string()
-            .contains("records the hash of another payload"),
-        "{e}"
-    );
+    type Change = fn(&mut Options);
+    let cases: [(Change, &str); 3] = [
+        (
+            |o| o.bundle = false,
+            "transparency log: the signature has no log entry",
+        ),
+        (
+            |o| o.forge_entry_timestamp = true,
+            "transparency log: the signed entry timestamp does not verify",
+        ),
+        (
+            |o| o.entry_for_other_payload = true,
+            "transparency log: the entry records the hash of another payload",
+        ),
+    ];
+    for (change, wanted) in cases {
+        let mut o = Options::new(WORKFLOW, ISSUER, now);
+        change(&mut o);
+        let e = keyless(&sigstore, &root, &o, &ids).unwrap_err();
+        assert!(e.to_string().starts_with(wanted), "{e}");
+    }
 
     // The bundle of another signing (its certificate and signature) next to this one.
     let payload = b"{}";

@@ -122,6 +122,23 @@ struct Server {
     _dir: tempfile::TempDir,
 }
 
+/// A webhook on a free port of 127.0.0.1 with this CA's certificate, no sync, no provider.
+fn config(pki: &Pki, sources: Sources, timeout: Duration, fail_closed: bool) -> Config {
+    Config {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        tls_cert: pki.cert.clone(),
+        tls_key: pki.key.clone(),
+        sources,
+        timeout,
+        fail_closed,
+        max_body_bytes: 64 * 1024,
+        max_concurrency: 8,
+        reload_interval: Duration::from_millis(100),
+        provider: false,
+        cluster: Default::default(),
+    }
+}
+
 async fn server(timeout: Duration, fail_closed: bool, extra: &[(&str, &str)]) -> Server {
     let dir = tempfile::tempdir().expect("tempdir");
     let policies = dir.path().join("policies");
@@ -146,11 +163,9 @@ async fn server(timeout: Duration, fail_closed: bool, extra: &[(&str, &str)]) ->
         std::fs::write(policies.join(name), text).expect("write");
     }
     let pki = pki(dir.path());
-    let config = Config {
-        listen: "127.0.0.1:0".parse().expect("addr"),
-        tls_cert: pki.cert.clone(),
-        tls_key: pki.key.clone(),
-        sources: Sources {
+    let config = config(
+        &pki,
+        Sources {
             bundle: None,
             paths: vec![policies.clone()],
             enable_cel: true,
@@ -161,12 +176,7 @@ async fn server(timeout: Duration, fail_closed: bool, extra: &[(&str, &str)]) ->
         },
         timeout,
         fail_closed,
-        max_body_bytes: 64 * 1024,
-        max_concurrency: 8,
-        reload_interval: Duration::from_millis(100),
-        provider: false,
-        cluster: Default::default(),
-    };
+    );
     let running = webhook::start(config).await.expect("server starts");
     Server {
         base: format!("https://127.0.0.1:{}", running.addr.port()),
@@ -533,23 +543,19 @@ async fn synced_cluster_objects_feed_referential_policies() {
     let inventory = Arc::new(webhook::sync::Inventory::new(kinds));
     let pki = pki(dir.path());
     let config = Config {
-        listen: "127.0.0.1:0".parse().expect("addr"),
-        tls_cert: pki.cert.clone(),
-        tls_key: pki.key.clone(),
-        sources: Sources {
-            inventory: Some(inventory.clone()),
-            ..sources
-        },
-        timeout: Duration::from_secs(5),
-        fail_closed: true,
-        max_body_bytes: 1 << 20,
-        max_concurrency: 4,
-        reload_interval: Duration::from_secs(60),
-        provider: false,
         cluster: webhook::sync::ClusterConfig {
             kubeconfig: Some(kubeconfig.clone()),
             context: None,
         },
+        ..config(
+            &pki,
+            Sources {
+                inventory: Some(inventory.clone()),
+                ..sources
+            },
+            Duration::from_secs(5),
+            true,
+        )
     };
     let running = webhook::start(config).await.expect("server starts");
     let s = Server {

@@ -381,20 +381,7 @@ fn vap_findings(
     namespace_labels: &BTreeMap<String, Map<String, Value>>,
     objects: &[Document],
 ) -> Vec<Finding> {
-    let review_json: Value = review
-        .input
-        .to_json_str()
-        .ok()
-        .and_then(|s| serde_json::from_str(&s).ok())
-        .unwrap_or(Value::Null);
-    let ns_labels = review.namespace_labels(namespace_labels);
-    let outcome = crate::vap::evaluate(
-        set,
-        review,
-        &review_json,
-        &review.target(ns_labels),
-        objects,
-    );
+    let outcome = crate::vap::evaluate_review(set, review, namespace_labels, objects);
     let base = |severity: Severity,
                 code: Code,
                 policy: Option<PolicyRef>,
@@ -415,13 +402,10 @@ fn vap_findings(
         .violations
         .into_iter()
         .map(|v| {
-            let has = |a: &str| v.actions.iter().any(|x| x == a);
-            let severity = if has("Deny") {
-                Severity::Deny
-            } else if has("Warn") {
-                Severity::Warn
-            } else {
-                Severity::Info
+            let severity = match v.action() {
+                crate::vap::Action::Deny => Severity::Deny,
+                crate::vap::Action::Warn => Severity::Warn,
+                crate::vap::Action::Audit => Severity::Info,
             };
             base(
                 severity,

@@ -264,6 +264,28 @@ pub struct Violation {
     pub message: String,
 }
 
+/// The strongest of a binding's `validationActions`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Deny,
+    Warn,
+    Audit,
+}
+
+impl Violation {
+    /// `Deny` over `Warn` over `Audit` (the API server applies each; the strongest decides).
+    pub fn action(&self) -> Action {
+        let has = |a: &str| self.actions.iter().any(|x| x == a);
+        if has("Deny") {
+            Action::Deny
+        } else if has("Warn") {
+            Action::Warn
+        } else {
+            Action::Audit
+        }
+    }
+}
+
 /// An audit annotation of a bound policy, keyed `<policy>/<key>` as the API server records it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Annotation {
@@ -287,6 +309,24 @@ fn labels(v: &Value) -> Map<String, Value> {
         .and_then(Value::as_object)
         .cloned()
         .unwrap_or_default()
+}
+
+/// Evaluates the bindings matching a review as given (its JSON and match target are derived
+/// here); `namespace_labels` are the known Namespaces' labels.
+pub fn evaluate_review(
+    set: &Set,
+    review: &Review,
+    namespace_labels: &std::collections::BTreeMap<String, Map<String, Value>>,
+    objects: &[Document],
+) -> Outcome {
+    let review_json: Value = review
+        .input
+        .to_json_str()
+        .ok()
+        .and_then(|s| serde_json::from_str(&s).ok())
+        .unwrap_or(Value::Null);
+    let target = review.target(review.namespace_labels(namespace_labels));
+    evaluate(set, review, &review_json, &target, objects)
 }
 
 /// Evaluates every binding that matches a review; `objects` are the inputs params come from.

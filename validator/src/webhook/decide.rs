@@ -153,22 +153,13 @@ pub fn evaluate(state: &PolicyState, request: &Value) -> Decision {
 /// Adds the violations of the ValidatingAdmissionPolicy bindings matching the request: `Deny`
 /// denies, `Warn` warns, `Audit` alone is recorded as a dry-run hit.
 fn evaluate_bindings(state: &PolicyState, review: &Review, decision: &mut Decision) {
-    let review_json: Value = review
-        .input
-        .to_json_str()
-        .ok()
-        .and_then(|s| serde_json::from_str(&s).ok())
-        .unwrap_or(Value::Null);
-    let target = review.target(review.namespace_labels(&state.namespace_labels));
-    let outcome = crate::vap::evaluate(&state.vap, review, &review_json, &target, &state.objects);
+    let outcome =
+        crate::vap::evaluate_review(&state.vap, review, &state.namespace_labels, &state.objects);
     for v in outcome.violations {
-        let has = |a: &str| v.actions.iter().any(|x| x == a);
-        let action = if has("Deny") {
-            EnforcementAction::Deny
-        } else if has("Warn") {
-            EnforcementAction::Warn
-        } else {
-            EnforcementAction::Dryrun
+        let action = match v.action() {
+            crate::vap::Action::Deny => EnforcementAction::Deny,
+            crate::vap::Action::Warn => EnforcementAction::Warn,
+            crate::vap::Action::Audit => EnforcementAction::Dryrun,
         };
         let constraint = format!("{}/{}", v.policy, v.binding);
         decision.hits.push(Hit {
