@@ -402,6 +402,18 @@ fn check(s: &Setup, manifests: &Path, extra: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// The messages of the `deny` findings of a JSON report.
+fn denied(stdout: &str) -> Vec<String> {
+    let report: Value = serde_json::from_str(stdout).unwrap();
+    report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["severity"] == "deny")
+        .map(|f| f["message"].as_str().unwrap().to_string())
+        .collect()
+}
+
 #[test]
 fn check_verifies_the_signed_image_template() {
     let s = setup();
@@ -428,14 +440,7 @@ fn check_verifies_the_signed_image_template() {
 
     let (code, stdout, stderr) = check(&s, &bad, &["--signature-key", &key]);
     assert_eq!(code, 1, "{stdout}{stderr}");
-    let report: Value = serde_json::from_str(&stdout).unwrap();
-    let messages: Vec<&str> = report["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|f| f["severity"] == "deny")
-        .map(|f| f["message"].as_str().unwrap())
-        .collect();
+    let messages = denied(&stdout);
     assert_eq!(messages.len(), 1, "{stdout}");
     assert!(
         messages[0].starts_with(&format!(
@@ -932,14 +937,7 @@ fn check_verifies_keyless_signatures_with_cosign_flags() {
     ];
     let (code, stdout, stderr) = check(&s, &manifest, &flags);
     assert_eq!(code, 1, "{stdout}{stderr}");
-    let report: Value = serde_json::from_str(&stdout).unwrap();
-    let denied: Vec<&str> = report["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|f| f["severity"] == "deny")
-        .map(|f| f["message"].as_str().unwrap())
-        .collect();
+    let denied = denied(&stdout);
     assert_eq!(denied.len(), 1, "{stdout}");
     assert!(
         denied[0].contains(&s.image("shop/api", "2.0")),
