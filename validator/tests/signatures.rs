@@ -17,7 +17,9 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use sigstore::{Options, Sigstore};
 use support::{signing_key, write_public_key, TestRegistry};
-use validator::signature::keyless::{Identity, Rejection, Signed, TrustedRoot};
+use validator::signature::keyless::{
+    Certificate, Identity, LogEntry, Rejection, Signed, TrustedRoot,
+};
 use validator::signature::{Args, Failure, Verifier};
 
 struct Setup {
@@ -506,6 +508,11 @@ fn workflow_identity() -> Identity {
     .unwrap()
 }
 
+/// The log entry of a `dev.sigstore.cosign/bundle` annotation.
+fn entry(bundle: Option<&str>) -> Option<LogEntry> {
+    bundle.map(|b| LogEntry::from_cosign_bundle(b).unwrap())
+}
+
 /// Verifies `payload` signed as `o` says against `root`.
 fn keyless(
     sigstore: &Sigstore,
@@ -523,10 +530,11 @@ fn keyless(
     root.verify(
         identities,
         &Signed {
+            message: payload,
             payload,
             signature: &signature,
-            certificate: &signed.certificate,
-            bundle: signed.bundle.as_deref(),
+            certificate: Certificate::Pem(&signed.certificate),
+            entry: entry(signed.bundle.as_deref()),
         },
     )
     .map(|signer| signer.to_string())
@@ -702,17 +710,18 @@ fn keyless_log_entry_must_be_present_signed_and_for_this_signature() {
         |s: &str| base64::Engine::decode(&base64::engine::general_purpose::STANDARD, s).unwrap();
     let signature = decode(&first.signature);
     let mixed = Signed {
+        message: payload,
         payload,
         signature: &signature,
-        certificate: &first.certificate,
-        bundle: second.bundle.as_deref(),
+        certificate: Certificate::Pem(&first.certificate),
+        entry: entry(second.bundle.as_deref()),
     };
     let e = root.verify(&ids, &mixed).unwrap_err();
     assert!(e.to_string().contains("records another signature"), "{e}");
     let other_signature = decode(&second.signature);
     let mixed = Signed {
         signature: &other_signature,
-        ..mixed
+        ..mixed.clone()
     };
     let e = root.verify(&ids, &mixed).unwrap_err();
     assert!(e.to_string().contains("records another certificate"), "{e}");
@@ -726,10 +735,11 @@ fn keyless_log_entry_must_be_present_signed_and_for_this_signature() {
         .verify(
             &ids,
             &Signed {
+                message: b"another payload",
                 payload: b"another payload",
                 signature: &signature,
-                certificate: &signed.certificate,
-                bundle: signed.bundle.as_deref(),
+                certificate: Certificate::Pem(&signed.certificate),
+                entry: entry(signed.bundle.as_deref()),
             },
         )
         .unwrap_err();

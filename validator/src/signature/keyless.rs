@@ -27,7 +27,7 @@ use x509_cert::der::oid::ObjectIdentifier;
 use x509_cert::der::{Decode, Encode};
 use x509_cert::ext::pkix::name::GeneralName;
 use x509_cert::ext::pkix::{BasicConstraints, ExtendedKeyUsage, SubjectAltName};
-use x509_cert::Certificate;
+use x509_cert::Certificate as X509;
 
 /// Layer annotation holding the signer's PEM certificate.
 pub const CERTIFICATE_ANNOTATION: &str = "dev.sigstore.cosign/certificate";
@@ -129,13 +129,12 @@ impl Window {
 #[derive(Debug, Clone)]
 struct Cert {
     der: Vec<u8>,
-    cert: Certificate,
+    cert: X509,
 }
 
 impl Cert {
     fn from_der(der: Vec<u8>) -> Result<Cert, String> {
-        let cert =
-            Certificate::from_der(&der).map_err(|e| format!("not an X.509 certificate: {e}"))?;
+        let cert = X509::from_der(&der).map_err(|e| format!("not an X.509 certificate: {e}"))?;
         Ok(Cert { der, cert })
     }
 
@@ -466,7 +465,11 @@ impl TrustedRoot {
 
     /// Checks one keyless signature; returns who signed it.
     pub fn verify(&self, identities: &[Identity], signed: &Signed) -> Result<Signer, Rejection> {
-        let leaf = parse_certificate_pem(signed.certificate).map_err(Rejection::Certificate)?;
+        let leaf = match signed.certificate {
+            Certificate::Pem(pem) => parse_certificate_pem(pem),
+            Certificate::Der(der) => Cert::from_der(der.to_vec()),
+        }
+        .map_err(Rejection::Certificate)?;
         let (logged_at, hash) = self.check_log_entry(signed, &leaf)?;
         let authority = self.issuer_of(&leaf, logged_at)?;
         check_leaf(&leaf, logged_at)?;
@@ -476,7 +479,7 @@ impl TrustedRoot {
         let key = leaf
             .key()
             .map_err(|e| Rejection::Certificate(format!("its key: {e}")))?;
-        if !key.verifies(hash, signed.payload, signed.signature) {
+        if !key.verifies(hash, signed.message, signed.signature) {
             return Err(Rejection::Signature(leaf.subject()));
         }
         let signer = Signer::of(&leaf);
@@ -495,14 +498,11 @@ impl TrustedRoot {
     /// Verifies the log entry of the bundle; returns its integrated time and the hash the
     /// payload was signed over (the one the entry records, as the log checked).
     fn check_log_entry(&self, signed: &Signed, leaf: &Cert) -> Result<(i64, Hash), Rejection> {
-        let bundle = signed.bundle.ok_or_else(|| {
+        let entry = signed.entry.as_ref().ok_or_else(|| {
             Rejection::Log(format!(
-                "the signature has no log entry ({BUNDLE_ANNOTATION}); keyless signatures must be logged"
+                "the signature has no log entry ({BUNDLE_ANNOTATION}, or tlogEntries of a Sigstore bundle); keyless signatures must be logged"
             ))
         })?;
-        let bundle: Bundle = serde_json::from_str(bundle)
-            .map_err(|e| Rejection::Log(format!("{BUNDLE_ANNOTATION} is not a bundle: {e}")))?;
-        let entry = &bundle.payload;
         let id = hex_decode(&entry.log_id)
             .ok_or_else(|| Rejection::Log(format!("logID `{}` is not hex", entry.log_id)))?;
         let log = self.logs.iter().find(|l| l.id == id).ok_or_else(|| {
@@ -511,7 +511,7 @@ impl TrustedRoot {
                 entry.log_id, self.name
             ))
         })?;
-        let set = base64_decode(&bundle.signed_entry_timestamp)
+        let set = base64_decode(&entry.signed_entry_timestamp)
             .map_err(|e| Rejection::Log(format!("SignedEntryTimestamp: {e}")))?;
         if !log.verifies(Hash::Sha256, entry.canonical().as_bytes(), &set) {
             return Err(Rejection::Log(format!(
@@ -684,16 +684,16 @@ fn rfc3339(t: i64) -> String {
 
 /// cosign's transparency log bundle (`dev.sigstore.cosign/bundle`).
 #[derive(Deserialize)]
-struct Bundle {
+struct CosignBundle {
     #[serde(rename = "SignedEntryTimestamp")]
     signed_entry_timestamp: String,
     #[serde(rename = "Payload")]
-    payload: Entry,
+    payload: CosignEntry,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Entry {
+struct CosignEntry {
     body: String,
     integrated_time: i64,
     log_index: i64,
@@ -701,7 +701,64 @@ struct Entry {
     log_id: String,
 }
 
-impl Entry {
+/// A transparency log entry with the log's promise of inclusion (signed entry timestamp).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogEntry {
+    /// The canonicalized entry body, base64.
+    pub body: String,
+    pub integrated_time: i64,
+    pub log_index: i64,
+    /// The log's ID (SHA-256 of its key), hex.
+    pub log_id: String,
+    /// The signed entry timestamp, base64.
+    pub signed_entry_timestamp: String,
+}
+
+impl LogEntry {
+    /// From cosign's `dev.sigstore.cosign/bundle` annotation.
+    pub fn from_cosign_bundle(text: &str) -> Result<LogEntry, Rejection> {
+        let bundle: CosignBundle = serde_json::from_str(text)
+            .map_err(|e| Rejection::Log(format!("{BUNDLE_ANNOTATION} is not a bundle: {e}")))?;
+        Ok(LogEntry {
+            body: bundle.payload.body,
+            integrated_time: bundle.payload.integrated_time,
+            log_index: bundle.payload.log_index,
+            log_id: bundle.payload.log_id,
+            signed_entry_timestamp: bundle.signed_entry_timestamp,
+        })
+    }
+
+    /// From an entry of a Sigstore bundle's `verificationMaterial.tlogEntries` (numbers are
+    /// strings there, and the log ID is base64).
+    pub fn from_bundle_entry(entry: &Value) -> Result<LogEntry, String> {
+        let text = |path: &[&str]| -> Option<&str> {
+            path.iter()
+                .try_fold(entry, |v, k| v.get(*k))
+                .and_then(Value::as_str)
+        };
+        let number = |field: &str| -> Result<i64, String> {
+            match entry.get(field) {
+                Some(Value::String(s)) => s.parse().map_err(|e| format!("{field}: {e}")),
+                Some(Value::Number(n)) => {
+                    n.as_i64().ok_or_else(|| format!("{field}: not an integer"))
+                }
+                _ => Err(format!("tlog entry without {field}")),
+            }
+        };
+        let log_id = text(&["logId", "keyId"]).ok_or("tlog entry without logId.keyId")?;
+        Ok(LogEntry {
+            body: text(&["canonicalizedBody"])
+                .ok_or("tlog entry without canonicalizedBody")?
+                .to_string(),
+            integrated_time: number("integratedTime")?,
+            log_index: number("logIndex")?,
+            log_id: hex(&base64_decode(log_id).map_err(|e| format!("logId.keyId: {e}"))?),
+            signed_entry_timestamp: text(&["inclusionPromise", "signedEntryTimestamp"])
+                .ok_or("tlog entry without inclusionPromise (a signed entry timestamp)")?
+                .to_string(),
+        })
+    }
+
     /// The bytes the log signed: the entry as canonical JSON (RFC 8785: sorted keys, no spaces).
     fn canonical(&self) -> String {
         let text = |s: &str| Value::String(s.to_string()).to_string();
@@ -715,50 +772,79 @@ impl Entry {
     }
 
     /// The entry must record this signature, this certificate and the payload's hash; returns
-    /// that hash's algorithm.
+    /// the hash the signature was made over.
     fn check_body(&self, signed: &Signed, leaf: &Cert) -> Result<Hash, String> {
         let body = base64_decode(&self.body).map_err(|e| format!("entry body: {e}"))?;
         let body: Value =
             serde_json::from_slice(&body).map_err(|e| format!("entry body is not JSON: {e}"))?;
-        let kind = body.get("kind").and_then(Value::as_str).unwrap_or("");
-        if kind != "hashedrekord" {
-            return Err(format!(
-                "the entry is of kind `{kind}`; only hashedrekord entries are supported"
-            ));
-        }
         let field = |path: &[&str]| -> &str {
             path.iter()
                 .try_fold(&body["spec"], |v, k| v.get(*k))
                 .and_then(Value::as_str)
                 .unwrap_or("")
         };
-        let algorithm = field(&["data", "hash", "algorithm"]);
-        let hash = match algorithm {
-            "sha256" => Hash::Sha256,
-            "sha384" => Hash::Sha384,
-            other => {
-                return Err(format!(
-                    "the entry's hash algorithm `{other}` is not supported"
-                ))
-            }
+        let hash_of = |algorithm: &str| match algorithm {
+            "sha256" => Ok(Hash::Sha256),
+            "sha384" => Ok(Hash::Sha384),
+            other => Err(format!(
+                "the entry's hash algorithm `{other}` is not supported"
+            )),
         };
-        if field(&["data", "hash", "value"]) != hex(&hash.digest(signed.payload)) {
-            return Err("the entry records the hash of another payload".into());
+        let same_certificate = |b64_pem: &str| {
+            base64_decode(b64_pem)
+                .ok()
+                .and_then(|pem| parse_certificate_pem(&String::from_utf8_lossy(&pem)).ok())
+                .is_some_and(|c| c.der == leaf.der)
+        };
+        let same_signature =
+            |b64: &str| base64_decode(b64).ok().as_deref() == Some(signed.signature);
+        match body.get("kind").and_then(Value::as_str).unwrap_or("") {
+            "hashedrekord" => {
+                let hash = hash_of(field(&["data", "hash", "algorithm"]))?;
+                if field(&["data", "hash", "value"]) != hex(&hash.digest(signed.payload)) {
+                    return Err("the entry records the hash of another payload".into());
+                }
+                if !same_signature(field(&["signature", "content"])) {
+                    return Err("the entry records another signature".into());
+                }
+                if !same_certificate(field(&["signature", "publicKey", "content"])) {
+                    return Err("the entry records another certificate".into());
+                }
+                Ok(hash)
+            }
+            "dsse" => {
+                let hash = hash_of(field(&["payloadHash", "algorithm"]))?;
+                if field(&["payloadHash", "value"]) != hex(&hash.digest(signed.payload)) {
+                    return Err("the entry records the hash of another payload".into());
+                }
+                let signatures = body["spec"]["signatures"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default();
+                let text =
+                    |s: &Value, k: &str| s.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+                if !signatures
+                    .iter()
+                    .any(|s| same_signature(&text(s, "signature")))
+                {
+                    return Err("the entry records another signature".into());
+                }
+                if !signatures
+                    .iter()
+                    .any(|s| same_certificate(&text(s, "verifier")))
+                {
+                    return Err("the entry records another certificate".into());
+                }
+                // The envelope's signature is over its PAE, hashed as the key's curve wants.
+                Ok(match leaf.key() {
+                    Ok(EcKey::P384(_)) => Hash::Sha384,
+                    _ => Hash::Sha256,
+                })
+            }
+            kind => Err(format!(
+                "the entry is of kind `{kind}`; only hashedrekord and dsse entries are supported"
+            )),
         }
-        if base64_decode(field(&["signature", "content"]))
-            .ok()
-            .as_deref()
-            != Some(signed.signature)
-        {
-            return Err("the entry records another signature".into());
-        }
-        let logged = base64_decode(field(&["signature", "publicKey", "content"]))
-            .ok()
-            .and_then(|pem| parse_certificate_pem(&String::from_utf8_lossy(&pem)).ok());
-        if logged.map(|c| c.der) != Some(leaf.der.clone()) {
-            return Err("the entry records another certificate".into());
-        }
-        Ok(hash)
     }
 }
 
@@ -837,17 +923,25 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// One keyless signature layer.
+/// The signer's certificate, as a layer annotation (PEM) or a Sigstore bundle (DER) holds it.
 #[derive(Debug, Clone, Copy)]
+pub enum Certificate<'a> {
+    Pem(&'a str),
+    Der(&'a [u8]),
+}
+
+/// One keyless signature.
+#[derive(Debug, Clone)]
 pub struct Signed<'a> {
-    /// The signed payload (the layer's blob).
+    /// The bytes the signature covers: the payload, or a DSSE envelope's PAE.
+    pub message: &'a [u8],
+    /// The payload whose hash the log entry records.
     pub payload: &'a [u8],
     /// The decoded DER signature.
     pub signature: &'a [u8],
-    /// The PEM certificate annotation.
-    pub certificate: &'a str,
-    /// The bundle annotation, when present.
-    pub bundle: Option<&'a str>,
+    pub certificate: Certificate<'a>,
+    /// The transparency log entry, when the signature carries one.
+    pub entry: Option<LogEntry>,
 }
 
 /// Who signed: the certificate's OIDC issuer and subject alternative names.
@@ -1010,11 +1104,12 @@ mod tests {
 
     #[test]
     fn canonical_entry_sorts_keys() {
-        let entry = Entry {
+        let entry = LogEntry {
             body: "Ym9keQ==".into(),
             integrated_time: 1700000000,
             log_index: 7,
             log_id: "ab".into(),
+            signed_entry_timestamp: String::new(),
         };
         assert_eq!(
             entry.canonical(),

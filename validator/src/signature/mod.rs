@@ -205,11 +205,20 @@ impl Verifier {
             let signer = match (by_key, layer.certificate, &self.policy.trusted_root) {
                 (Some(key), _, _) => key.name.clone(),
                 (None, Some(certificate), Some(root)) if !rule.identities.is_empty() => {
+                    let entry = match layer.bundle.map(keyless::LogEntry::from_cosign_bundle) {
+                        Some(Ok(entry)) => Some(entry),
+                        Some(Err(e)) => {
+                            failure = Some(e.into());
+                            continue;
+                        }
+                        None => None,
+                    };
                     let signed = keyless::Signed {
+                        message: &payload,
                         payload: &payload,
                         signature: &signature,
-                        certificate,
-                        bundle: layer.bundle,
+                        certificate: keyless::Certificate::Pem(certificate),
+                        entry,
                     };
                     match root.verify(&rule.identities, &signed) {
                         Ok(signer) => signer.to_string(),
