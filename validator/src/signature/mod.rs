@@ -8,6 +8,7 @@
 //! with the key of a certificate for a trusted identity (see [`keyless`]). A verified result is
 //! cached by repository and digest for a TTL; failures are never cached and always deny.
 
+pub mod bundle;
 pub mod cosign;
 pub mod keyless;
 pub mod policy;
@@ -41,7 +42,7 @@ pub enum Failure {
     NoRule,
     #[error("image not found: {image} is not in the registry")]
     NotFound { image: String },
-    #[error("unsigned: no cosign signature for {digest} (no {tag} in {repository})")]
+    #[error("unsigned: no cosign signature for {digest} (no {tag} and no Sigstore bundle referring to it in {repository})")]
     Unsigned {
         digest: String,
         tag: String,
@@ -89,6 +90,9 @@ pub struct Settings {
     /// Images verified at once.
     pub concurrency: usize,
 }
+
+/// Referrers of an image looked at, at most (each costs a manifest and a blob request).
+const MAX_REFERRERS: usize = 16;
 
 /// A verified result's key: repository (`registry/path`), digest, trust policy rule index.
 type CacheKey = (String, String, usize);
@@ -169,16 +173,101 @@ impl Verifier {
         digest: &str,
         rule: &Rule,
     ) -> Result<Verified, Failure> {
-        let tag = signature_tag(digest);
-        let unsigned = || Failure::Unsigned {
+        // The most telling failure among the signatures, if none passes.
+        let mut failure: Option<Failure> = None;
+        let mut signatures = 0;
+        if let Some(verified) =
+            self.verify_layers(reference, digest, rule, &mut failure, &mut signatures)?
+        {
+            return Ok(verified);
+        }
+        if let Some(verified) =
+            self.verify_bundles(reference, digest, rule, &mut failure, &mut signatures)?
+        {
+            return Ok(verified);
+        }
+        if signatures == 0 {
+            return Err(Failure::Unsigned {
+                digest: digest.to_string(),
+                tag: signature_tag(digest),
+                repository: reference.repository_name(),
+            });
+        }
+        Err(failure.unwrap_or_else(|| Failure::WrongKey {
             digest: digest.to_string(),
-            tag: tag.clone(),
-            repository: reference.repository_name(),
+            signatures,
+            keys: rule.signers(),
+        }))
+    }
+
+    /// Who made `signature` over `message`: one of the rule's keys, or, when the signature has
+    /// a certificate (`keyless`), its identity if the rule trusts it. `None`: neither
+    /// (`failure` may say why).
+    fn signer(
+        &self,
+        rule: &Rule,
+        signed: keyless::Signed,
+        keyless: bool,
+        failure: &mut Option<Failure>,
+    ) -> Option<String> {
+        let by_key = p256::ecdsa::Signature::from_der(signed.signature)
+            .ok()
+            .and_then(|s| rule.keys.iter().find(|k| k.verifies(signed.message, &s)));
+        if let Some(key) = by_key {
+            return Some(key.name.clone());
+        }
+        let root = self.policy.trusted_root.as_ref()?;
+        if !keyless || rule.identities.is_empty() {
+            return None;
+        }
+        match root.verify(&rule.identities, &signed) {
+            Ok(signer) => Some(signer.to_string()),
+            Err(e) => {
+                *failure = Some(e.into());
+                None
+            }
+        }
+    }
+
+    /// The claims of a trusted signature: it names `digest` and carries the rule's annotations.
+    fn claims(
+        digest: &str,
+        signer: String,
+        signed_digests: &[String],
+        missing: Vec<String>,
+    ) -> Result<Verified, Failure> {
+        if !signed_digests.iter().any(|d| d == digest) {
+            return Err(Failure::DigestMismatch {
+                digest: digest.to_string(),
+                signed: signed_digests.join(", "),
+                key: signer,
+            });
+        }
+        if !missing.is_empty() {
+            return Err(Failure::Annotations {
+                key: signer,
+                missing: missing.join(", "),
+            });
+        }
+        Ok(Verified {
+            digest: digest.to_string(),
+            key: signer,
+        })
+    }
+
+    /// cosign's signature tag `sha256-<hex>.sig`: simple-signing layers.
+    fn verify_layers(
+        &self,
+        reference: &Reference,
+        digest: &str,
+        rule: &Rule,
+        failure: &mut Option<Failure>,
+        signatures: &mut usize,
+    ) -> Result<Option<Verified>, Failure> {
+        let tag = signature_tag(digest);
+        let Some(manifest) = self.registry.manifest(reference, &tag)? else {
+            return Ok(None);
         };
-        let manifest = self
-            .registry
-            .manifest(reference, &tag)?
-            .ok_or_else(unsigned)?;
         let manifest: Value = serde_json::from_slice(&manifest.body).map_err(|e| {
             Failure::Malformed(format!("signature manifest {tag} is not JSON: {e}"))
         })?;
@@ -187,11 +276,7 @@ impl Verifier {
             .and_then(Value::as_array)
             .map(|layers| layers.iter().filter_map(Layer::of).collect())
             .unwrap_or_default();
-        if layers.is_empty() {
-            return Err(unsigned());
-        }
-        // The most telling failure among the signatures, if none passes.
-        let mut failure: Option<Failure> = None;
+        *signatures += layers.len();
         for layer in &layers {
             let Ok(signature) =
                 base64::engine::general_purpose::STANDARD.decode(layer.signature.trim())
@@ -199,71 +284,131 @@ impl Verifier {
                 continue;
             };
             let payload = self.registry.blob(reference, layer.blob)?;
-            let by_key = p256::ecdsa::Signature::from_der(&signature)
-                .ok()
-                .and_then(|s| rule.keys.iter().find(|k| k.verifies(&payload, &s)));
-            let signer = match (by_key, layer.certificate, &self.policy.trusted_root) {
-                (Some(key), _, _) => key.name.clone(),
-                (None, Some(certificate), Some(root)) if !rule.identities.is_empty() => {
-                    let entry = match layer.bundle.map(keyless::LogEntry::from_cosign_bundle) {
-                        Some(Ok(entry)) => Some(entry),
-                        Some(Err(e)) => {
-                            failure = Some(e.into());
-                            continue;
-                        }
-                        None => None,
-                    };
-                    let signed = keyless::Signed {
-                        message: &payload,
-                        payload: &payload,
-                        signature: &signature,
-                        certificate: keyless::Certificate::Pem(certificate),
-                        entry,
-                    };
-                    match root.verify(&rule.identities, &signed) {
-                        Ok(signer) => signer.to_string(),
-                        Err(e) => {
-                            failure = Some(e.into());
-                            continue;
-                        }
-                    }
+            let entry = match layer.bundle.map(keyless::LogEntry::from_cosign_bundle) {
+                Some(Ok(entry)) => Some(entry),
+                Some(Err(e)) => {
+                    *failure = Some(e.into());
+                    continue;
                 }
-                _ => continue,
+                None => None,
+            };
+            let signed = keyless::Signed {
+                message: &payload,
+                payload: &payload,
+                signature: &signature,
+                certificate: keyless::Certificate::Pem(layer.certificate.unwrap_or("")),
+                entry,
+            };
+            let Some(signer) = self.signer(rule, signed, layer.certificate.is_some(), failure)
+            else {
+                continue;
             };
             let payload = match Payload::parse(&payload) {
                 Ok(p) => p,
                 Err(e) => {
-                    failure = Some(Failure::Malformed(format!("{e} (signed by {signer})")));
+                    *failure = Some(Failure::Malformed(format!("{e} (signed by {signer})")));
                     continue;
                 }
             };
-            let signed = &payload.critical.image.docker_manifest_digest;
-            if signed != digest {
-                failure = Some(Failure::DigestMismatch {
-                    digest: digest.to_string(),
-                    signed: signed.clone(),
-                    key: signer,
-                });
-                continue;
-            }
             let missing = payload.missing_annotations(&rule.annotations);
-            if !missing.is_empty() {
-                failure = Some(Failure::Annotations {
-                    key: signer,
-                    missing: missing.join(", "),
-                });
+            let signed_digest = [payload.critical.image.docker_manifest_digest];
+            match Self::claims(digest, signer, &signed_digest, missing) {
+                Ok(verified) => return Ok(Some(verified)),
+                Err(e) => *failure = Some(e),
+            }
+        }
+        Ok(None)
+    }
+
+    /// Sigstore bundles referring to the image (cosign 3): DSSE envelopes over in-toto
+    /// statements of predicate type `https://sigstore.dev/cosign/sign/v1`.
+    fn verify_bundles(
+        &self,
+        reference: &Reference,
+        digest: &str,
+        rule: &Rule,
+        failure: &mut Option<Failure>,
+        signatures: &mut usize,
+    ) -> Result<Option<Verified>, Failure> {
+        let descriptors = self.registry.referrers(reference, digest)?;
+        let text = |v: &Value, path: &[&str]| -> String {
+            path.iter()
+                .try_fold(v, |v, k| v.get(*k))
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string()
+        };
+        for descriptor in descriptors.iter().take(MAX_REFERRERS) {
+            let artifact_type = text(descriptor, &["artifactType"]);
+            let predicate = text(descriptor, &["annotations", bundle::PREDICATE_ANNOTATION]);
+            let maybe_bundle = artifact_type.starts_with(bundle::MEDIA_TYPE_PREFIX)
+                || artifact_type.is_empty()
+                || artifact_type == "application/vnd.oci.empty.v1+json";
+            if !maybe_bundle || (!predicate.is_empty() && predicate != bundle::SIGN_PREDICATE) {
                 continue;
             }
-            return Ok(Verified {
-                digest: digest.to_string(),
-                key: signer,
-            });
+            let manifest_digest = text(descriptor, &["digest"]);
+            let Some(manifest) = self.registry.manifest(reference, &manifest_digest)? else {
+                continue;
+            };
+            let manifest: Value = serde_json::from_slice(&manifest.body).map_err(|e| {
+                Failure::Malformed(format!("referrer {manifest_digest} is not JSON: {e}"))
+            })?;
+            let layer = &manifest["layers"][0];
+            if !text(layer, &["mediaType"]).starts_with(bundle::MEDIA_TYPE_PREFIX) {
+                continue;
+            }
+            let predicate = text(&manifest, &["annotations", bundle::PREDICATE_ANNOTATION]);
+            if !predicate.is_empty() && predicate != bundle::SIGN_PREDICATE {
+                continue;
+            }
+            let blob = self.registry.blob(reference, &text(layer, &["digest"]))?;
+            let parsed = match bundle::Bundle::parse(&blob) {
+                Ok(b) => b,
+                Err(e) => {
+                    *failure = Some(Failure::Malformed(format!(
+                        "Sigstore bundle {manifest_digest}: {e}"
+                    )));
+                    continue;
+                }
+            };
+            let statement = match bundle::Statement::parse(&parsed.payload) {
+                Ok(s) if s.predicate_type == bundle::SIGN_PREDICATE => s,
+                Ok(_) => continue, // an attestation, not a signature
+                Err(e) => {
+                    *failure = Some(Failure::Malformed(format!(
+                        "Sigstore bundle {manifest_digest}: {e}"
+                    )));
+                    continue;
+                }
+            };
+            *signatures += 1;
+            let entry = match parsed.entry.clone().transpose() {
+                Ok(entry) => entry,
+                Err(e) => {
+                    *failure = Some(Rejection::Log(e).into());
+                    continue;
+                }
+            };
+            let pae = parsed.pae();
+            let certificate = parsed.certificate.as_deref();
+            let signed = keyless::Signed {
+                message: &pae,
+                payload: &parsed.payload,
+                signature: &parsed.signature,
+                certificate: keyless::Certificate::Der(certificate.unwrap_or(&[])),
+                entry,
+            };
+            let Some(signer) = self.signer(rule, signed, certificate.is_some(), failure) else {
+                continue;
+            };
+            let missing = statement.missing_annotations(&rule.annotations);
+            match Self::claims(digest, signer, &statement.digests, missing) {
+                Ok(verified) => return Ok(Some(verified)),
+                Err(e) => *failure = Some(e),
+            }
         }
-        Err(failure.unwrap_or_else(|| Failure::WrongKey {
-            digest: digest.to_string(),
-            signatures: layers.len(),
-            keys: rule.signers(),
-        }))
+        Ok(None)
     }
 
     /// Verifies many images at once (each distinct image once), in the order given.

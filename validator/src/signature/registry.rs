@@ -419,6 +419,42 @@ impl Registry {
         }))
     }
 
+    /// The descriptors of the artifacts that refer to `digest` (OCI 1.1): from the referrers
+    /// API, else (a registry without it answers 404) from the fallback tag `sha256-<hex>`.
+    pub fn referrers(&self, image: &Reference, digest: &str) -> Result<Vec<Value>, RegistryError> {
+        let url = format!("{}/referrers/{digest}", self.base(image));
+        let response = self.send(image, |c| {
+            c.get(&url)
+                .header(ACCEPT, "application/vnd.oci.image.index.v1+json")
+        })?;
+        let status = response.status();
+        let index: Value = if status.is_success() {
+            let body = self.body(image, response)?;
+            serde_json::from_slice(&body).map_err(|e| RegistryError::Protocol {
+                registry: image.registry.clone(),
+                message: format!("referrers of {digest} are not JSON: {e}"),
+            })?
+        } else if status == StatusCode::NOT_FOUND || status == StatusCode::METHOD_NOT_ALLOWED {
+            let tag = digest.replacen(':', "-", 1);
+            match self.manifest(image, &tag)? {
+                Some(m) => {
+                    serde_json::from_slice(&m.body).map_err(|e| RegistryError::Protocol {
+                        registry: image.registry.clone(),
+                        message: format!("referrers tag {tag} is not JSON: {e}"),
+                    })?
+                }
+                None => return Ok(Vec::new()),
+            }
+        } else {
+            return Err(self.status_error(image, &format!("referrers of {digest}"), status));
+        };
+        Ok(index
+            .get("manifests")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default())
+    }
+
     /// Fetches a blob and checks its digest.
     pub fn blob(&self, image: &Reference, digest: &str) -> Result<Vec<u8>, RegistryError> {
         super::reference::check_digest(digest).map_err(|message| RegistryError::Protocol {
