@@ -1141,3 +1141,145 @@ fn provider_mode_needs_a_trust_policy() {
         "{stderr}"
     );
 }
+
+// ---- cosign 3: Sigstore bundles stored as OCI artifacts referring to the image ----
+
+const SIGN_PREDICATE: &str = "https://sigstore.dev/cosign/sign/v1";
+
+impl Setup {
+    /// Pushes an image and refers a Sigstore bundle to it; returns its digest.
+    fn with_bundle(&self, repository: &str, bundle: impl Fn(&str) -> String) -> String {
+        let digest = self.registry.push_image(repository, "1.0", repository);
+        self.registry
+            .push_referrer(repository, &digest, &bundle(&digest), SIGN_PREDICATE);
+        digest
+    }
+}
+
+#[test]
+fn cosign3_bundles_verify_by_key_and_keyless() {
+    let s = setup();
+    let now = now();
+    let sigstore = Sigstore::new(now);
+    s.write("trusted_root.json", &sigstore.trusted_root(true));
+    let statement = |digest: &str| sigstore::sign_statement(digest, SIGN_PREDICATE, &[]);
+    let keyed = s.with_bundle("shop/keyed", |d| {
+        sigstore::key_bundle(&statement(d), &signing_key(1))
+    });
+    let keyless = s.with_bundle("shop/keyless", |d| {
+        sigstore.sign_bundle(&statement(d), &Options::new(WORKFLOW, ISSUER, now))
+    });
+    let args = Args {
+        trusted_root: Some(s.keys.path().join("trusted_root.json")),
+        certificate_identity: Some(WORKFLOW.into()),
+        certificate_oidc_issuer: Some(ISSUER.into()),
+        ..s.args()
+    };
+    let v = args.verifier().unwrap().unwrap();
+    let ok = v.verify(&s.image("shop/keyed", "1.0")).unwrap();
+    assert_eq!(
+        (ok.digest.as_str(), ok.key.ends_with("cosign.pub")),
+        (keyed.as_str(), true),
+        "{ok:?}"
+    );
+    let ok = v.verify(&s.image("shop/keyless", "1.0")).unwrap();
+    assert_eq!(ok.digest, keyless);
+    assert_eq!(ok.key, format!("{WORKFLOW} (issuer {ISSUER})"));
+    // Both, next to a legacy signature of the same image: any trusted one suffices.
+    s.registry
+        .sign("shop/keyless", &keyless, &[&signing_key(1)], &[]);
+    assert!(v.verify(&s.image("shop/keyless", "1.0")).is_ok());
+}
+
+#[test]
+fn cosign3_bundles_fail_closed() {
+    let s = setup();
+    let now = now();
+    let sigstore = Sigstore::new(now);
+    s.write("trusted_root.json", &sigstore.trusted_root(true));
+    let args = Args {
+        trusted_root: Some(s.keys.path().join("trusted_root.json")),
+        certificate_identity: Some(WORKFLOW.into()),
+        certificate_oidc_issuer: Some(ISSUER.into()),
+        ..s.args()
+    };
+    let statement = |digest: &str| sigstore::sign_statement(digest, SIGN_PREDICATE, &[]);
+    // Signed by another key.
+    s.with_bundle("shop/other-key", |d| {
+        sigstore::key_bundle(&statement(d), &signing_key(2))
+    });
+    // A statement about another image.
+    let other = s.registry.push_image("shop/elsewhere", "1.0", "elsewhere");
+    s.with_bundle("shop/moved", |_| {
+        sigstore::key_bundle(&statement(&other), &signing_key(1))
+    });
+    // Another identity; a log entry for another statement.
+    let fork = "https://github.com/evil/shop/.github/workflows/release.yml@refs/tags/v1.0.0";
+    s.with_bundle("shop/fork", |d| {
+        sigstore.sign_bundle(&statement(d), &Options::new(fork, ISSUER, now))
+    });
+    let mut other_entry = Options::new(WORKFLOW, ISSUER, now);
+    other_entry.entry_for_other_payload = true;
+    s.with_bundle("shop/entry", |d| {
+        sigstore.sign_bundle(&statement(d), &other_entry)
+    });
+    // Only an attestation (SLSA provenance), no signature.
+    let attested = s.registry.push_image("shop/attested", "1.0", "attested");
+    let provenance = sigstore::sign_statement(&attested, "https://slsa.dev/provenance/v1", &[]);
+    s.registry.push_referrer(
+        "shop/attested",
+        &attested,
+        &sigstore.sign_bundle(&provenance, &Options::new(WORKFLOW, ISSUER, now)),
+        "https://slsa.dev/provenance/v1",
+    );
+    let v = args.verifier().unwrap().unwrap();
+    let message = |repository: &str| failure(&v, &s.image(repository, "1.0")).to_string();
+    assert!(
+        message("shop/other-key").starts_with("wrong key: 1 signature(s)"),
+        "{}",
+        message("shop/other-key")
+    );
+    assert!(
+        message("shop/moved").starts_with("signature for another image:"),
+        "{}",
+        message("shop/moved")
+    );
+    assert!(
+        message("shop/fork").starts_with("wrong identity:"),
+        "{}",
+        message("shop/fork")
+    );
+    assert!(
+        message("shop/entry")
+            .starts_with("transparency log: the entry records the hash of another payload"),
+        "{}",
+        message("shop/entry")
+    );
+    assert!(
+        message("shop/attested").starts_with("unsigned:"),
+        "{}",
+        message("shop/attested")
+    );
+    // Annotations (`-a`) are read from the statement.
+    let annotated = s.with_bundle("shop/annotated", |d| {
+        sigstore::key_bundle(
+            &sigstore::sign_statement(d, SIGN_PREDICATE, &[("env", "prod")]),
+            &signing_key(1),
+        )
+    });
+    let mut with_annotation = s.args();
+    with_annotation.signature_annotations = vec!["env=prod".into()];
+    let verified = with_annotation
+        .verifier()
+        .unwrap()
+        .unwrap()
+        .verify(&s.image("shop/annotated", "1.0"))
+        .unwrap();
+    assert_eq!(verified.digest, annotated);
+    with_annotation.signature_annotations = vec!["env=staging".into()];
+    let e = failure(
+        &with_annotation.verifier().unwrap().unwrap(),
+        &s.image("shop/annotated", "1.0"),
+    );
+    assert!(e.to_string().starts_with("annotations do not match"), "{e}");
+}

@@ -160,7 +160,12 @@ impl TestRegistry {
                 "http://{}/v2/{repository}/manifests/{reference}",
                 self.host
             ))
-            .header("content-type", "application/vnd.oci.image.manifest.v1+json")
+            .header(
+                "content-type",
+                manifest["mediaType"]
+                    .as_str()
+                    .unwrap_or("application/vnd.oci.image.manifest.v1+json"),
+            )
             .body(body.clone())
             .send()
             .expect("put manifest");
@@ -254,6 +259,69 @@ impl TestRegistry {
         });
         let tag = format!("{}.sig", digest.replacen(':', "-", 1));
         self.put_manifest(repository, &tag, &manifest);
+    }
+}
+
+impl TestRegistry {
+    /// Stores a Sigstore bundle as an OCI artifact referring to `digest`, as cosign 3 does on a
+    /// registry without the referrers API: the referrer manifest, and the referrers index under
+    /// the fallback tag `sha256-<hex>` (extended, not replaced). `predicate` goes in the
+    /// manifest's annotations.
+    pub fn push_referrer(&self, repository: &str, digest: &str, bundle: &str, predicate: &str) {
+        const BUNDLE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
+        let (layer, layer_size) = self.upload_blob(repository, bundle.as_bytes());
+        let (config, config_size) = self.upload_blob(repository, b"{}");
+        let subject_size = self
+            .http
+            .get(format!(
+                "http://{}/v2/{repository}/manifests/{digest}",
+                self.host
+            ))
+            .header("accept", "application/vnd.oci.image.manifest.v1+json")
+            .send()
+            .and_then(|r| r.bytes())
+            .map(|b| b.len())
+            .expect("subject");
+        let annotations = json!({
+            "dev.sigstore.bundle.content": "dsse-envelope",
+            "dev.sigstore.bundle.predicateType": predicate,
+        });
+        let manifest = json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "artifactType": BUNDLE,
+            "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": config, "size": config_size},
+            "layers": [{"mediaType": BUNDLE, "digest": layer, "size": layer_size}],
+            "subject": {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": digest, "size": subject_size},
+            "annotations": annotations,
+        });
+        let body = serde_json::to_vec(&manifest).expect("manifest");
+        let referrer = self.put_manifest(repository, &digest_of(&body), &manifest);
+        let tag = digest.replacen(':', "-", 1);
+        let existing: Vec<Value> = self
+            .http
+            .get(format!(
+                "http://{}/v2/{repository}/manifests/{tag}",
+                self.host
+            ))
+            .header("accept", "application/vnd.oci.image.index.v1+json")
+            .send()
+            .ok()
+            .filter(|r| r.status().is_success())
+            .and_then(|r| r.json::<Value>().ok())
+            .and_then(|index| index["manifests"].as_array().cloned())
+            .unwrap_or_default();
+        let mut manifests = existing;
+        manifests.push(json!({
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": referrer, "size": body.len(),
+            "artifactType": BUNDLE, "annotations": annotations,
+        }));
+        self.put_manifest(
+            repository,
+            &tag,
+            &json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": manifests}),
+        );
     }
 }
 

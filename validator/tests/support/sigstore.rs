@@ -292,6 +292,71 @@ impl Sigstore {
         (cert.pem(), key)
     }
 
+    /// Signs `statement` keyless in a Sigstore bundle (DSSE, a `dsse` log entry), as cosign 3
+    /// signs an image.
+    pub fn sign_bundle(&self, statement: &[u8], o: &Options) -> String {
+        let (certificate, key) = self.certificate(o);
+        let signature = key.sign(&pae(IN_TOTO, statement)).expect("sign envelope");
+        let hashed = if o.entry_for_other_payload {
+            sha2::Sha256::digest(b"another statement")
+        } else {
+            sha2::Sha256::digest(statement)
+        };
+        let body = json!({
+            "apiVersion": "0.0.1",
+            "kind": "dsse",
+            "spec": {
+                "envelopeHash": {"algorithm": "sha256", "value": hex(&sha2::Sha256::digest(b"envelope"))},
+                "payloadHash": {"algorithm": "sha256", "value": hex(&hashed)},
+                "signatures": [{"signature": b64(&signature), "verifier": b64(certificate.as_bytes())}],
+            },
+        });
+        let body = b64(&serde_json::to_vec(&body).expect("body"));
+        let log_id = Self::log_id(&self.log_key);
+        let canonical = format!(
+            r#"{{"body":"{body}","integratedTime":{},"logID":"{}","logIndex":7}}"#,
+            o.logged_at,
+            hex(&log_id)
+        );
+        let set = if o.forge_entry_timestamp {
+            p256()
+        } else {
+            self.log_key.clone_key()
+        }
+        .sign(canonical.as_bytes())
+        .expect("sign entry");
+        let der = x509_cert::Certificate::from_der(
+            &base64::engine::general_purpose::STANDARD
+                .decode(
+                    certificate
+                        .lines()
+                        .filter(|l| !l.starts_with("-----"))
+                        .collect::<String>(),
+                )
+                .expect("pem"),
+        )
+        .expect("certificate")
+        .to_der()
+        .expect("der");
+        let entries = if o.bundle {
+            json!([{
+                "logIndex": "7",
+                "logId": {"keyId": b64(&log_id)},
+                "kindVersion": {"kind": "dsse", "version": "0.0.1"},
+                "integratedTime": o.logged_at.to_string(),
+                "inclusionPromise": {"signedEntryTimestamp": b64(&set)},
+                "canonicalizedBody": body,
+            }])
+        } else {
+            json!([])
+        };
+        dsse_bundle(
+            statement,
+            &signature,
+            json!({"certificate": {"rawBytes": b64(&der)}, "tlogEntries": entries}),
+        )
+    }
+
     /// Signs `payload` keyless, as `o` says.
     pub fn sign(&self, payload: &[u8], o: &Options) -> KeylessSignature {
         let (certificate, key) = self.certificate(o);
@@ -334,6 +399,61 @@ impl Sigstore {
             bundle: o.bundle.then(|| bundle.to_string()),
         }
     }
+}
+
+/// The bytes a DSSE signature covers.
+pub fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
+    let mut out = format!(
+        "DSSEv1 {} {payload_type} {} ",
+        payload_type.len(),
+        payload.len()
+    )
+    .into_bytes();
+    out.extend_from_slice(payload);
+    out
+}
+
+/// cosign 3's signed statement for an image digest (`sha256:<hex>`).
+pub fn sign_statement(digest: &str, predicate_type: &str, annotations: &[(&str, &str)]) -> Vec<u8> {
+    let annotations: serde_json::Map<String, Value> = annotations
+        .iter()
+        .map(|(k, v)| ((*k).to_string(), json!(v)))
+        .collect();
+    let (algorithm, hex) = digest.split_once(':').expect("digest");
+    serde_json::to_vec(&json!({
+        "_type": "https://in-toto.io/Statement/v1",
+        "subject": [{"name": "", "digest": {algorithm: hex}, "annotations": annotations}],
+        "predicateType": predicate_type,
+        "predicate": {},
+    }))
+    .expect("statement")
+}
+
+const IN_TOTO: &str = "application/vnd.in-toto+json";
+
+fn dsse_bundle(statement: &[u8], signature: &[u8], material: Value) -> String {
+    json!({
+        "mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",
+        "verificationMaterial": material,
+        "dsseEnvelope": {
+            "payload": b64(statement),
+            "payloadType": IN_TOTO,
+            "signatures": [{"sig": b64(signature), "keyid": ""}],
+        },
+    })
+    .to_string()
+}
+
+/// A Sigstore bundle signing `statement` with a key (the key-based form: a key hint, no log
+/// entry).
+pub fn key_bundle(statement: &[u8], key: &p256::ecdsa::SigningKey) -> String {
+    use p256::ecdsa::signature::Signer as _;
+    let signature: p256::ecdsa::Signature = key.sign(&pae(IN_TOTO, statement));
+    dsse_bundle(
+        statement,
+        signature.to_der().as_bytes(),
+        json!({"publicKey": {"hint": "test-key"}, "tlogEntries": []}),
+    )
 }
 
 trait CloneKey {
