@@ -1,6 +1,6 @@
 //! Command-line interface: argument definitions and `run`, which the binary maps to an exit code.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -473,9 +473,8 @@ pub fn check_release_name(name: &str) -> Result<(), Error> {
     }
 }
 
-/// Runs a parsed command line; returns the exit code.
-/// `executor report`: reads the log, prints the summary.
-fn report(args: &ReportArgs) -> Result<u8, Error> {
+/// `executor report`: reads the log, writes the summary to `out`.
+fn report(args: &ReportArgs, out: &mut dyn Write) -> Result<u8, Error> {
     let events = crate::deploy_metrics::read_log(&args.deploy_log).map_err(Error::Usage)?;
     let now = jiff::Timestamp::now();
     let since = match &args.since {
@@ -491,12 +490,15 @@ fn report(args: &ReportArgs) -> Result<u8, Error> {
         }
         Output::Human => crate::deploy_metrics::human(&summary, args.release.as_deref()),
     };
-    let mut stdout = std::io::stdout().lock();
-    stdout
-        .write_all(text.as_bytes())
-        .and_then(|_| stdout.flush())
-        .map_err(Error::Output)?;
+    emit(out, text.as_bytes())?;
     Ok(exit::OK)
+}
+
+/// Writes a command's result to `out`.
+fn emit(out: &mut dyn Write, bytes: &[u8]) -> Result<(), Error> {
+    out.write_all(bytes)
+        .and_then(|_| out.flush())
+        .map_err(Error::Output)
 }
 
 /// `30d`, `12h`, `90m` before `now`, or an RFC 3339 time.
@@ -518,7 +520,11 @@ pub fn parse_since(when: &str, now: jiff::Timestamp) -> Result<jiff::Timestamp, 
 }
 
 /// `backup`, `restore` and `dr-drill`: they work on namespaces and archives, not one release.
-fn archive_command(command: &Command) -> Option<Result<u8, Error>> {
+fn archive_command(
+    command: &Command,
+    out: &mut dyn Write,
+    colour: bool,
+) -> Option<Result<u8, Error>> {
     use commands::backup;
     let (name, json) = match command {
         Command::Backup(a) => ("backup", a.cluster.output),
@@ -527,7 +533,7 @@ fn archive_command(command: &Command) -> Option<Result<u8, Error>> {
         _ => return None,
     };
     let json = json == Output::Json;
-    let run = || -> Result<u8, Error> {
+    let run = |out: &mut dyn Write| -> Result<u8, Error> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -536,8 +542,8 @@ fn archive_command(command: &Command) -> Option<Result<u8, Error>> {
         let result = runtime.block_on(async {
             match command {
                 Command::Backup(a) => backup::backup(a, &progress).await,
-                Command::Restore(a) => backup::restore(a, &progress).await,
-                Command::DrDrill(a) => backup::drill(a, &progress).await,
+                Command::Restore(a) => backup::restore(a, &progress, colour).await,
+                Command::DrDrill(a) => backup::drill(a, &progress, colour).await,
                 _ => Err(Error::Usage("not an archive command".into())),
             }
         });
@@ -567,21 +573,29 @@ fn archive_command(command: &Command) -> Option<Result<u8, Error>> {
             }
         };
         let (code, text) = backup::output(done, json);
-        let mut stdout = std::io::stdout().lock();
-        stdout
-            .write_all(text.as_bytes())
-            .and_then(|_| stdout.flush())
-            .map_err(Error::Output)?;
+        emit(out, text.as_bytes())?;
         Ok(code)
     };
-    Some(run())
+    Some(run(out))
 }
 
+/// Whether results on stdout are in colour: on a terminal, unless NO_COLOR is set.
+pub fn colour() -> bool {
+    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+}
+
+/// Runs a parsed command line with its result on stdout; returns the exit code.
 pub fn run(cli: Cli) -> Result<u8, Error> {
+    run_to(cli, &mut std::io::stdout(), colour())
+}
+
+/// Runs a parsed command line as [`run`] does, with the result (what `run` prints on stdout)
+/// written to `out`, its findings in colour when `colour`. Progress and warnings go to stderr.
+pub fn run_to(cli: Cli, out: &mut dyn Write, colour: bool) -> Result<u8, Error> {
     if let Command::Report(args) = &cli.command {
-        return report(args);
+        return report(args, out);
     }
-    if let Some(result) = archive_command(&cli.command) {
+    if let Some(result) = archive_command(&cli.command, out, colour) {
         return result;
     }
     let record = match &cli.command {
@@ -623,8 +637,8 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
     let progress = Progress::new(false);
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Apply(args) => commands::apply::run(&args, &progress).await,
-            Command::Plan(args) => commands::plan::run(&args, &progress).await,
+            Command::Apply(args) => commands::apply::run(&args, &progress, colour).await,
+            Command::Plan(args) => commands::plan::run(&args, &progress, colour).await,
             Command::History(args) => commands::history::history(&args).await,
             Command::Status(args) => commands::history::status(&args).await,
             Command::Rollback(args) => commands::rollback::run(&args, &progress).await,
@@ -662,13 +676,10 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
             eprintln!("warning: {problem}");
         }
     }
-    let mut stdout = std::io::stdout().lock();
     match (output, report) {
-        (Output::Json, Some(report)) => stdout.write_all(report.to_json().as_bytes()),
-        _ => stdout.write_all(text.as_bytes()),
+        (Output::Json, Some(report)) => emit(out, report.to_json().as_bytes())?,
+        _ => emit(out, text.as_bytes())?,
     }
-    .and_then(|_| stdout.flush())
-    .map_err(Error::Output)?;
     Ok(code)
 }
 

@@ -12,7 +12,9 @@ use support::{api_manifests, daemonset_manifests, image, statefulset_manifests, 
 
 mod support;
 
-use support::env::{apply, command, env, executor, finished, write, Env, Run};
+use support::env::{
+    apply, apply_binary, command, env, executor, executor_binary, finished, write, Env, Run,
+};
 
 fn spawn(env: &Env, args: &[&str]) -> Child {
     command(env, args).spawn().expect("executor starts")
@@ -79,7 +81,8 @@ fn first_install_creates_everything_and_records_revision_1() {
         String::from("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: shop-two\n---\n");
     text.push_str(&api_manifests(1, "").replace("namespace: shop", "namespace: shop-two"));
     let path = write(&env, "install.yaml", &text);
-    let run = executor(
+    // The binary: its progress on stderr is checked below.
+    let run = executor_binary(
         &env,
         &["apply", "-r", "api", "-n", "shop-two", "-o", "json", &path],
     );
@@ -411,7 +414,7 @@ fn attestation_is_accepted_only_for_the_attested_manifests() {
     let env = env(10.0);
     let v1 = write(&env, "v1.yaml", &api_manifests(1, ""));
     let attestation = attest(&env, &v1);
-    let run = apply(&env, &v1, &["--attestation", &attestation]);
+    let run = apply_binary(&env, &v1, &["--attestation", &attestation]);
     assert_eq!(run.code, 0, "{run}");
     assert!(run.stderr.contains("attestation verified"), "{run}");
 
@@ -519,7 +522,7 @@ fn killed_executor_is_resumed_by_the_next_apply() {
     );
     let v2 = write(&env, "v2.yaml", &api_manifests(2, ""));
     kill_mid_rollout(&env, &v2);
-    let run = apply(&env, &v2, &[]);
+    let run = apply_binary(&env, &v2, &[]);
     assert_eq!(run.code, 0, "{run}");
     assert!(run.stderr.contains("took over the lock"), "{run}");
     assert!(run.stderr.contains("resuming revision 2"), "{run}");
@@ -819,7 +822,7 @@ fn releases_leave_a_deploy_log_metrics_and_delivery_numbers() {
         gateway.url.as_str(),
     ];
     let v1 = write(&env, "v1.yaml", &api_manifests(1, ""));
-    let run = apply(&env, &v1, &record);
+    let run = apply_binary(&env, &v1, &record);
     assert_eq!(run.code, 0, "{run}");
     assert!(!run.stderr.contains("warning"), "{run}");
     let textfile = std::fs::read_to_string(&prom).unwrap();

@@ -14,7 +14,7 @@ use support::{api_manifests, blue_green_manifests, hook_job, image};
 
 mod support;
 
-use support::env::{apply, env, executor, write, Env};
+use support::env::{apply, apply_binary, env, executor, write, Env};
 
 const BLUE_GREEN: &[&str] = &["--strategy", "blue-green", "--scale-down-delay", "1s"];
 
@@ -295,7 +295,8 @@ fn failed_gate_after_the_switch_moves_the_selector_back() {
     let prometheus = Prometheus::start(&exporter);
     let sampler = Sampler::start(&env);
     let v2 = write(&env, "v2.yaml", &blue_green_manifests(2, "blue"));
-    let run = apply(
+    // The binary: its progress on stderr is checked below.
+    let run = apply_binary(
         &env,
         &v2,
         &[

@@ -283,16 +283,28 @@ pub enum CliError {
     Output(#[from] std::io::Error),
 }
 
-/// Runs a parsed command line; returns the exit code.
+/// Runs a parsed command line with its report on stdout; returns the exit code.
 pub fn run(cli: Cli) -> Result<u8, CliError> {
+    run_to(cli, &mut std::io::stdout(), colour())
+}
+
+/// Runs a parsed command line as [`run`] does, with the report (what `run` prints on stdout)
+/// written to `out`, in colour when `colour`.
+pub fn run_to(cli: Cli, out: &mut dyn Write, colour: bool) -> Result<u8, CliError> {
     match cli.command {
-        Command::Check(args) => run_check(*args),
-        Command::Verify(args) => run_verify(args),
+        Command::Check(args) => run_check_to(*args, out, colour),
+        Command::Verify(args) => run_verify_to(args, out),
         Command::Serve(args) => run_serve(*args),
     }
 }
 
-pub fn run_check(args: CheckArgs) -> Result<u8, CliError> {
+/// Whether reports on stdout are in colour: on a terminal, unless NO_COLOR is set.
+pub fn colour() -> bool {
+    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+}
+
+/// `validator check` with its report written to `out`, in colour when `colour`.
+pub fn run_check_to(args: CheckArgs, out: &mut dyn Write, colour: bool) -> Result<u8, CliError> {
     let format: Format = args.format.parse().map_err(CliError::Usage)?;
     let policies = args.policy.load_policies().map_err(CliError::Usage)?;
     let (options, waiver_findings) = args.policy.options(true).map_err(CliError::Usage)?;
@@ -326,7 +338,6 @@ pub fn run_check(args: CheckArgs) -> Result<u8, CliError> {
         outcome.findings.sort();
     }
     let summary = Summary::of(&outcome.findings, outcome.objects);
-    let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let text = match &attestation {
         Some(a) => report::json_attested(&outcome.findings, &summary, a),
         None => report::render(format, &outcome.findings, &summary, colour),
@@ -339,9 +350,8 @@ pub fn run_check(args: CheckArgs) -> Result<u8, CliError> {
             .open(path)?;
         file.write_all(markdown.as_bytes())?;
     }
-    let mut stdout = std::io::stdout().lock();
-    stdout.write_all(text.as_bytes())?;
-    stdout.flush()?;
+    out.write_all(text.as_bytes())?;
+    out.flush()?;
     Ok(exit_code(&summary, args.policy.fail_on_warn))
 }
 
@@ -356,7 +366,8 @@ pub fn exit_code(summary: &Summary, fail_on_warn: bool) -> u8 {
     }
 }
 
-pub fn run_verify(args: VerifyArgs) -> Result<u8, CliError> {
+/// `validator verify` with its report written to `out`.
+pub fn run_verify_to(args: VerifyArgs, out: &mut dyn Write) -> Result<u8, CliError> {
     let run = match &args.run {
         Some(r) => Some(
             regex::Regex::new(r)
@@ -384,9 +395,8 @@ pub fn run_verify(args: VerifyArgs) -> Result<u8, CliError> {
     } else {
         verify::render_human(&report, args.coverage)
     };
-    let mut stdout = std::io::stdout().lock();
-    stdout.write_all(text.as_bytes())?;
-    stdout.flush()?;
+    out.write_all(text.as_bytes())?;
+    out.flush()?;
     Ok(report.exit_code())
 }
 

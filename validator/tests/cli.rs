@@ -1,4 +1,5 @@
-//! The `validator` command as users see it: exit code, stdout and stderr, as snapshots.
+//! The `validator` command as users see it: exit code, stdout and stderr, as snapshots. The
+//! snapshots and stdin run the binary; checks of the report alone run the CLI in this process.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
 use std::io::Write;
@@ -50,6 +51,50 @@ fn validator(args: &[&str], stdin: Option<&str>) -> Run {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// `validator args...` run in this process, as the binary runs it from the repository root:
+/// relative paths that name a file or directory of the repository are made absolute. Its
+/// exit code, its report, and on stderr the error the binary would print.
+fn validator_in_process(args: &[&str]) -> Run {
+    use clap::Parser;
+    let argv = std::iter::once("validator".into()).chain(args.iter().map(|a| {
+        let path = root().join(a);
+        if !a.starts_with('-') && Path::new(a).is_relative() && path.exists() {
+            path.into_os_string()
+        } else {
+            std::ffi::OsString::from(a)
+        }
+    }));
+    let cli = match validator::cli::Cli::try_parse_from(argv) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let text = e.render().to_string();
+            let (stdout, stderr) = if e.use_stderr() {
+                (String::new(), text)
+            } else {
+                (text, String::new())
+            };
+            return Run {
+                code: e.exit_code(),
+                stdout,
+                stderr,
+            };
+        }
+    };
+    let mut out = Vec::new();
+    let (code, stderr) = match validator::cli::run_to(cli, &mut out, false) {
+        Ok(code) => (i32::from(code), String::new()),
+        Err(e) => (
+            i32::from(validator::cli::exit::ERROR),
+            format!("error: {e}\n"),
+        ),
+    };
+    Run {
+        code,
+        stdout: String::from_utf8_lossy(&out).into_owned(),
+        stderr,
     }
 }
 
@@ -106,15 +151,12 @@ fn redact_policy_set(stdout: &str) -> String {
 
 #[test]
 fn json_reports_attest_the_policy_set_and_every_object() {
-    let run = validator(
-        &[
-            "check",
-            "--format",
-            "json",
-            "tests/fixtures/app/compliant.yaml",
-        ],
-        None,
-    );
+    let run = validator_in_process(&[
+        "check",
+        "--format",
+        "json",
+        "tests/fixtures/app/compliant.yaml",
+    ]);
     assert_eq!(run.code, 0, "{}", run.transcript());
     let v: serde_json::Value = serde_json::from_str(&run.stdout).expect("json");
     let attestation = &v["attestation"];
@@ -134,28 +176,22 @@ fn json_reports_attest_the_policy_set_and_every_object() {
         validator::digest::object(&deployment.object)
     );
     // The same policies give the same digest; other policies another one.
-    let again = validator(
-        &[
-            "check",
-            "--format",
-            "json",
-            "tests/fixtures/app/compliant.yaml",
-        ],
-        None,
-    );
+    let again = validator_in_process(&[
+        "check",
+        "--format",
+        "json",
+        "tests/fixtures/app/compliant.yaml",
+    ]);
     let v2: serde_json::Value = serde_json::from_str(&again.stdout).expect("json");
     assert_eq!(v2["attestation"], *attestation);
-    let baseline = validator(
-        &[
-            "check",
-            "--format",
-            "json",
-            "--bundle",
-            "baseline",
-            "tests/fixtures/app/compliant.yaml",
-        ],
-        None,
-    );
+    let baseline = validator_in_process(&[
+        "check",
+        "--format",
+        "json",
+        "--bundle",
+        "baseline",
+        "tests/fixtures/app/compliant.yaml",
+    ]);
     let v3: serde_json::Value = serde_json::from_str(&baseline.stdout).expect("json");
     assert_ne!(v3["attestation"]["policySet"], attestation["policySet"]);
 }
@@ -198,10 +234,10 @@ fn warn_fails_only_with_fail_on_warn_and_dryrun_is_info() {
     snapshot!("check_warn_dryrun", run);
     let mut strict = args.to_vec();
     strict.push("--fail-on-warn");
-    assert_eq!(validator(&strict, None).code, 1);
+    assert_eq!(validator_in_process(&strict).code, 1);
     let mut excluded = args.to_vec();
     excluded.extend(["--exclude-namespace", "sh*"]);
-    let run = validator(&excluded, None);
+    let run = validator_in_process(&excluded);
     assert!(!run.stdout.contains("app-config"), "{}", run.stdout);
 }
 
@@ -228,7 +264,7 @@ fn usage_errors_exit_2() {
     let run = validator(&["check", "--format", "xml", "tests/fixtures/app"], None);
     assert_eq!(run.code, 2);
     snapshot!("check_unknown_format", run);
-    let run = validator(&["check", "--bundle", "nope", "tests/fixtures/app"], None);
+    let run = validator_in_process(&["check", "--bundle", "nope", "tests/fixtures/app"]);
     assert_eq!(run.code, 2);
     assert!(
         run.stderr.contains("baseline, production, restricted"),
@@ -237,6 +273,9 @@ fn usage_errors_exit_2() {
     );
     let run = validator(&["check"], None);
     assert_eq!(run.code, 2);
+    let run = validator_in_process(&["check"]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("<PATH>"), "{}", run.stderr);
 }
 
 #[test]
@@ -253,8 +292,8 @@ fn output_is_identical_at_any_thread_count() {
     let file = dir.path().join("corpus.yaml");
     std::fs::write(&file, corpus).expect("write");
     let path = file.to_str().expect("utf8 path");
-    let one = validator(&["check", "--format", "json", "--jobs", "1", path], None);
-    let many = validator(&["check", "--format", "json", "--jobs", "4", path], None);
+    let one = validator_in_process(&["check", "--format", "json", "--jobs", "1", path]);
+    let many = validator_in_process(&["check", "--format", "json", "--jobs", "4", path]);
     assert_eq!(one.code, 1);
     assert!(one.stdout.len() > 10_000);
     assert_eq!(one.stdout, many.stdout);
@@ -262,7 +301,7 @@ fn output_is_identical_at_any_thread_count() {
 
 #[test]
 fn verify_our_policy_library() {
-    let run = validator(&["verify", "policies"], None);
+    let run = validator_in_process(&["verify", "policies"]);
     assert_eq!(run.code, 0, "{}", run.transcript());
     assert!(
         run.stdout.ends_with(" passed, 0 failed\n"),
@@ -273,7 +312,7 @@ fn verify_our_policy_library() {
 
 #[test]
 fn verify_reports_failures_and_junit() {
-    let run = validator(&["verify", "--format", "junit", "policies/image-tag"], None);
+    let run = validator_in_process(&["verify", "--format", "junit", "policies/image-tag"]);
     assert_eq!(run.code, 0);
     assert!(run.stdout.starts_with("<?xml"));
     let run = validator(&["verify", "tests/fixtures/app"], None);
@@ -291,7 +330,7 @@ fn verify_gatekeeper_library_conformance() {
         return;
     }
     for cel in ["--enable-cel=true", "--enable-cel=false"] {
-        let run = validator(&["verify", cel, dir.to_str().expect("utf8")], None);
+        let run = validator_in_process(&["verify", cel, dir.to_str().expect("utf8")]);
         assert_eq!(run.code, 0, "{cel}: {}", run.transcript());
         assert!(
             run.stdout.ends_with(" passed, 0 failed\n"),
@@ -333,15 +372,12 @@ fn waivers_and_markdown_summary() {
         "apiVersion: validator.policy/v1\nkind: WaiverList\nwaivers:\n  - constraint: x\n",
     )
     .expect("write");
-    let run = validator(
-        &[
-            "check",
-            "--waivers",
-            bad.to_str().expect("utf8"),
-            "tests/fixtures/app/compliant.yaml",
-        ],
-        None,
-    );
+    let run = validator_in_process(&[
+        "check",
+        "--waivers",
+        bad.to_str().expect("utf8"),
+        "tests/fixtures/app/compliant.yaml",
+    ]);
     assert_eq!(run.code, 2);
     assert!(run.stdout.contains("invalid-waiver"), "{}", run.stdout);
 }
@@ -377,15 +413,12 @@ fn schema_violations_name_the_field_and_fail_the_run() {
     ));
     snapshot!("schema_invalid", run);
     // Without strictness, unknown fields pass; the rest is still reported.
-    let relaxed = validator(
-        &[
-            "check",
-            NO_POLICIES,
-            "--no-strict",
-            "tests/fixtures/schema/invalid",
-        ],
-        None,
-    );
+    let relaxed = validator_in_process(&[
+        "check",
+        NO_POLICIES,
+        "--no-strict",
+        "tests/fixtures/schema/invalid",
+    ]);
     assert_eq!(relaxed.code, 1);
     assert!(
         !relaxed.stdout.contains("unknown field"),
@@ -394,15 +427,12 @@ fn schema_violations_name_the_field_and_fail_the_run() {
     );
     assert!(relaxed.stdout.contains("is not an integer"));
     // And with schema checks off, nothing.
-    let off = validator(
-        &[
-            "check",
-            NO_POLICIES,
-            "--no-schemas",
-            "tests/fixtures/schema/invalid",
-        ],
-        None,
-    );
+    let off = validator_in_process(&[
+        "check",
+        NO_POLICIES,
+        "--no-schemas",
+        "tests/fixtures/schema/invalid",
+    ]);
     assert_eq!(off.code, 0, "{}", off.transcript());
 }
 
@@ -434,20 +464,20 @@ fn crd_flag_require_schemas_and_skip_kinds() {
         "tests/fixtures/schema/location",
         "tests/fixtures/schema/custom",
     ];
-    let run = validator(&args, None);
+    let run = validator_in_process(&args);
     assert_eq!(run.code, 1, "{}", run.transcript());
     assert!(run
         .stdout
         .contains("warn [missing-schema] Gadget/shop/gadget-without-schema"));
     let mut required = args.to_vec();
     required.push("--require-schemas");
-    let run = validator(&required, None);
+    let run = validator_in_process(&required);
     assert_eq!(run.code, 2, "{}", run.transcript());
     assert!(run
         .stdout
         .contains("error [missing-schema] Gadget/shop/gadget-without-schema"));
     required.extend(["--skip-kinds", "Gadget,example.com/v1/Widget"]);
-    let run = validator(&required, None);
+    let run = validator_in_process(&required);
     assert_eq!(run.code, 1, "{}", run.transcript());
     assert!(!run.stdout.contains("Gadget"), "{}", run.stdout);
     assert!(!run.stdout.contains("Widget"), "{}", run.stdout);
@@ -485,7 +515,7 @@ fn policy_objects_are_schema_checked_only_with_their_crd() {
         "tests/fixtures/policies",
         "tests/fixtures/schema/policy",
     ];
-    let run = validator(&args, None);
+    let run = validator_in_process(&args);
     assert_eq!(run.code, 0, "{}", run.transcript());
     assert!(!run.stdout.contains("schema-violation"), "{}", run.stdout);
     let mut with_crd = args.to_vec();

@@ -25,7 +25,8 @@ use crate::strategy::blue_green::{self, Color};
 use crate::strategy::{self, rolling, Settings, Strategy};
 use crate::Error;
 
-pub async fn run(args: &ApplyArgs, progress: &Progress) -> Result<Done, Error> {
+/// `executor apply`; findings are rendered in colour when `colour`.
+pub async fn run(args: &ApplyArgs, progress: &Progress, colour: bool) -> Result<Done, Error> {
     let mut timer = Timer::new();
     let name = args.release.release.clone();
     let loaded = load(&args.inputs, &name, args.release.namespace.as_deref());
@@ -45,6 +46,7 @@ pub async fn run(args: &ApplyArgs, progress: &Progress) -> Result<Done, Error> {
         &loaded,
         &mut report,
         "the manifests cannot be read; nothing was applied",
+        colour,
     ) {
         return Ok((exit::ERROR, Some(report.with_timer(&timer)), text));
     }
@@ -60,6 +62,7 @@ pub async fn run(args: &ApplyArgs, progress: &Progress) -> Result<Done, Error> {
         &loaded.documents,
         desired.iter().map(|d| d.doc.clone()).collect(),
         &mut report,
+        colour,
     )
     .await?;
     if !decision.passed() {

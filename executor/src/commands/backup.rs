@@ -257,6 +257,8 @@ pub struct RestoreSettings<'a> {
     pub policy: &'a PolicyArgs,
     pub rollout: Settings,
     pub lease_duration: Duration,
+    /// Findings in colour.
+    pub colour: bool,
 }
 
 /// How a restore went.
@@ -433,7 +435,8 @@ pub async fn restore_archive(
     )
     .await;
     if !decision.findings.is_empty() {
-        restored.findings_text = human_findings(&decision.findings, &decision.summary);
+        restored.findings_text =
+            human_findings(&decision.findings, &decision.summary, settings.colour);
     }
     restored.findings = decision.findings.clone();
     if !decision.passed() {
@@ -608,7 +611,11 @@ fn thresholds(max_restarts: i32, stuck_after: Duration) -> Thresholds {
 }
 
 /// `executor restore`.
-pub async fn restore(args: &RestoreArgs, progress: &Progress) -> Result<Finished, Error> {
+pub async fn restore(
+    args: &RestoreArgs,
+    progress: &Progress,
+    colour: bool,
+) -> Result<Finished, Error> {
     let archive = backup::read(&args.input_file).map_err(|e| Error::Usage(e.to_string()))?;
     if let Some(ns) = &args.namespace {
         check_namespace_name(ns)?;
@@ -629,6 +636,7 @@ pub async fn restore(args: &RestoreArgs, progress: &Progress) -> Result<Finished
             timeout: args.timeout,
         },
         lease_duration: args.health.lease_duration,
+        colour,
     };
     let restored = restore_archive(&cluster, &archive, &settings, progress).await?;
     let doc = restored.json("restore", &archive, &file);
@@ -676,7 +684,7 @@ pub fn human_duration(d: Duration) -> String {
 }
 
 /// `executor dr-drill`: the drill's result and, for the deploy log, its outcome and duration.
-pub async fn drill(args: &DrillArgs, progress: &Progress) -> Result<Finished, Error> {
+pub async fn drill(args: &DrillArgs, progress: &Progress, colour: bool) -> Result<Finished, Error> {
     let archive = backup::read(&args.input_file).map_err(|e| Error::Usage(e.to_string()))?;
     let cluster = connect(
         args.cluster.kubeconfig.as_deref(),
@@ -715,6 +723,7 @@ pub async fn drill(args: &DrillArgs, progress: &Progress) -> Result<Finished, Er
             timeout: args.timeout,
         },
         lease_duration: args.health.lease_duration,
+        colour,
     };
     let started_at = now();
     progress.note(format!(

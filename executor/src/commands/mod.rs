@@ -9,7 +9,6 @@ pub mod plan;
 pub mod promote;
 pub mod rollback;
 
-use std::io::IsTerminal;
 use std::sync::Arc;
 
 use validator::manifest::{self, LoadError, Loaded};
@@ -52,7 +51,12 @@ pub fn load(inputs: &InputArgs, release: &str, namespace: Option<&str>) -> Loade
 
 /// Manifests that cannot be read: their findings in `report` and as text, or `None` when every
 /// input was read.
-pub fn unreadable(loaded: &Loaded, report: &mut Report, message: &str) -> Option<String> {
+pub fn unreadable(
+    loaded: &Loaded,
+    report: &mut Report,
+    message: &str,
+    colour: bool,
+) -> Option<String> {
     if loaded.errors.is_empty() {
         return None;
     }
@@ -62,7 +66,7 @@ pub fn unreadable(loaded: &Loaded, report: &mut Report, message: &str) -> Option
         .map(validator::check::load_error_finding)
         .collect();
     let summary = Summary::of(&findings, 0);
-    let text = human_findings(&findings, &summary);
+    let text = human_findings(&findings, &summary, colour);
     report.message = message.to_string();
     report.findings = findings;
     Some(text)
@@ -70,13 +74,15 @@ pub fn unreadable(loaded: &Loaded, report: &mut Report, message: &str) -> Option
 
 /// The validation gate on a release's objects: the attestation when one is given (checked
 /// against the manifests as read), else a check of the objects to apply. The findings go into
-/// `report`; the text is theirs, plus the refusal when the gate refused.
+/// `report`; the text is theirs (in colour when `colour`), plus the refusal when the gate
+/// refused.
 pub async fn pass_gate(
     policy: &crate::gate::PolicyArgs,
     policies: &Loaded,
     manifests: &[validator::manifest::Document],
     objects: Vec<validator::manifest::Document>,
     report: &mut Report,
+    colour: bool,
 ) -> Result<(crate::gate::Decision, String), Error> {
     let decision = match &policy.attestation {
         Some(path) => crate::gate::verify(path, manifests, policies, policy.flags.fail_on_warn)?,
@@ -84,7 +90,11 @@ pub async fn pass_gate(
     };
     let mut text = String::new();
     if !decision.findings.is_empty() {
-        text.push_str(&human_findings(&decision.findings, &decision.summary));
+        text.push_str(&human_findings(
+            &decision.findings,
+            &decision.summary,
+            colour,
+        ));
     }
     report.findings = decision.findings.clone();
     if !decision.passed() {
@@ -96,9 +106,9 @@ pub async fn pass_gate(
     Ok((decision, text))
 }
 
-/// Findings as `validator check` prints them for people.
-pub fn human_findings(findings: &[report::Finding], summary: &Summary) -> String {
-    let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+/// Findings as `validator check` prints them for people, in colour when `colour` (see
+/// [`crate::cli::colour`]).
+pub fn human_findings(findings: &[report::Finding], summary: &Summary, colour: bool) -> String {
     report::render(Format::Human, findings, summary, colour)
 }
 

@@ -10,7 +10,8 @@ use crate::progress::Progress;
 use crate::release::{self, History};
 use crate::Error;
 
-pub async fn run(args: &PlanArgs, _progress: &Progress) -> Result<Done, Error> {
+/// `executor plan`; findings are rendered in colour when `colour`.
+pub async fn run(args: &PlanArgs, _progress: &Progress, colour: bool) -> Result<Done, Error> {
     let mut timer = Timer::new();
     let name = args.release.release.clone();
     let loaded = load(&args.inputs, &name, args.release.namespace.as_deref());
@@ -20,7 +21,7 @@ pub async fn run(args: &PlanArgs, _progress: &Progress) -> Result<Done, Error> {
         &name,
         args.release.namespace.as_deref().unwrap_or(""),
     );
-    if let Some(text) = unreadable(&loaded, &mut report, "the manifests cannot be read") {
+    if let Some(text) = unreadable(&loaded, &mut report, "the manifests cannot be read", colour) {
         return Ok((exit::ERROR, Some(report), text));
     }
     let (cluster, namespace) = connect(&args.release).await?;
@@ -33,6 +34,7 @@ pub async fn run(args: &PlanArgs, _progress: &Progress) -> Result<Done, Error> {
         &loaded.documents,
         desired.iter().map(|d| d.doc.clone()).collect(),
         &mut report,
+        colour,
     )
     .await?;
     if !decision.passed() {

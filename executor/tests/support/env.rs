@@ -1,10 +1,11 @@
-//! A simulator with namespace `shop`, a kubeconfig for it, and the executor binary run against
-//! it.
+//! A simulator with namespace `shop`, a kubeconfig for it, and the executor run against it,
+//! in this process or as the binary.
 
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 
+use clap::Parser;
 use serde_json::{json, Value};
 use simulator::{Options, Simulator};
 
@@ -73,7 +74,8 @@ impl std::fmt::Display for Run {
     }
 }
 
-/// The executor with `args` (see [`super::with_signature_opt_out`]) against the simulator.
+/// The executor binary with `args` (see [`super::with_signature_opt_out`]) against the
+/// simulator.
 pub fn command(env: &Env, args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_executor"));
     cmd.args(super::with_signature_opt_out(args))
@@ -93,8 +95,67 @@ pub fn finished(out: Output) -> Run {
     }
 }
 
-pub fn executor(env: &Env, args: &[&str]) -> Run {
+/// The executor binary run with `args` against the simulator: progress and warnings are in
+/// `stderr`.
+pub fn executor_binary(env: &Env, args: &[&str]) -> Run {
     finished(command(env, args).output().expect("executor runs"))
+}
+
+/// The commands that take `--kubeconfig`.
+const CLUSTER_COMMANDS: &[&str] = &[
+    "apply", "plan", "history", "status", "rollback", "promote", "abort", "backup", "restore",
+    "dr-drill",
+];
+
+/// `executor args...` run in this process (with [`super::with_signature_opt_out`]) against
+/// the simulator, as the binary runs it: its exit code, its result, and on stderr what the
+/// binary prints there last, the error (progress and warnings are not in `stderr`: use
+/// [`executor_binary`] to see them).
+pub fn executor(env: &Env, args: &[&str]) -> Run {
+    run_in_process(env, &super::with_signature_opt_out(args))
+}
+
+/// `executor args...` run in this process as given.
+pub fn run_in_process(env: &Env, args: &[&str]) -> Run {
+    let mut argv: Vec<std::ffi::OsString> = vec!["executor".into()];
+    argv.extend(args.iter().map(Into::into));
+    if args.first().is_some_and(|c| CLUSTER_COMMANDS.contains(c)) {
+        argv.splice(
+            2..2,
+            [
+                "--kubeconfig".into(),
+                env.kubeconfig.clone().into_os_string(),
+            ],
+        );
+    }
+    let cli = match executor::cli::Cli::try_parse_from(argv) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let (stdout, stderr) = if e.use_stderr() {
+                (String::new(), e.render().to_string())
+            } else {
+                (e.render().to_string(), String::new())
+            };
+            return Run {
+                code: e.exit_code(),
+                stdout,
+                stderr,
+            };
+        }
+    };
+    let mut out = Vec::new();
+    let (code, stderr) = match executor::cli::run_to(cli, &mut out, false) {
+        Ok(code) => (i32::from(code), String::new()),
+        Err(e) => (
+            i32::from(executor::cli::exit::ERROR),
+            format!("error: {e:#}\n"),
+        ),
+    };
+    Run {
+        code,
+        stdout: String::from_utf8_lossy(&out).into_owned(),
+        stderr,
+    }
 }
 
 /// Writes `text` to `name` in the test's directory; returns its path.
@@ -104,9 +165,18 @@ pub fn write(env: &Env, name: &str, text: &str) -> String {
     path.display().to_string()
 }
 
-/// `executor apply -r api -n shop -o json MANIFEST EXTRA...`.
+/// `executor apply -r api -n shop -o json MANIFEST EXTRA...`, in this process.
 pub fn apply(env: &Env, manifest: &str, extra: &[&str]) -> Run {
+    executor(env, &apply_args(manifest, extra))
+}
+
+/// `executor apply -r api -n shop -o json MANIFEST EXTRA...` by the binary.
+pub fn apply_binary(env: &Env, manifest: &str, extra: &[&str]) -> Run {
+    executor_binary(env, &apply_args(manifest, extra))
+}
+
+fn apply_args<'a>(manifest: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     let mut args = vec!["apply", "-r", "api", "-n", "shop", "-o", "json", manifest];
     args.extend_from_slice(extra);
-    executor(env, &args)
+    args
 }
