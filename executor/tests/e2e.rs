@@ -959,4 +959,32 @@ fn signatures_are_required_by_the_gate() {
     );
     assert_eq!(run.code, 2, "{run}");
     assert!(run.stderr.contains("bad.pub"), "{run}");
+    // Keyless identity flags reach the gate too: without a trusted root, and with one that is
+    // not a Sigstore trusted root, a usage error saying so; nothing applied.
+    let identity = [
+        "--certificate-identity",
+        "https://github.com/acme/shop/.github/workflows/deploy.yml@refs/heads/main",
+        "--certificate-oidc-issuer",
+        "https://token.actions.githubusercontent.com",
+    ];
+    let root = write(&env, "trusted_root.json", "{\"mediaType\": \"text/plain\"}");
+    for (extra, wanted) in [
+        (vec![], "need --trusted-root"),
+        (
+            vec!["--trusted-root", root.as_str()],
+            "trusted_root.json: mediaType",
+        ),
+    ] {
+        let mut args = vec!["apply", "-r", "api", "-n", "shop"];
+        args.extend(identity);
+        args.extend(extra);
+        args.push(&v1);
+        let run = executor_as_is(&env, &args);
+        assert_eq!(run.code, 2, "{run}");
+        assert!(run.stderr.contains(wanted), "{run}");
+    }
+    assert!(env
+        .sim
+        .get("apps/v1", "Deployment", "shop", "api")
+        .is_none());
 }

@@ -549,15 +549,16 @@ pub fn parse_provider_request(body: &[u8]) -> Result<Vec<String>, String> {
 /// Signature verification flags, shared by `check`, `serve` and the executor.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
-    /// Image trust policy file (kind ImageTrustPolicy): which keys must have signed which images.
+    /// Image trust policy file (kind ImageTrustPolicy): which keys or keyless identities must
+    /// have signed which images.
     #[arg(long, value_name = "FILE")]
     pub trust_policy: Option<PathBuf>,
     /// cosign public key (PEM, or a Kubernetes Secret manifest holding PEM keys) that must have
     /// signed every image no trust policy rule names (repeatable; any one key suffices).
     #[arg(long = "signature-key", value_name = "FILE")]
     pub signature_keys: Vec<PathBuf>,
-    /// Annotation the signature payload must carry with --signature-key, as `cosign verify -a`
-    /// (`key=value`, repeatable).
+    /// Annotation the signature payload must carry with --signature-key or the keyless flags,
+    /// as `cosign verify -a` (`key=value`, repeatable).
     #[arg(long = "signature-annotation", value_name = "KEY=VALUE")]
     pub signature_annotations: Vec<String>,
     /// Sigstore trusted root (`trusted_root.json`: certificate authorities, transparency and CT
