@@ -206,25 +206,8 @@ pub struct ReleaseArgs {
     pub output: Output,
 }
 
-/// The manifests of a release.
-#[derive(Debug, Clone, clap::Args)]
-pub struct InputArgs {
-    /// Files, directories (searched recursively for *.yaml, *.yml, *.json) or `-` for stdin.
-    #[arg(required_unless_present = "chart", value_name = "PATH")]
-    pub paths: Vec<PathBuf>,
-    /// Render this Helm chart with `helm template` (release name and namespace of the release).
-    #[arg(long, value_name = "DIR")]
-    pub chart: Option<PathBuf>,
-    /// Values file for --chart (repeatable).
-    #[arg(long = "values", short = 'f', value_name = "FILE", requires = "chart")]
-    pub values: Vec<PathBuf>,
-    /// Value for --chart, `key=value` (repeatable).
-    #[arg(long = "set", value_name = "KEY=VALUE", requires = "chart")]
-    pub set: Vec<String>,
-    /// The helm binary for --chart (default: `helm` on PATH).
-    #[arg(long, value_name = "PATH", requires = "chart")]
-    pub helm: Option<PathBuf>,
-}
+/// The manifests to apply: paths and a chart (rendered as the release, in its namespace).
+pub use validator::cli::InputFlags as InputArgs;
 
 /// How rollouts are run and judged.
 #[derive(Debug, Clone, clap::Args)]

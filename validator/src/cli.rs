@@ -110,27 +110,14 @@ pub struct ServeArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct CheckArgs {
-    /// Files, directories (searched recursively for *.yaml, *.yml, *.json) or `-` for stdin.
-    #[arg(required_unless_present = "chart", value_name = "PATH")]
-    pub paths: Vec<PathBuf>,
-    /// Render this Helm chart with `helm template` and check the output.
-    #[arg(long, value_name = "DIR")]
-    pub chart: Option<PathBuf>,
-    /// Values file for --chart (repeatable).
-    #[arg(long = "values", short = 'f', value_name = "FILE", requires = "chart")]
-    pub values: Vec<PathBuf>,
-    /// Value for --chart, `key=value` (repeatable).
-    #[arg(long = "set", value_name = "KEY=VALUE", requires = "chart")]
-    pub set: Vec<String>,
+    #[command(flatten)]
+    pub inputs: InputFlags,
     /// Release name for --chart.
     #[arg(long, default_value = "release", requires = "chart")]
     pub release: String,
     /// Namespace for --chart.
     #[arg(long, short = 'n', value_name = "NS", requires = "chart")]
     pub namespace: Option<String>,
-    /// The helm binary for --chart (default: `helm` on PATH).
-    #[arg(long, value_name = "PATH", requires = "chart")]
-    pub helm: Option<PathBuf>,
     /// Output format: human, json, sarif, junit, github.
     #[arg(long, short = 'o', default_value = "human", value_name = "FORMAT")]
     pub format: String,
@@ -139,6 +126,56 @@ pub struct CheckArgs {
     pub summary: Option<PathBuf>,
     #[command(flatten)]
     pub policy: PolicyFlags,
+}
+
+/// The manifests to read: paths and a Helm chart to render, as `validator check` and the
+/// executor take them.
+#[derive(Debug, Clone, clap::Args)]
+pub struct InputFlags {
+    /// Files, directories (searched recursively for *.yaml, *.yml, *.json) or `-` for stdin.
+    #[arg(required_unless_present = "chart", value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// Render this Helm chart with `helm template` (as the release, in its namespace) and read
+    /// its output too.
+    #[arg(long, value_name = "DIR")]
+    pub chart: Option<PathBuf>,
+    /// Values file for --chart (repeatable).
+    #[arg(long = "values", short = 'f', value_name = "FILE", requires = "chart")]
+    pub values: Vec<PathBuf>,
+    /// Value for --chart, `key=value` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE", requires = "chart")]
+    pub set: Vec<String>,
+    /// The helm binary for --chart (default: `helm` on PATH).
+    #[arg(long, value_name = "PATH", requires = "chart")]
+    pub helm: Option<PathBuf>,
+}
+
+impl InputFlags {
+    /// The documents of the paths and of the rendered chart (as `release` in `namespace`); a
+    /// chart that does not render is a load error naming it.
+    pub fn load(&self, release: &str, namespace: Option<&str>) -> manifest::Loaded {
+        let mut loaded = manifest::load_paths(&self.paths);
+        if let Some(chart) = &self.chart {
+            let render = crate::chart::Render {
+                chart: chart.clone(),
+                values: self.values.clone(),
+                set: self.set.clone(),
+                release: release.to_string(),
+                namespace: namespace.map(str::to_string),
+                helm: self.helm.clone(),
+            };
+            match render.run() {
+                Ok(rendered) => loaded.extend(rendered),
+                Err(e) => loaded.errors.push(manifest::LoadError {
+                    source: std::sync::Arc::from(chart.display().to_string()),
+                    line: 1,
+                    column: 1,
+                    message: e.to_string(),
+                }),
+            }
+        }
+        loaded
+    }
 }
 
 /// The policy, schema and signature flags of `validator check`, which the executor's
@@ -308,26 +345,7 @@ pub fn run_check_to(args: CheckArgs, out: &mut dyn Write, colour: bool) -> Resul
     let format: Format = args.format.parse().map_err(CliError::Usage)?;
     let policies = args.policy.load_policies().map_err(CliError::Usage)?;
     let (options, waiver_findings) = args.policy.options(true).map_err(CliError::Usage)?;
-    let mut input = manifest::load_paths(&args.paths);
-    if let Some(chart) = &args.chart {
-        let render = crate::chart::Render {
-            chart: chart.clone(),
-            values: args.values.clone(),
-            set: args.set.clone(),
-            release: args.release.clone(),
-            namespace: args.namespace.clone(),
-            helm: args.helm.clone(),
-        };
-        match render.run() {
-            Ok(rendered) => input.extend(rendered),
-            Err(e) => input.errors.push(manifest::LoadError {
-                source: std::sync::Arc::from(chart.display().to_string()),
-                line: 1,
-                column: 1,
-                message: e.to_string(),
-            }),
-        }
-    }
+    let mut input = args.inputs.load(&args.release, args.namespace.as_deref());
     // Unreadable policy files are input errors too.
     input.errors.extend(policies.errors);
     let attestation = (format == Format::Json)

@@ -7,7 +7,7 @@ use kube::api::{Patch, PatchParams};
 use serde_json::Value;
 
 use super::finish::{self, Ctx};
-use super::{connect, load, now, object_reports, pass_gate, unreadable, write_record, Done};
+use super::{connect, now, object_reports, pass_gate, unreadable, write_record, Done};
 use crate::analysis::Gates;
 use crate::apply;
 use crate::cli::{exit, ApplyArgs};
@@ -29,7 +29,7 @@ use crate::Error;
 pub async fn run(args: &ApplyArgs, progress: &Progress, colour: bool) -> Result<Done, Error> {
     let mut timer = Timer::new();
     let name = args.release.release.clone();
-    let loaded = load(&args.inputs, &name, args.release.namespace.as_deref());
+    let loaded = args.inputs.load(&name, args.release.namespace.as_deref());
     let policies = gate::policies(&args.policy).await?;
     let gates = args.gates.gates()?;
     if args.manual_promotion && args.strategy != Strategy::BlueGreen {

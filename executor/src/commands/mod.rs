@@ -9,13 +9,11 @@ pub mod plan;
 pub mod promote;
 pub mod rollback;
 
-use std::sync::Arc;
-
-use validator::manifest::{self, LoadError, Loaded};
+use validator::manifest::Loaded;
 use validator::report::{self, Format, Summary};
 
 use crate::apply::Applied;
-use crate::cli::{InputArgs, ReleaseArgs};
+use crate::cli::ReleaseArgs;
 use crate::cluster::Cluster;
 use crate::metrics::{ObjectReport, Report};
 use crate::release::{self, History, Record};
@@ -23,31 +21,6 @@ use crate::Error;
 
 /// Exit code, machine-readable result, human text.
 pub type Done = (u8, Option<Report>, String);
-
-/// The manifests: files, directories, stdin, and a rendered chart.
-pub fn load(inputs: &InputArgs, release: &str, namespace: Option<&str>) -> Loaded {
-    let mut loaded = manifest::load_paths(&inputs.paths);
-    if let Some(chart) = &inputs.chart {
-        let render = validator::chart::Render {
-            chart: chart.clone(),
-            values: inputs.values.clone(),
-            set: inputs.set.clone(),
-            release: release.to_string(),
-            namespace: namespace.map(str::to_string),
-            helm: inputs.helm.clone(),
-        };
-        match render.run() {
-            Ok(rendered) => loaded.extend(rendered),
-            Err(e) => loaded.errors.push(LoadError {
-                source: Arc::from(chart.display().to_string()),
-                line: 1,
-                column: 1,
-                message: e.to_string(),
-            }),
-        }
-    }
-    loaded
-}
 
 /// Manifests that cannot be read: their findings in `report` and as text, or `None` when every
 /// input was read.

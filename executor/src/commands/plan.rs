@@ -1,6 +1,6 @@
 //! `executor plan`: the gate and the dry run of `apply`, and what would change per object.
 
-use super::{connect, load, pass_gate, unreadable, Done};
+use super::{connect, pass_gate, unreadable, Done};
 use crate::apply::Action;
 use crate::cli::{exit, PlanArgs};
 use crate::gate;
@@ -14,7 +14,7 @@ use crate::Error;
 pub async fn run(args: &PlanArgs, _progress: &Progress, colour: bool) -> Result<Done, Error> {
     let mut timer = Timer::new();
     let name = args.release.release.clone();
-    let loaded = load(&args.inputs, &name, args.release.namespace.as_deref());
+    let loaded = args.inputs.load(&name, args.release.namespace.as_deref());
     let policies = gate::policies(&args.policy).await?;
     let mut report = Report::new(
         "plan",
