@@ -358,6 +358,10 @@ pub struct PlanArgs {
     /// Plan as `apply --force-conflicts` would apply.
     #[arg(long)]
     pub force_conflicts: bool,
+    /// Plan as `apply --strategy` would apply: with blue-green, the idle color's objects
+    /// (the Service stays on the serving color until the switch).
+    #[arg(long, value_enum, default_value = "rolling")]
+    pub strategy: Strategy,
 }
 
 #[derive(Debug, clap::Args)]

@@ -201,6 +201,12 @@ fn blue_green_switches_the_service_and_scales_the_old_color_down() {
         history(&env),
         [(1, "superseded".into()), (2, "deployed".into())]
     );
+    let status = executor(&env, &["status", "-r", "api", "-n", "shop", "-o", "json"]).json();
+    assert_eq!(
+        (status["serving"].as_str(), status["paused"].is_null()),
+        (Some("green"), true),
+        "{status}"
+    );
 
     // The next release goes back to blue, scaled up from 0.
     let v3 = write(&env, "v3.yaml", &blue_green_manifests(3, "blue"));
@@ -345,6 +351,49 @@ fn failed_gate_after_the_switch_moves_the_selector_back() {
 }
 
 #[test]
+fn plan_shows_the_color_a_blue_green_apply_deploys() {
+    let env = env(10.0);
+    install_blue(&env);
+    // The manifests are rendered blue; blue serves, so green is what the apply would deploy.
+    let v2 = write(&env, "v2.yaml", &blue_green_manifests(2, "blue"));
+    let plan = |strategy: &str| {
+        executor(
+            &env,
+            &[
+                "plan",
+                "-r",
+                "api",
+                "-n",
+                "shop",
+                "--strategy",
+                strategy,
+                &v2,
+            ],
+        )
+    };
+    let run = plan("blue-green");
+    assert_eq!(run.code, 0, "{run}");
+    assert!(
+        run.stdout
+            .contains("blue-green: Service shop/api serves blue; the apply deploys green"),
+        "{run}"
+    );
+    assert!(run.stdout.contains("+ Deployment shop/api-green"), "{run}");
+    assert!(
+        run.stdout
+            .contains("~ Deployment shop/api-blue (kept as the previous color"),
+        "{run}"
+    );
+    assert!(!run.stdout.contains("deleted"), "{run}");
+    // Rolling plans the manifests as they are: blue updated in place.
+    let run = plan("rolling");
+    assert_eq!(run.code, 0, "{run}");
+    assert!(!run.stdout.contains("blue-green:"), "{run}");
+    assert!(run.stdout.contains("Deployment shop/api-blue"), "{run}");
+    assert_eq!(replicas(&env, "api-green"), None, "plan changes nothing");
+}
+
+#[test]
 fn manual_promotion_waits_for_promote_and_abort_undoes() {
     let env = env(10.0);
     install_blue(&env);
@@ -366,6 +415,27 @@ fn manual_promotion_waits_for_promote_and_abort_undoes() {
         history(&env),
         [(1, "deployed".into()), (2, "pending".into())]
     );
+    // `status` says which color serves and that revision 2 waits for promotion.
+    let status = executor(&env, &["status", "-r", "api", "-n", "shop"]);
+    assert!(
+        status
+            .stdout
+            .contains("blue-green: Service shop/api selects blue")
+            && status
+                .stdout
+                .contains("paused: revision 2 runs green beside the serving color")
+            && !status.stdout.contains("interrupted"),
+        "{status}"
+    );
+    let status = executor(&env, &["status", "-r", "api", "-n", "shop", "-o", "json"]).json();
+    assert_eq!(
+        (
+            status["serving"].as_str(),
+            status["paused"]["revision"].as_u64()
+        ),
+        (Some("blue"), Some(2))
+    );
+    assert_eq!(status["paused"]["blueGreen"]["color"], "green");
     let sampler = Sampler::start(&env);
     let run = promote("promote");
     let samples = sampler.finish();

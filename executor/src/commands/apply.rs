@@ -89,7 +89,15 @@ pub async fn run(args: &ApplyArgs, progress: &Progress, colour: bool) -> Result<
             e.join("\n  ")
         ))
     })?;
-    let prepared = prepare(args, &cluster, desired, &gates, progress).await?;
+    let prepared = prepare(
+        args.strategy,
+        args.scale_down_delay,
+        &cluster,
+        desired,
+        &gates,
+        progress,
+    )
+    .await?;
 
     timer.phase("lock");
     let created_namespace =
@@ -189,12 +197,12 @@ fn set_digest(desired: &[Desired]) -> String {
 
 /// The objects to apply, those to record, and the blue-green state, once the colors are
 /// chosen.
-struct Prepared {
+pub(super) struct Prepared {
     /// What is applied now (for blue-green: the Service still on the serving color).
-    desired: Vec<Desired>,
+    pub desired: Vec<Desired>,
     /// The objects as the release has them once complete (recorded).
-    recorded: Vec<Value>,
-    blue_green: Option<blue_green::State>,
+    pub recorded: Vec<Value>,
+    pub blue_green: Option<blue_green::State>,
 }
 
 /// Everything about the release that `locked` carries out.
@@ -208,14 +216,16 @@ struct Release {
 
 /// For blue-green: picks the idle color (the one the live Service does not select), turns
 /// the manifests' color into it, and keeps the Service on the serving color until the switch.
-async fn prepare(
-    args: &ApplyArgs,
+/// `plan` prepares the same way.
+pub(super) async fn prepare(
+    strategy: Strategy,
+    scale_down_delay: std::time::Duration,
     cluster: &Cluster,
     mut desired: Vec<Desired>,
     gates: &Gates,
     progress: &Progress,
 ) -> Result<Prepared, Error> {
-    if args.strategy != Strategy::BlueGreen {
+    if strategy != Strategy::BlueGreen {
         let recorded = desired.iter().map(|d| d.object().clone()).collect();
         return Ok(Prepared {
             desired,
@@ -289,7 +299,7 @@ async fn prepare(
             old_deployments,
             switched: serving.is_none(),
             gates: gates.clone(),
-            scale_down_delay: args.scale_down_delay,
+            scale_down_delay,
         }),
     })
 }

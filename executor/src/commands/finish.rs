@@ -226,7 +226,13 @@ pub async fn promote(
 
 /// Whether a stale object is the old color of an object this blue-green revision has: kept
 /// (its Deployment scaled down) for a fast way back, not deleted.
-fn old_color_of(id: &ObjectId, new_ids: &[ObjectId], state: Option<&blue_green::State>) -> bool {
+/// Whether `id` is the serving color's counterpart of one of the new color's objects (kept, and
+/// for Deployments scaled down, rather than deleted).
+pub(super) fn old_color_of(
+    id: &ObjectId,
+    new_ids: &[ObjectId],
+    state: Option<&blue_green::State>,
+) -> bool {
     let Some(state) = state else { return false };
     let Some(active) = state.active else {
         return false;

@@ -29,6 +29,11 @@ fn summary(r: &Record) -> Value {
         "rollbackOf": r.rollback_of,
         "digest": r.digest,
         "gates": r.gates,
+        "blueGreen": r.blue_green.as_ref().map(|b| json!({
+            "service": b.service.to_string(),
+            "color": b.color.as_str(),
+            "switched": b.switched,
+        })),
     })
 }
 
@@ -140,7 +145,12 @@ pub async fn status(args: &ReleaseArgs) -> Result<Done, Error> {
         return Ok((exit::ERROR, Some(report), text));
     };
     let current = release::current(&records);
-    let interrupted = release::interrupted(&records);
+    // A blue-green revision paused for `promote`/`abort` is waiting, not interrupted.
+    let paused = release::paused(&records);
+    let interrupted: Vec<&Record> = release::interrupted(&records)
+        .into_iter()
+        .filter(|r| paused.is_none_or(|p| p.revision != r.revision))
+        .collect();
     let lease = Api::<Lease>::namespaced(cluster.client.clone(), &namespace)
         .get_opt(&lock::lease_name(&args.release))
         .await
@@ -170,6 +180,29 @@ pub async fn status(args: &ReleaseArgs) -> Result<Done, Error> {
     }
     if let Some(holder) = &lease {
         text.push_str(&format!("locked by: {holder}\n"));
+    }
+    // Blue-green: which color the Service selects now, and a rollout waiting for promotion.
+    let blue_green = records.iter().rev().find_map(|r| r.blue_green.as_ref());
+    let mut serving_color = None;
+    if let Some(state) = blue_green {
+        let live = crate::strategy::blue_green::serving(&cluster, &state.service).await;
+        let serving = match &live {
+            Ok(Some(Some(color))) => {
+                serving_color = Some(color.as_str());
+                format!("selects {}", color.as_str())
+            }
+            Ok(Some(None)) => "selects no color".to_string(),
+            Ok(None) => "does not exist".to_string(),
+            Err(e) => format!("cannot be read ({e})"),
+        };
+        text.push_str(&format!("blue-green: {} {serving}\n", state.service));
+        if let Some((p, b)) = paused.and_then(|p| p.blue_green.as_ref().map(|b| (p, b))) {
+            text.push_str(&format!(
+                "paused: revision {} runs {} beside the serving color; `executor promote` switches to it, `executor abort` removes it\n",
+                p.revision,
+                b.color.as_str()
+            ));
+        }
     }
     let mut healthy = current.is_some() && interrupted.is_empty();
     let mut workloads = Vec::new();
@@ -201,6 +234,8 @@ pub async fn status(args: &ReleaseArgs) -> Result<Done, Error> {
             "latest": summary(latest),
             "interrupted": interrupted.iter().map(|r| summary(r)).collect::<Vec<_>>(),
             "lockedBy": lease,
+            "serving": serving_color,
+            "paused": paused.map(summary),
             "healthy": healthy,
             "workloads": workloads,
         });

@@ -11,7 +11,7 @@ use crate::release::{self, History};
 use crate::Error;
 
 /// `executor plan`; findings are rendered in colour when `colour`.
-pub async fn run(args: &PlanArgs, _progress: &Progress, colour: bool) -> Result<Done, Error> {
+pub async fn run(args: &PlanArgs, progress: &Progress, colour: bool) -> Result<Done, Error> {
     let mut timer = Timer::new();
     let name = args.release.release.clone();
     let loaded = args.inputs.load(&name, args.release.namespace.as_deref());
@@ -47,6 +47,25 @@ pub async fn run(args: &PlanArgs, _progress: &Progress, colour: bool) -> Result<
         return Ok((decision.exit, Some(report.with_timer(&timer)), text));
     }
     timer.phase("dryRun");
+    let prepared = super::apply::prepare(
+        args.strategy,
+        std::time::Duration::ZERO,
+        &cluster,
+        desired,
+        &Default::default(),
+        progress,
+    )
+    .await?;
+    if let Some(state) = prepared.blue_green.as_ref() {
+        text.push_str(&format!(
+            "blue-green: {} serves {}; the apply deploys {} and switches to it once ready\n",
+            state.service,
+            state.active.map_or("nothing", |a| a.as_str()),
+            state.color.as_str()
+        ));
+    }
+    let desired = prepared.desired;
+    let blue_green = prepared.blue_green;
     let ids: Vec<_> = desired.iter().map(|d| d.id.clone()).collect();
     let (planned, errors) = plan::dry_run(&cluster, desired, args.force_conflicts).await?;
     let history = History::new(cluster.client.clone(), &namespace, &name);
@@ -103,9 +122,22 @@ pub async fn run(args: &PlanArgs, _progress: &Progress, colour: bool) -> Result<
             diff: lines.iter().map(|l| l.trim().to_string()).collect(),
         });
     }
-    let deletes = current
+    let (kept, deletes): (Vec<_>, Vec<_>) = current
         .map(|c| release::removed(&c.ids(), &ids))
-        .unwrap_or_default();
+        .unwrap_or_default()
+        .into_iter()
+        .partition(|id| super::finish::old_color_of(id, &ids, blue_green.as_ref()));
+    for id in &kept {
+        updates += 1;
+        let note = "kept as the previous color; a Deployment is scaled to 0 once the switch holds";
+        text.push_str(&format!("~ {id} ({note})\n"));
+        report.objects.push(ObjectReport {
+            id: id.clone(),
+            action: Action::Configured,
+            status: None,
+            diff: vec![note.to_string()],
+        });
+    }
     for id in &deletes {
         text.push_str(&format!("- {id} (deleted: no longer in the release)\n"));
         report.objects.push(ObjectReport {
