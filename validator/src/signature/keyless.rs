@@ -790,11 +790,13 @@ impl LogEntry {
                 "the entry's hash algorithm `{other}` is not supported"
             )),
         };
-        let same_certificate = |b64_pem: &str| {
-            base64_decode(b64_pem)
-                .ok()
-                .and_then(|pem| parse_certificate_pem(&String::from_utf8_lossy(&pem)).ok())
-                .is_some_and(|c| c.der == leaf.der)
+        // The log records the certificate as base64 of its PEM (or, for some clients, its DER).
+        let same_certificate = |b64: &str| {
+            base64_decode(b64).ok().is_some_and(|bytes| {
+                bytes == leaf.der
+                    || parse_certificate_pem(&String::from_utf8_lossy(&bytes))
+                        .is_ok_and(|c| c.der == leaf.der)
+            })
         };
         let same_signature =
             |b64: &str| base64_decode(b64).ok().as_deref() == Some(signed.signature);
