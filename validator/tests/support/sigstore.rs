@@ -292,6 +292,22 @@ impl Sigstore {
         (cert.pem(), key)
     }
 
+    /// The log's signed entry timestamp of an entry (`body` base64) at `index`, logged when `o`
+    /// says; by another key when `o.forge_entry_timestamp`.
+    fn entry_timestamp(&self, body: &str, index: i64, o: &Options) -> Vec<u8> {
+        let canonical = format!(
+            r#"{{"body":"{body}","integratedTime":{},"logID":"{}","logIndex":{index}}}"#,
+            o.logged_at,
+            hex(&Self::log_id(&self.log_key))
+        );
+        let key = if o.forge_entry_timestamp {
+            p256()
+        } else {
+            self.log_key.clone_key()
+        };
+        key.sign(canonical.as_bytes()).expect("sign entry")
+    }
+
     /// Signs `statement` keyless in a Sigstore bundle (DSSE, a `dsse` log entry), as cosign 3
     /// signs an image.
     pub fn sign_bundle(&self, statement: &[u8], o: &Options) -> String {
@@ -313,18 +329,7 @@ impl Sigstore {
         });
         let body = b64(&serde_json::to_vec(&body).expect("body"));
         let log_id = Self::log_id(&self.log_key);
-        let canonical = format!(
-            r#"{{"body":"{body}","integratedTime":{},"logID":"{}","logIndex":7}}"#,
-            o.logged_at,
-            hex(&log_id)
-        );
-        let set = if o.forge_entry_timestamp {
-            p256()
-        } else {
-            self.log_key.clone_key()
-        }
-        .sign(canonical.as_bytes())
-        .expect("sign entry");
+        let set = self.entry_timestamp(&body, 7, o);
         let der = x509_cert::Certificate::from_der(
             &base64::engine::general_purpose::STANDARD
                 .decode(
@@ -379,16 +384,7 @@ impl Sigstore {
         });
         let body = b64(&serde_json::to_vec(&body).expect("body"));
         let log_id = hex(&Self::log_id(&self.log_key));
-        let canonical = format!(
-            r#"{{"body":"{body}","integratedTime":{},"logID":"{log_id}","logIndex":42}}"#,
-            o.logged_at
-        );
-        let log_key = if o.forge_entry_timestamp {
-            p256()
-        } else {
-            self.log_key.clone_key()
-        };
-        let set = log_key.sign(canonical.as_bytes()).expect("sign entry");
+        let set = self.entry_timestamp(&body, 42, o);
         let bundle: Value = json!({
             "SignedEntryTimestamp": b64(&set),
             "Payload": {"body": body, "integratedTime": o.logged_at, "logIndex": 42, "logID": log_id},
