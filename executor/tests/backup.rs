@@ -10,7 +10,7 @@ use support::{api_manifests, image, statefulset_manifests};
 
 mod support;
 
-use support::env::{env, executor, write, Env, Run};
+use support::env::{env, executor, executor_binary, write, Env, Run};
 
 fn path(env: &Env, name: &str) -> String {
     env.dir.path().join(name).display().to_string()

@@ -683,6 +683,77 @@ pub fn human_duration(d: Duration) -> String {
     }
 }
 
+/// Label of a drill's scratch namespace: `true`, or `kept` with `--keep-namespace`.
+pub const DRILL_LABEL: &str = "executor.io/dr-drill";
+/// Annotation of a drill's scratch namespace: when the drill is over at the latest (RFC 3339).
+pub const DRILL_DEADLINE: &str = "executor.io/dr-drill-deadline";
+
+/// Creates the scratch namespace, labelled as a drill's with its deadline (the drill's
+/// `--timeout` and 15 minutes for the gate and the cleanup), so that a later drill can remove
+/// it if this one is killed.
+async fn create_scratch_namespace(
+    namespaces: &Api<Namespace>,
+    namespace: &str,
+    args: &DrillArgs,
+) -> Result<(), Error> {
+    let deadline = jiff::Timestamp::now()
+        .checked_add(jiff::SignedDuration::try_from(args.timeout).unwrap_or_default())
+        .and_then(|t| t.checked_add(jiff::SignedDuration::from_mins(15)))
+        .unwrap_or(jiff::Timestamp::MAX);
+    let label = if args.keep_namespace { "kept" } else { "true" };
+    let object = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {
+        "name": namespace,
+        "labels": {DRILL_LABEL: label},
+        "annotations": {DRILL_DEADLINE: deadline.to_string()},
+    }});
+    namespaces
+        .patch(
+            namespace,
+            &PatchParams::apply(apply::FIELD_MANAGER),
+            &Patch::Apply(&object),
+        )
+        .await
+        .map(|_| ())
+        .map_err(|e| {
+            Error::Api(format!(
+                "cannot create namespace {namespace}: {}",
+                apply::describe(&e)
+            ))
+        })
+}
+
+/// Deletes the scratch namespaces of drills that were killed before they cleaned up: labelled
+/// `executor.io/dr-drill=true` (not `kept`) and past their deadline. Returns their names; a
+/// failure to list or delete is left for the next drill.
+async fn sweep_stale_drills(namespaces: &Api<Namespace>, now: jiff::Timestamp) -> Vec<String> {
+    let params = ListParams::default().labels(&format!("{DRILL_LABEL}=true"));
+    let Ok(list) = namespaces.list(&params).await else {
+        return Vec::new();
+    };
+    let mut swept = Vec::new();
+    for ns in list.items {
+        let Some(name) = ns.metadata.name.clone() else {
+            continue;
+        };
+        let stale = ns
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(DRILL_DEADLINE))
+            .and_then(|d| d.parse::<jiff::Timestamp>().ok())
+            .is_some_and(|deadline| deadline < now);
+        if stale
+            && namespaces
+                .delete(&name, &DeleteParams::background())
+                .await
+                .is_ok()
+        {
+            swept.push(name);
+        }
+    }
+    swept
+}
+
 /// `executor dr-drill`: the drill's result and, for the deploy log, its outcome and duration.
 pub async fn drill(args: &DrillArgs, progress: &Progress, colour: bool) -> Result<Finished, Error> {
     let archive = backup::read(&args.input_file).map_err(|e| Error::Usage(e.to_string()))?;
@@ -712,6 +783,14 @@ pub async fn drill(args: &DrillArgs, progress: &Progress, colour: bool) -> Resul
             )))
         }
     }
+    let swept = sweep_stale_drills(&namespaces, jiff::Timestamp::now()).await;
+    if !swept.is_empty() {
+        progress.note(format!(
+            "drill: deleted the scratch namespace(s) of drills that did not finish: {}",
+            swept.join(", ")
+        ));
+    }
+    create_scratch_namespace(&namespaces, &namespace, args).await?;
     let file = args.input_file.display().to_string();
     let settings = RestoreSettings {
         file: file.clone(),
