@@ -425,8 +425,25 @@ fn dr_drill_measures_the_recovery_time_and_removes_its_namespace() {
     let run = executor(&env, &["backup", "-n", "shop", "--output-file", &file]);
     assert_eq!(run.code, 0, "{run}");
 
+    // Scratch namespaces left by earlier drills: one killed (past its deadline), one kept on
+    // purpose, one of a drill still running. Only the first is removed.
+    for (name, label, deadline) in [
+        ("old-drill-killed", "true", "2020-01-01T00:00:00Z"),
+        ("old-drill-kept", "kept", "2020-01-01T00:00:00Z"),
+        ("old-drill-running", "true", "2999-01-01T00:00:00Z"),
+    ] {
+        env.sim
+            .create(
+                json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {
+                    "name": name,
+                    "labels": {"executor.io/dr-drill": label},
+                    "annotations": {"executor.io/dr-drill-deadline": deadline},
+                }}),
+            )
+            .unwrap();
+    }
     let log = path(&env, "deploy.log");
-    let run = executor(
+    let run = executor_binary(
         &env,
         &[
             "dr-drill",
@@ -452,6 +469,19 @@ fn dr_drill_measures_the_recovery_time_and_removes_its_namespace() {
     assert!(namespace.starts_with("drill-shop-"), "{namespace}");
     assert_eq!(report["namespaceDeleted"], true);
     assert_eq!(report["workloads"][0]["name"], "db");
+    assert!(
+        run.stderr.contains(
+            "deleted the scratch namespace(s) of drills that did not finish: old-drill-killed"
+        ),
+        "{run}"
+    );
+    let left = |name: &str| {
+        env.sim
+            .get("v1", "Namespace", "", name)
+            .is_some_and(|n| n["metadata"]["deletionTimestamp"].is_null())
+    };
+    assert!(!left("old-drill-killed"));
+    assert!(left("old-drill-kept") && left("old-drill-running"));
     assert!(
         scratch_namespaces(&env).is_empty(),
         "{:?}",

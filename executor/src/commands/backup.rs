@@ -706,10 +706,11 @@ async fn create_scratch_namespace(
         "labels": {DRILL_LABEL: label},
         "annotations": {DRILL_DEADLINE: deadline.to_string()},
     }});
+    // Its own field manager: applying the release's objects later does not take these off.
     namespaces
         .patch(
             namespace,
-            &PatchParams::apply(apply::FIELD_MANAGER),
+            &PatchParams::apply("executor-dr-drill"),
             &Patch::Apply(&object),
         )
         .await
