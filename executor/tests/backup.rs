@@ -585,3 +585,75 @@ fn the_archive_is_gzipped_json_with_a_format_version() {
     assert_eq!(run.code, 2, "{run}");
     assert!(run.stderr.contains("executor.backup/v9"), "{run}");
 }
+
+#[test]
+fn restore_into_another_namespace_leaves_shared_cluster_objects_alone() {
+    let env = env(10.0);
+    let manifests = format!(
+        "{}---\n{}",
+        CONFIG,
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n  name: shop-config-reader\nrules:\n  - apiGroups: [\"\"]\n    resources: [configmaps]\n    verbs: [get]\n"
+    );
+    let file = write(&env, "config.yaml", &manifests);
+    let run = apply(&env, "config", &file, &["--bundle", "baseline"]);
+    assert_eq!(run.code, 0, "{run}");
+    let archive = path(&env, "config.gz");
+    let run = executor(&env, &["backup", "-n", "shop", "--output-file", &archive]);
+    assert_eq!(run.code, 0, "{run}");
+    // Production changes its ClusterRole after the backup.
+    env.sim
+        .apply(
+            "platform-team",
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+                "metadata": {"name": "shop-config-reader"},
+                "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list"]}]}),
+            true,
+        )
+        .unwrap();
+    let run = executor(
+        &env,
+        &[
+            "restore",
+            "--input-file",
+            &archive,
+            "-n",
+            "shop-copy",
+            "--bundle",
+            "baseline",
+            "-o",
+            "json",
+        ],
+    );
+    assert_eq!(run.code, 0, "{run}");
+    let report = run.json();
+    let shared = report["sharedObjectsKept"].to_string();
+    assert!(shared.contains("shop-config-reader"), "{report}");
+    // The live ClusterRole is production's, not the archive's.
+    let role = env
+        .sim
+        .get(
+            "rbac.authorization.k8s.io/v1",
+            "ClusterRole",
+            "",
+            "shop-config-reader",
+        )
+        .unwrap();
+    assert_eq!(role["rules"][0]["verbs"], json!(["get", "list"]), "{role}");
+    // The copy's namespaced objects are there, and its release does not own the ClusterRole.
+    assert!(env
+        .sim
+        .get("v1", "ConfigMap", "shop-copy", "settings")
+        .is_some());
+    let history = executor(
+        &env,
+        &["history", "-r", "config", "-n", "shop-copy", "-o", "json"],
+    );
+    assert_eq!(history.code, 0, "{history}");
+    assert!(!history.stdout.contains("ClusterRole"), "{history}");
+    let objects = |ns: &str| {
+        executor(&env, &["history", "-r", "config", "-n", ns, "-o", "json"]).json()["revisions"][0]
+            ["objects"]
+            .as_u64()
+    };
+    assert_eq!((objects("shop"), objects("shop-copy")), (Some(4), Some(3)));
+}

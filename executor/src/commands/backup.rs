@@ -277,6 +277,9 @@ pub struct Restored {
     pub failure: Option<(ObjectId, Failure)>,
     /// When every workload was complete.
     pub complete: Option<Instant>,
+    /// Cluster-scoped objects left as they are: restored into another namespace, they exist
+    /// already and are shared with the source namespace.
+    pub shared: Vec<ObjectId>,
 }
 
 impl Restored {
@@ -294,10 +297,44 @@ impl Restored {
                 "revisions": r.records.iter().map(|x| x.revision).collect::<Vec<_>>(),
             })).collect::<Vec<_>>(),
             "objects": self.objects,
+            "sharedObjectsKept": self.shared,
             "failure": self.failure.as_ref().map(|(id, f)| json!({"object": id, "reason": f.reason, "message": f.message})),
             "findings": self.findings,
         })
     }
+}
+
+/// Splits the objects of a restore into another namespace: the cluster-scoped ones that exist
+/// already (shared with the source namespace, left as they are) and the rest (applied). The
+/// target Namespace itself is never shared.
+async fn shared_objects(
+    cluster: &Cluster,
+    desired: Vec<plan::Desired>,
+    target: &str,
+) -> Result<(Vec<plan::Desired>, Vec<ObjectId>), Error> {
+    let mut kept = Vec::new();
+    let mut shared = Vec::new();
+    for d in desired {
+        let is_target = d.id.kind == "Namespace" && d.id.name == target;
+        let resource = d.resolved.as_ref().map(|r| r.resource.clone());
+        let (false, false, Some(resource)) = (d.namespaced, is_target, resource) else {
+            kept.push(d);
+            continue;
+        };
+        let api: Api<kube::api::DynamicObject> = Api::all_with(cluster.client.clone(), &resource);
+        match api.get_opt(&d.id.name).await {
+            Ok(Some(_)) => shared.push(d.id.clone()),
+            Ok(None) => kept.push(d),
+            Err(e) => {
+                return Err(Error::Api(format!(
+                    "cannot read {}: {}",
+                    d.id,
+                    apply::describe(&e)
+                )))
+            }
+        }
+    }
+    Ok((kept, shared))
 }
 
 /// Creates the namespace when it does not exist; Ok(true) when it did not.
@@ -428,6 +465,17 @@ pub async fn restore_archive(
         .collect();
     let policies = gate::policies(settings.policy).await?;
     let mut desired = plan::resolve(cluster, &documents, &target).await?;
+    if moved.from != moved.to {
+        let (kept, shared) = shared_objects(cluster, desired, &target).await?;
+        desired = kept;
+        for id in &shared {
+            progress.note(format!(
+                "{id} kept as it is: cluster-scoped, it exists already and is shared with namespace {}",
+                moved.from
+            ));
+        }
+        restored.shared = shared;
+    }
     let decision = gate::check_blocking(
         desired.iter().map(|d| d.doc.clone()).collect(),
         &policies,
@@ -543,7 +591,17 @@ async fn locked(
             }
         }
         for record in &r.records {
-            history.write(&moved.record(record)).await?;
+            let mut record = moved.record(record);
+            if !restored.shared.is_empty() {
+                // The restored release does not own the shared objects: a later apply there
+                // must not delete or change them.
+                record
+                    .objects
+                    .retain(|o| !restored.shared.contains(&ObjectId::of(o)));
+                record.created.retain(|id| !restored.shared.contains(id));
+                record.digest = crate::object::digest(&Value::Array(record.objects.clone()));
+            }
+            history.write(&record).await?;
         }
     }
     let workloads = strategy::workloads(&applied);
