@@ -163,6 +163,24 @@ fn install(env: &Env) {
     assert_eq!(run.code, 0, "{run}");
 }
 
+/// `executor restore --input-file FILE -n NS --bundle baseline -o json`.
+fn restore_json(env: &Env, file: &str, namespace: &str) -> Run {
+    executor(
+        env,
+        &[
+            "restore",
+            "--input-file",
+            file,
+            "-n",
+            namespace,
+            "--bundle",
+            "baseline",
+            "-o",
+            "json",
+        ],
+    )
+}
+
 fn backup(env: &Env) -> String {
     let file = path(env, "shop.backup.json.gz");
     let run = executor(
@@ -207,20 +225,7 @@ fn backup_and_restore_into_a_new_namespace_loses_nothing() {
     );
     assert!(human.stdout.contains("Secrets"), "{human}");
 
-    let run = executor(
-        &env,
-        &[
-            "restore",
-            "--input-file",
-            &file,
-            "-n",
-            "restored",
-            "--bundle",
-            "baseline",
-            "-o",
-            "json",
-        ],
-    );
+    let run = restore_json(&env, &file, "restored");
     assert_eq!(run.code, 0, "{run}");
     let report = run.json();
     assert_eq!(report["outcome"], "restored");
@@ -610,20 +615,7 @@ fn restore_into_another_namespace_leaves_shared_cluster_objects_alone() {
             true,
         )
         .unwrap();
-    let run = executor(
-        &env,
-        &[
-            "restore",
-            "--input-file",
-            &archive,
-            "-n",
-            "shop-copy",
-            "--bundle",
-            "baseline",
-            "-o",
-            "json",
-        ],
-    );
+    let run = restore_json(&env, &archive, "shop-copy");
     assert_eq!(run.code, 0, "{run}");
     let report = run.json();
     let shared = report["sharedObjectsKept"].to_string();
