@@ -442,16 +442,21 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(total)
 }
 
-/// A release name as Kubernetes labels and Secret names allow it.
-pub fn check_release_name(name: &str) -> Result<(), Error> {
-    let ok = !name.is_empty()
-        && name.len() <= 53
+/// Whether `name` is a DNS label of at most `max` characters: lowercase letters, digits and
+/// `-`, starting and ending with a letter or digit.
+pub fn is_dns_label(name: &str, max: usize) -> bool {
+    !name.is_empty()
+        && name.len() <= max
         && name
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         && !name.starts_with('-')
-        && !name.ends_with('-');
-    if ok {
+        && !name.ends_with('-')
+}
+
+/// A release name as Kubernetes labels and Secret names allow it.
+pub fn check_release_name(name: &str) -> Result<(), Error> {
+    if is_dns_label(name, 53) {
         Ok(())
     } else {
         Err(Error::Usage(format!(

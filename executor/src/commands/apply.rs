@@ -3,7 +3,6 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use kube::api::{Patch, PatchParams};
 use serde_json::Value;
 
 use super::finish::{self, Ctx};
@@ -154,15 +153,8 @@ async fn ensure_namespace(
         return Ok(None);
     };
     let api = cluster.api(&resolved, "");
-    match api.get_opt(namespace).await {
-        Ok(Some(_)) => return Ok(None),
-        Ok(None) => {}
-        Err(e) => {
-            return Err(Error::Api(format!(
-                "cannot read namespace {namespace}: {}",
-                apply::describe(&e)
-            )))
-        }
+    if super::namespace_exists(&api, namespace).await? {
+        return Ok(None);
     }
     let Some(d) = desired.iter().find(|d| {
         d.id.kind == "Namespace" && d.id.group_version().0.is_empty() && d.id.name == namespace
@@ -171,18 +163,7 @@ async fn ensure_namespace(
             "namespace {namespace} does not exist; create it or include it in the manifests"
         )));
     };
-    api.patch(
-        namespace,
-        &PatchParams::apply(apply::FIELD_MANAGER),
-        &Patch::Apply(d.object()),
-    )
-    .await
-    .map_err(|e| {
-        Error::Api(format!(
-            "cannot create namespace {namespace}: {}",
-            apply::describe(&e)
-        ))
-    })?;
+    super::create_namespace(&api, namespace, d.object(), apply::FIELD_MANAGER).await?;
     progress.note(format!(
         "Namespace {namespace} created first: it holds the release history and lock"
     ));

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{Namespace, Secret};
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, ListParams};
 use serde_json::{json, Value};
 use validator::manifest::Document;
 use validator::report::Finding;
@@ -344,15 +344,8 @@ async fn ensure_namespace(
     desired: &[plan::Desired],
 ) -> Result<bool, Error> {
     let api: Api<Namespace> = Api::all(cluster.client.clone());
-    match api.get_opt(namespace).await {
-        Ok(Some(_)) => return Ok(false),
-        Ok(None) => {}
-        Err(e) => {
-            return Err(Error::Api(format!(
-                "cannot read namespace {namespace}: {}",
-                apply::describe(&e)
-            )))
-        }
+    if super::namespace_exists(&api, namespace).await? {
+        return Ok(false);
     }
     let object = desired
         .iter()
@@ -363,18 +356,7 @@ async fn ensure_namespace(
         .unwrap_or_else(
             || json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}),
         );
-    api.patch(
-        namespace,
-        &PatchParams::apply(apply::FIELD_MANAGER),
-        &Patch::Apply(&object),
-    )
-    .await
-    .map_err(|e| {
-        Error::Api(format!(
-            "cannot create namespace {namespace}: {}",
-            apply::describe(&e)
-        ))
-    })?;
+    super::create_namespace(&api, namespace, &object, apply::FIELD_MANAGER).await?;
     Ok(true)
 }
 
@@ -704,14 +686,7 @@ pub async fn restore(
 
 /// A namespace name as Kubernetes allows it (a DNS label).
 fn check_namespace_name(name: &str) -> Result<(), Error> {
-    let ok = !name.is_empty()
-        && name.len() <= 63
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        && !name.starts_with('-')
-        && !name.ends_with('-');
-    if ok {
+    if crate::cli::is_dns_label(name, 63) {
         Ok(())
     } else {
         Err(Error::Usage(format!(
@@ -765,20 +740,7 @@ async fn create_scratch_namespace(
         "annotations": {DRILL_DEADLINE: deadline.to_string()},
     }});
     // Its own field manager: applying the release's objects later does not take these off.
-    namespaces
-        .patch(
-            namespace,
-            &PatchParams::apply("executor-dr-drill"),
-            &Patch::Apply(&object),
-        )
-        .await
-        .map(|_| ())
-        .map_err(|e| {
-            Error::Api(format!(
-                "cannot create namespace {namespace}: {}",
-                apply::describe(&e)
-            ))
-        })
+    super::create_namespace(namespaces, namespace, &object, "executor-dr-drill").await
 }
 
 /// Deletes the scratch namespaces of drills that were killed before they cleaned up: labelled
@@ -828,19 +790,10 @@ pub async fn drill(args: &DrillArgs, progress: &Progress, colour: bool) -> Resul
     );
     check_namespace_name(&namespace)?;
     let namespaces: Api<Namespace> = Api::all(cluster.client.clone());
-    match namespaces.get_opt(&namespace).await {
-        Ok(None) => {}
-        Ok(Some(_)) => {
-            return Err(Error::Usage(format!(
-                "the scratch namespace {namespace} already exists; a drill needs a fresh one (remove it, or give another --namespace-prefix)"
-            )))
-        }
-        Err(e) => {
-            return Err(Error::Api(format!(
-                "cannot read namespace {namespace}: {}",
-                apply::describe(&e)
-            )))
-        }
+    if super::namespace_exists(&namespaces, &namespace).await? {
+        return Err(Error::Usage(format!(
+            "the scratch namespace {namespace} already exists; a drill needs a fresh one (remove it, or give another --namespace-prefix)"
+        )));
     }
     let swept = sweep_stale_drills(&namespaces, jiff::Timestamp::now()).await;
     if !swept.is_empty() {

@@ -79,6 +79,47 @@ pub async fn pass_gate(
     Ok((decision, text))
 }
 
+/// Whether a namespace exists (`api` is an API of Namespaces, typed or dynamic).
+pub async fn namespace_exists<K>(api: &kube::Api<K>, namespace: &str) -> Result<bool, Error>
+where
+    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    api.get_opt(namespace)
+        .await
+        .map(|n| n.is_some())
+        .map_err(|e| {
+            Error::Api(format!(
+                "cannot read namespace {namespace}: {}",
+                crate::apply::describe(&e)
+            ))
+        })
+}
+
+/// Creates a namespace from its object, server-side applied by `manager`.
+pub async fn create_namespace<K>(
+    api: &kube::Api<K>,
+    namespace: &str,
+    object: &serde_json::Value,
+    manager: &str,
+) -> Result<(), Error>
+where
+    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    api.patch(
+        namespace,
+        &kube::api::PatchParams::apply(manager),
+        &kube::api::Patch::Apply(object),
+    )
+    .await
+    .map(|_| ())
+    .map_err(|e| {
+        Error::Api(format!(
+            "cannot create namespace {namespace}: {}",
+            crate::apply::describe(&e)
+        ))
+    })
+}
+
 /// Findings as `validator check` prints them for people, in colour when `colour` (see
 /// [`crate::cli::colour`]).
 pub fn human_findings(findings: &[report::Finding], summary: &Summary, colour: bool) -> String {
