@@ -163,6 +163,17 @@ fn install(env: &Env) {
     assert_eq!(run.code, 0, "{run}");
 }
 
+/// Release `api` at revision 1 in `shop`, backed up to `name`; returns the archive's path.
+fn api_backed_up(env: &Env, name: &str) -> String {
+    let v1 = write(env, "v1.yaml", &api_manifests(1, ""));
+    let run = apply(env, "api", &v1, &[]);
+    assert_eq!(run.code, 0, "{run}");
+    let file = path(env, name);
+    let run = executor(env, &["backup", "-n", "shop", "--output-file", &file]);
+    assert_eq!(run.code, 0, "{run}");
+    file
+}
+
 /// `executor restore --input-file FILE -n NS --bundle baseline -o json`.
 fn restore_json(env: &Env, file: &str, namespace: &str) -> Run {
     executor(
@@ -304,12 +315,7 @@ fn backup_and_restore_into_a_new_namespace_loses_nothing() {
 #[test]
 fn restore_refuses_existing_releases_without_force_and_goes_through_the_gate() {
     let env = env(10.0);
-    let v1 = write(&env, "v1.yaml", &api_manifests(1, ""));
-    let run = apply(&env, "api", &v1, &[]);
-    assert_eq!(run.code, 0, "{run}");
-    let file = path(&env, "b.gz");
-    let run = executor(&env, &["backup", "-n", "shop", "--output-file", &file]);
-    assert_eq!(run.code, 0, "{run}");
+    let file = api_backed_up(&env, "b.gz");
 
     let before = env.sim.snapshot("shop");
     let run = executor(&env, &["restore", "--input-file", &file]);
@@ -520,12 +526,7 @@ fn dr_drill_measures_the_recovery_time_and_removes_its_namespace() {
 #[test]
 fn dr_drill_of_workloads_that_never_become_ready_fails_and_cleans_up() {
     let env = env(20.0);
-    let v1 = write(&env, "v1.yaml", &api_manifests(1, ""));
-    let run = apply(&env, "api", &v1, &[]);
-    assert_eq!(run.code, 0, "{run}");
-    let file = path(&env, "api.gz");
-    let run = executor(&env, &["backup", "-n", "shop", "--output-file", &file]);
-    assert_eq!(run.code, 0, "{run}");
+    let file = api_backed_up(&env, "api.gz");
     env.sim
         .set_behaviour(&image("api", 1), Behaviour::NeverReady);
     let run = executor(
