@@ -113,6 +113,10 @@ impl Sampler {
                 std::thread::sleep(Duration::from_millis(2));
             }
         });
+        // The first sample is the state before whatever the test does next.
+        while samples.lock().unwrap().is_empty() {
+            std::thread::sleep(Duration::from_millis(1));
+        }
         Sampler {
             stop,
             samples,

@@ -115,9 +115,14 @@ pub struct CheckArgs {
     /// Release name for --chart.
     #[arg(long, default_value = "release", requires = "chart")]
     pub release: String,
-    /// Namespace for --chart.
-    #[arg(long, short = 'n', value_name = "NS", requires = "chart")]
+    /// Namespace of objects that name none (as `kubectl apply -n`; default `default`), and
+    /// the release namespace for --chart.
+    #[arg(long, short = 'n', value_name = "NS")]
     pub namespace: Option<String>,
+    /// Finding no Kubernetes object in the inputs is an error (exit 2), not a warning: for
+    /// `helm template ... | validator check -`, where empty input means the render failed.
+    #[arg(long)]
+    pub require_objects: bool,
     /// Output format: human, json, sarif, junit, github.
     #[arg(long, short = 'o', default_value = "human", value_name = "FORMAT")]
     pub format: String,
@@ -148,13 +153,20 @@ pub struct InputFlags {
     /// The helm binary for --chart (default: `helm` on PATH).
     #[arg(long, value_name = "PATH", requires = "chart")]
     pub helm: Option<PathBuf>,
+    /// Leave out files of a directory scan that match this glob (on the path below the
+    /// directory or on the file name, e.g. `values*.yaml`, `ci/*`; repeatable).
+    #[arg(long = "exclude", value_name = "GLOB")]
+    pub exclude: Vec<String>,
 }
 
 impl InputFlags {
     /// The documents of the paths and of the rendered chart (as `release` in `namespace`); a
     /// chart that does not render is a load error naming it.
     pub fn load(&self, release: &str, namespace: Option<&str>) -> manifest::Loaded {
-        let mut loaded = manifest::load_paths(&self.paths);
+        let options = manifest::LoadOptions {
+            exclude: self.exclude.clone(),
+        };
+        let mut loaded = manifest::load_paths_with(&self.paths, &options);
         if let Some(chart) = &self.chart {
             let render = crate::chart::Render {
                 chart: chart.clone(),
@@ -346,13 +358,29 @@ pub fn run_check_to(args: CheckArgs, out: &mut dyn Write, colour: bool) -> Resul
     let policies = args.policy.load_policies().map_err(CliError::Usage)?;
     let (options, waiver_findings) = args.policy.options(true).map_err(CliError::Usage)?;
     let mut input = args.inputs.load(&args.release, args.namespace.as_deref());
-    // Unreadable policy files are input errors too.
-    input.errors.extend(policies.errors);
+    // The attestation names the objects as written, which is what a deploy step reads.
     let attestation = (format == Format::Json)
         .then(|| crate::digest::Attestation::of(&input.documents, &policies.documents));
+    let namespace = args.namespace.as_deref().unwrap_or("default");
+    let cluster_scoped = crate::schema::ClusterScoped::of(&input.documents);
+    input.default_namespace(namespace, |v, k| cluster_scoped.contains(v, k));
+    // Unreadable policy files are input errors too.
+    input.errors.extend(policies.errors);
     let mut outcome = check::run(input, &policies.documents, &options);
     if !waiver_findings.is_empty() {
         outcome.findings.extend(waiver_findings);
+        outcome.findings.sort();
+    }
+    // No objects and no error that explains it (a failed render or unreadable input is
+    // reported already).
+    let explained = outcome
+        .findings
+        .iter()
+        .any(|f| f.severity == report::Severity::Error);
+    if outcome.objects == 0 && !explained {
+        outcome
+            .findings
+            .push(check::no_objects_finding(args.require_objects));
         outcome.findings.sort();
     }
     let summary = Summary::of(&outcome.findings, outcome.objects);

@@ -119,6 +119,7 @@ mod tests {
             line: 1,
             object: v,
             rendered_line: None,
+            origin: None,
         }
     }
 

@@ -625,7 +625,7 @@ fn github_format_annotates_files_and_lines() {
     }
     assert!(
         annotations.iter().any(|l| l.starts_with(
-            "::error file=tests/fixtures/pipeline/violating/worker.yaml,line=3,title="
+            "::error file=tests/fixtures/pipeline/violating/worker.yaml,line=19,col=11,title="
         ) && l.contains("must not run privileged")),
         "{}",
         run.stdout

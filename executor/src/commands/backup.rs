@@ -442,6 +442,7 @@ pub async fn restore_archive(
                 line: i + 1,
                 object: moving.object(o),
                 rendered_line: None,
+                origin: None,
             })
         })
         .collect();

@@ -91,6 +91,7 @@ pub fn check(
     let input = Loaded {
         documents: objects,
         errors: policies.errors.clone(),
+        ..Loaded::default()
     };
     let (mut options, waiver_findings) = match args.flags.options(progress) {
         Ok(o) => o,

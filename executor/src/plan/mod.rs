@@ -44,6 +44,7 @@ impl Desired {
                 line: 0,
                 object,
                 rendered_line: None,
+                origin: None,
             },
             resolved,
             namespaced,

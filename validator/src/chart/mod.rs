@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use thiserror::Error;
 
-use crate::manifest::{load_bytes, split_documents, Loaded};
+use std::collections::HashMap;
+
+use crate::manifest::{load_bytes, load_text, split_documents, Loaded};
 
 /// How to render a chart.
 #[derive(Debug, Clone, Default)]
@@ -122,32 +124,96 @@ fn source_path(chart_dir: &Path, source: &str) -> PathBuf {
 }
 
 /// Loads `helm template` output. Each object's source is its template file (from the
-/// `# Source:` comment) and its rendered line is kept beside it.
+/// `# Source:` comment), its line the line of its document in that template, and its rendered
+/// line is kept beside it.
 pub fn load_rendered(chart_dir: &Path, output: &[u8]) -> Loaded {
     let label = format!("{} (rendered)", chart_dir.display());
     let Ok(text) = std::str::from_utf8(output) else {
         return load_bytes(&label, output, false);
     };
     let mut loaded = Loaded::default();
+    let mut templates = Templates::default();
     for chunk in split_documents(text) {
         let source = chunk
             .text
             .lines()
             .find_map(|l| l.trim().strip_prefix("# Source:").map(str::trim))
-            .map(|s| source_path(chart_dir, s).display().to_string());
-        let name: Arc<str> = Arc::from(source.as_deref().unwrap_or(&label));
-        // Keep the rendered line numbers: pad the chunk so positions are those of the output.
-        let padded = format!("{}{}", "\n".repeat(chunk.line - 1), chunk.text);
-        let mut part = load_bytes(&name, padded.as_bytes(), false);
+            .map(|s| source_path(chart_dir, s));
+        let name: Arc<str> = Arc::from(
+            source
+                .as_ref()
+                .map_or_else(|| label.clone(), |p| p.display().to_string()),
+        );
+        let mut part = Loaded::default();
+        load_text(&mut part, &name, chunk.text, chunk.line);
         for d in &mut part.documents {
             d.rendered_line = Some(d.line);
-            if source.is_some() {
-                d.line = 1;
+            if let Some(path) = &source {
+                d.line = templates.line_of_next(path, d.kind());
             }
         }
         loaded.extend(part);
     }
     loaded
+}
+
+/// The line where a template document's object starts, and its kind when written literally.
+type TemplateDocument = (usize, Option<String>);
+
+/// The documents of template files, to find the line each rendered object comes from.
+#[derive(Default)]
+struct Templates {
+    /// Per template file: its documents, and how many rendered objects came from it so far.
+    files: HashMap<PathBuf, (Vec<TemplateDocument>, usize)>,
+}
+
+impl Templates {
+    /// The template line of the next object rendered from `path`: the n-th object document
+    /// of the template when the n-th rendered object has its kind (or the kind is templated),
+    /// else the first document of that kind, else line 1.
+    fn line_of_next(&mut self, path: &Path, kind: &str) -> usize {
+        let (docs, seen) = self
+            .files
+            .entry(path.to_path_buf())
+            .or_insert_with(|| (template_documents(path), 0));
+        let n = *seen;
+        *seen += 1;
+        if let Some((line, k)) = docs.get(n) {
+            if k.as_deref().is_none_or(|k| k == kind) {
+                return *line;
+            }
+        }
+        docs.iter()
+            .find(|(_, k)| k.as_deref() == Some(kind))
+            .map_or(1, |(line, _)| *line)
+    }
+}
+
+/// The object documents of a template file: the line of each one's first `apiVersion:` or
+/// `kind:` line, and its kind when written literally.
+fn template_documents(path: &Path) -> Vec<TemplateDocument> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Vec::new();
+    };
+    split_documents(&text)
+        .iter()
+        .filter_map(|chunk| {
+            let mut start = None;
+            let mut kind = None;
+            for (i, line) in chunk.text.lines().enumerate() {
+                if line.starts_with("apiVersion:") || line.starts_with("kind:") {
+                    start.get_or_insert(chunk.line + i);
+                }
+                if let Some(k) = line.strip_prefix("kind:") {
+                    let k = k.trim();
+                    if kind.is_none() {
+                        kind = Some((!k.contains("{{")).then(|| k.to_string()));
+                    }
+                }
+            }
+            start.map(|s| (s, kind.flatten()))
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -161,6 +227,7 @@ mod tests {
         assert!(l.errors.is_empty(), "{:?}", l.errors);
         assert_eq!(&*l.documents[0].source, "charts/api/templates/service.yaml");
         assert_eq!(l.documents[0].rendered_line, Some(3));
+        // The template file does not exist here: its line is unknown.
         assert_eq!(l.documents[0].line, 1);
         assert_eq!(
             &*l.documents[1].source,

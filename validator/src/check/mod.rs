@@ -77,6 +77,39 @@ pub fn load_error_finding(e: &LoadError) -> Finding {
     }
 }
 
+/// A note about an input skipped on purpose.
+pub fn load_note_finding(e: &LoadError) -> Finding {
+    Finding {
+        severity: Severity::Info,
+        code: Code::Note,
+        ..load_error_finding(e)
+    }
+}
+
+/// The finding of a run whose inputs held no object: a warning, or an error when objects are
+/// required.
+pub fn no_objects_finding(required: bool) -> Finding {
+    let (severity, advice) = if required {
+        (Severity::Error, "")
+    } else {
+        (Severity::Warn, "; with --require-objects this is an error")
+    };
+    Finding {
+        rendered_line: None,
+        file: String::new(),
+        line: 0,
+        column: 0,
+        severity,
+        code: Code::NoObjects,
+        policy: None,
+        action: None,
+        object: None,
+        message: format!(
+            "no Kubernetes objects found in the inputs, so nothing was checked (an empty stdin often means the command before the pipe failed){advice}"
+        ),
+    }
+}
+
 pub fn policy_error_finding(e: &PolicyError) -> Finding {
     Finding {
         rendered_line: None,
@@ -227,6 +260,7 @@ pub fn run(input: Loaded, policy_docs: &[Document], options: &Options) -> Outcom
 
 fn run_in_pool(input: Loaded, policy_docs: &[Document], options: &Options) -> Outcome {
     let mut findings: Vec<Finding> = input.errors.iter().map(load_error_finding).collect();
+    findings.extend(input.notes.iter().map(load_note_finding));
     let (input_policies, resources): (Vec<Document>, Vec<Document>) = input
         .documents
         .into_iter()
@@ -491,20 +525,23 @@ pub fn violation_findings(
             let action = review.action_override.unwrap_or(constraint.action);
             violations
                 .into_iter()
-                .map(|v| Finding {
-                    rendered_line: doc.rendered_line,
-                    file: doc.source.to_string(),
-                    line: doc.line,
-                    column: 0,
-                    severity: severity_of(action),
-                    code: Code::PolicyViolation,
-                    policy: policy.clone(),
-                    action: Some(action.to_string()),
-                    object: Some(object_ref(doc)),
-                    message: match &review.expansion {
-                        Some(x) => format!("[Implied by {x}] {}", v.msg),
-                        None => v.msg,
-                    },
+                .map(|v| {
+                    let (line, column, rendered_line) = violation_position(doc, &v.msg);
+                    Finding {
+                        rendered_line,
+                        file: doc.source.to_string(),
+                        line,
+                        column,
+                        severity: severity_of(action),
+                        code: Code::PolicyViolation,
+                        policy: policy.clone(),
+                        action: Some(action.to_string()),
+                        object: Some(object_ref(doc)),
+                        message: match &review.expansion {
+                            Some(x) => format!("[Implied by {x}] {}", v.msg),
+                            None => v.msg,
+                        },
+                    }
                 })
                 .collect()
         }
@@ -520,6 +557,60 @@ pub fn violation_findings(
             object: Some(object_ref(doc)),
             message: e.to_string(),
         }],
+    }
+}
+
+/// Where a violation points: at the container it names, when the message speaks of a
+/// container and exactly one container of the object's pod spec is named in it, else at the
+/// object. For chart objects the
+/// template line stays the object's and the container's line is the rendered line.
+fn violation_position(doc: &Document, message: &str) -> (usize, usize, Option<usize>) {
+    let object = (doc.line, 0, doc.rendered_line);
+    if doc.origin.is_none() || !message.to_lowercase().contains("container") {
+        return object;
+    }
+    const POD_SPECS: &[&[&str]] = &[
+        &["spec"],
+        &["spec", "template", "spec"],
+        &["spec", "jobTemplate", "spec", "template", "spec"],
+    ];
+    let named = |name: &str| {
+        !name.is_empty()
+            && message.match_indices(name).any(|(i, _)| {
+                let before = message[..i].chars().next_back();
+                let after = message[i + name.len()..].chars().next();
+                let part = |c: Option<char>| {
+                    c.is_some_and(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+                };
+                !part(before) && !part(after)
+            })
+    };
+    let mut found: Vec<Vec<String>> = Vec::new();
+    for spec in POD_SPECS {
+        let Some(pod) = spec.iter().try_fold(&doc.object, |v, k| v.get(*k)) else {
+            continue;
+        };
+        for list in ["initContainers", "containers", "ephemeralContainers"] {
+            let Some(containers) = pod.get(list).and_then(Value::as_array) else {
+                continue;
+            };
+            for (i, c) in containers.iter().enumerate() {
+                if named(c.get("name").and_then(Value::as_str).unwrap_or("")) {
+                    let mut path: Vec<String> = spec.iter().map(|s| s.to_string()).collect();
+                    path.push(list.to_string());
+                    path.push(i.to_string());
+                    found.push(path);
+                }
+            }
+        }
+    }
+    let [path] = found.as_slice() else {
+        return object;
+    };
+    match doc.locate(path) {
+        Some((line, _)) if doc.rendered_line.is_some() => (doc.line, 0, Some(line)),
+        Some((line, column)) => (line, column, None),
+        None => object,
     }
 }
 

@@ -1,6 +1,7 @@
 //! Loading Kubernetes objects from files, directories and stdin, keeping each object's source position.
 
 mod split;
+pub mod yaml;
 
 use std::fmt;
 use std::io::Read;
@@ -23,9 +24,64 @@ pub struct Document {
     /// For objects rendered from a Helm chart (`source` is then the template file):
     /// the line where the document starts in the rendered output.
     pub rendered_line: Option<usize>,
+    /// The text the object was read from, to find the position of any of its fields.
+    pub origin: Option<Arc<Origin>>,
+}
+
+/// The YAML text of the document an object was read from.
+#[derive(Debug)]
+pub struct Origin {
+    /// The document's text.
+    pub text: Arc<str>,
+    /// The line of the input where `text` starts.
+    pub first_line: usize,
+    /// Path of the object inside the document (`items`, index) for the items of a `List`.
+    pub prefix: Vec<String>,
+    /// Mapping entries dropped from the document because their value was null.
+    pub dropped_nulls: Vec<yaml::DroppedNull>,
 }
 
 impl Document {
+    /// An object without a known position in a text (built by the program, not read).
+    pub fn new(source: Arc<str>, line: usize, object: Value) -> Document {
+        Document {
+            source,
+            line,
+            object,
+            rendered_line: None,
+            origin: None,
+        }
+    }
+
+    /// The line and column (1-based) of a field of the object, by its path of keys and
+    /// indexes: the key's position for a mapping entry, the item's for a sequence item.
+    pub fn locate(&self, path: &[String]) -> Option<(usize, usize)> {
+        let origin = self.origin.as_ref()?;
+        let full: Vec<String> = origin.prefix.iter().chain(path).cloned().collect();
+        let p = yaml::locate(&origin.text, &full)?;
+        Some((origin.first_line + p.line - 1, p.column))
+    }
+
+    /// Fields of the object that were written with a null value (and so dropped), with their
+    /// line and column in the input.
+    pub fn dropped_nulls(&self) -> Vec<(Vec<String>, usize, usize)> {
+        let Some(origin) = &self.origin else {
+            return Vec::new();
+        };
+        origin
+            .dropped_nulls
+            .iter()
+            .filter_map(|d| {
+                let rest = d.path.strip_prefix(origin.prefix.as_slice())?;
+                Some((
+                    rest.to_vec(),
+                    origin.first_line + d.position.line - 1,
+                    d.position.column,
+                ))
+            })
+            .collect()
+    }
+
     pub fn api_version(&self) -> &str {
         self.object
             .get("apiVersion")
@@ -79,13 +135,47 @@ impl fmt::Display for LoadError {
 pub struct Loaded {
     pub documents: Vec<Document>,
     pub errors: Vec<LoadError>,
+    /// Inputs skipped on purpose (YAML found by a directory scan that is not a Kubernetes
+    /// object), said once each.
+    pub notes: Vec<LoadError>,
 }
 
 impl Loaded {
     pub fn extend(&mut self, other: Loaded) {
         self.documents.extend(other.documents);
         self.errors.extend(other.errors);
+        self.notes.extend(other.notes);
     }
+
+    /// Gives every namespaced object without `metadata.namespace` the namespace `namespace`,
+    /// as the API server does for `kubectl apply -n NAMESPACE`. `cluster_scoped` tells the
+    /// kinds that have no namespace.
+    pub fn default_namespace(
+        &mut self,
+        namespace: &str,
+        cluster_scoped: impl Fn(&str, &str) -> bool,
+    ) {
+        for doc in &mut self.documents {
+            if !doc.namespace().is_empty() || cluster_scoped(doc.api_version(), doc.kind()) {
+                continue;
+            }
+            if let Some(Value::Object(meta)) = doc.object.get_mut("metadata") {
+                meta.insert("namespace".into(), Value::String(namespace.to_string()));
+            } else if let Value::Object(object) = &mut doc.object {
+                let mut meta = serde_json::Map::new();
+                meta.insert("namespace".into(), Value::String(namespace.to_string()));
+                object.insert("metadata".into(), Value::Object(meta));
+            }
+        }
+    }
+}
+
+/// How inputs are found and read.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// Files found by a directory scan that match one of these globs (on the path below the
+    /// scanned directory or on the file name) are left out.
+    pub exclude: Vec<String>,
 }
 
 fn is_manifest_file(path: &Path) -> bool {
@@ -97,11 +187,31 @@ fn is_manifest_file(path: &Path) -> bool {
 
 /// Files a path stands for: the file itself, or the manifest files under a directory, sorted.
 pub fn expand_path(path: &Path) -> Result<Vec<PathBuf>, LoadError> {
+    expand_path_excluding(path, &[])
+}
+
+fn excluded(root: &Path, file: &Path, exclude: &[String]) -> bool {
+    let relative = file.strip_prefix(root).unwrap_or(file).to_string_lossy();
+    let name = file
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    exclude.iter().any(|g| {
+        crate::policy::matching::glob_match(g, &relative)
+            || crate::policy::matching::glob_match(g, &name)
+    })
+}
+
+fn expand_path_excluding(path: &Path, exclude: &[String]) -> Result<Vec<PathBuf>, LoadError> {
     if path.is_dir() {
         let mut files = Vec::new();
         for entry in walkdir::WalkDir::new(path).sort_by_file_name() {
             match entry {
-                Ok(e) if e.file_type().is_file() && is_manifest_file(e.path()) => {
+                Ok(e)
+                    if e.file_type().is_file()
+                        && is_manifest_file(e.path())
+                        && !excluded(path, e.path(), exclude) =>
+                {
                     files.push(e.into_path());
                 }
                 Ok(_) => {}
@@ -130,6 +240,13 @@ fn io_error(path: &Path, message: &str) -> LoadError {
 
 /// Reads files, directories (recursively) and `-` (stdin).
 pub fn load_paths(paths: &[PathBuf]) -> Loaded {
+    load_paths_with(paths, &LoadOptions::default())
+}
+
+/// Reads files, directories (recursively, without the excluded files) and `-` (stdin). In
+/// files found by a directory scan, YAML documents that are not Kubernetes objects (no
+/// apiVersion and kind) are skipped with a note rather than reported as errors.
+pub fn load_paths_with(paths: &[PathBuf], options: &LoadOptions) -> Loaded {
     let mut loaded = Loaded::default();
     for path in paths {
         if path.as_os_str() == "-" {
@@ -142,10 +259,26 @@ pub fn load_paths(paths: &[PathBuf]) -> Loaded {
             }
             continue;
         }
-        match expand_path(path) {
+        let scanned = path.is_dir();
+        match expand_path_excluding(path, &options.exclude) {
             Ok(files) => {
                 for file in files {
-                    loaded.extend(load_file(&file));
+                    let mut part = load_file(&file);
+                    if scanned {
+                        part.errors.retain(|e| {
+                            let skip = e.message.starts_with(NOT_AN_OBJECT);
+                            if skip {
+                                loaded.notes.push(LoadError {
+                                    message:
+                                        "skipped: not a Kubernetes object (no apiVersion and kind)"
+                                            .into(),
+                                    ..e.clone()
+                                });
+                            }
+                            !skip
+                        });
+                    }
+                    loaded.extend(part);
                 }
             }
             Err(e) => loaded.errors.push(e),
@@ -153,6 +286,9 @@ pub fn load_paths(paths: &[PathBuf]) -> Loaded {
     }
     loaded
 }
+
+/// How the error about a document without apiVersion and kind starts.
+const NOT_AN_OBJECT: &str = "not a Kubernetes object";
 
 /// Reads one file.
 pub fn load_file(path: &Path) -> Loaded {
@@ -162,8 +298,8 @@ pub fn load_file(path: &Path) -> Loaded {
             load_bytes(&path.display().to_string(), &bytes, json)
         }
         Err(e) => Loaded {
-            documents: Vec::new(),
             errors: vec![io_error(path, &format!("cannot read file: {e}"))],
+            ..Loaded::default()
         },
     }
 }
@@ -176,21 +312,23 @@ pub fn load_bytes(source: &str, bytes: &[u8], json: bool) -> Loaded {
         Err(e) => {
             let (line, column) = line_column(bytes, e.valid_up_to());
             return Loaded {
-                documents: Vec::new(),
                 errors: vec![LoadError {
                     source,
                     line,
                     column,
                     message: "file is not valid UTF-8; save it as UTF-8".to_string(),
                 }],
+                ..Loaded::default()
             };
         }
     };
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut loaded = Loaded::default();
     if json {
+        // JSON syntax is JSON's (YAML would take `{"a": 1,}`); the value is then read by the
+        // YAML reader, for one set of rules (nulls, duplicate keys, positions) for both.
         match serde_json::from_str::<Value>(text) {
-            Ok(value) => add_object(&mut loaded, &source, first_content_line(text, 1), value),
+            Ok(_) => load_text(&mut loaded, &source, text, 1),
             Err(e) => loaded.errors.push(LoadError {
                 source: source.clone(),
                 line: e.line().max(1),
@@ -201,28 +339,47 @@ pub fn load_bytes(source: &str, bytes: &[u8], json: bool) -> Loaded {
         return loaded;
     }
     for chunk in split_documents(text) {
-        let start = first_content_line(chunk.text, chunk.line);
-        match serde_yaml::from_str::<Value>(chunk.text) {
-            Ok(Value::Null) => {}
-            Ok(value) => add_object(&mut loaded, &source, start, value),
-            Err(e) => {
-                let (line, column) = match e.location() {
-                    Some(loc) => (chunk.line + loc.line().saturating_sub(1), loc.column()),
-                    None => (start, 1),
-                };
-                loaded.errors.push(LoadError {
-                    source: source.clone(),
-                    line,
-                    column: column.max(1),
-                    message: format!("invalid YAML: {}", strip_location(&e.to_string())),
-                });
-            }
-        }
+        load_text(&mut loaded, &source, chunk.text, chunk.line);
     }
     loaded
 }
 
-/// serde_yaml appends " at line X column Y"; the location is reported separately.
+/// Reads one YAML document whose text starts at line `first_line` of `source`.
+pub fn load_text(loaded: &mut Loaded, source: &Arc<str>, text: &str, first_line: usize) {
+    match yaml::parse_document(text) {
+        Ok(parsed) if parsed.value.is_null() => {}
+        Ok(parsed) => {
+            let line = first_line + parsed.start.line - 1;
+            let item_lines: Vec<usize> = parsed
+                .item_starts
+                .iter()
+                .map(|p| first_line + p.line - 1)
+                .collect();
+            let origin = Origin {
+                text: Arc::from(text),
+                first_line,
+                prefix: Vec::new(),
+                dropped_nulls: parsed.dropped_nulls,
+            };
+            add_object(
+                loaded,
+                source,
+                line,
+                parsed.value,
+                Arc::new(origin),
+                &item_lines,
+            );
+        }
+        Err(e) => loaded.errors.push(LoadError {
+            source: source.clone(),
+            line: first_line + e.position.line - 1,
+            column: e.position.column.max(1),
+            message: e.message,
+        }),
+    }
+}
+
+/// serde_json appends " at line X column Y"; the location is reported separately.
 fn strip_location(message: &str) -> String {
     match message.find(" at line ") {
         Some(i) => message[..i].to_string(),
@@ -230,7 +387,14 @@ fn strip_location(message: &str) -> String {
     }
 }
 
-fn add_object(loaded: &mut Loaded, source: &Arc<str>, line: usize, value: Value) {
+fn add_object(
+    loaded: &mut Loaded,
+    source: &Arc<str>,
+    line: usize,
+    value: Value,
+    origin: Arc<Origin>,
+    item_lines: &[usize],
+) {
     let error = |message: String| LoadError {
         source: source.clone(),
         line,
@@ -239,13 +403,19 @@ fn add_object(loaded: &mut Loaded, source: &Arc<str>, line: usize, value: Value)
     };
     let Value::Object(map) = &value else {
         loaded.errors.push(error(format!(
-            "document is a {}, not a Kubernetes object; each document must be a mapping with apiVersion and kind",
+            "{NOT_AN_OBJECT}: the document is a {}; each document must be a mapping with apiVersion and kind",
             json_type(&value)
         )));
         return;
     };
     let api_version = map.get("apiVersion").and_then(Value::as_str).unwrap_or("");
     let kind = map.get("kind").and_then(Value::as_str).unwrap_or("");
+    if api_version.is_empty() && kind.is_empty() {
+        loaded.errors.push(error(format!(
+            "{NOT_AN_OBJECT}: the document has no apiVersion and kind; every Kubernetes object needs both"
+        )));
+        return;
+    }
     let missing: Vec<&str> = [("apiVersion", api_version), ("kind", kind)]
         .iter()
         .filter(|(_, v)| v.is_empty())
@@ -258,10 +428,17 @@ fn add_object(loaded: &mut Loaded, source: &Arc<str>, line: usize, value: Value)
         )));
         return;
     }
-    if kind.ends_with("List") {
+    if kind.ends_with("List") && origin.prefix.is_empty() {
         if let Some(items) = map.get("items").and_then(Value::as_array) {
-            for item in items {
-                add_object(loaded, source, line, item.clone());
+            for (i, item) in items.iter().enumerate() {
+                let item_origin = Arc::new(Origin {
+                    text: origin.text.clone(),
+                    first_line: origin.first_line,
+                    prefix: vec!["items".to_string(), i.to_string()],
+                    dropped_nulls: origin.dropped_nulls.clone(),
+                });
+                let item_line = item_lines.get(i).copied().unwrap_or(line);
+                add_object(loaded, source, item_line, item.clone(), item_origin, &[]);
             }
             return;
         }
@@ -271,6 +448,7 @@ fn add_object(loaded: &mut Loaded, source: &Arc<str>, line: usize, value: Value)
         line,
         object: value,
         rendered_line: None,
+        origin: Some(origin),
     });
 }
 
@@ -283,17 +461,6 @@ fn json_type(value: &Value) -> &'static str {
         Value::Array(_) => "list",
         Value::Object(_) => "mapping",
     }
-}
-
-/// The first line in `text` that is neither blank nor a comment, counted from `first`.
-fn first_content_line(text: &str, first: usize) -> usize {
-    for (i, line) in text.lines().enumerate() {
-        let t = line.trim();
-        if !t.is_empty() && !t.starts_with('#') {
-            return first + i;
-        }
-    }
-    first
 }
 
 /// 1-based line and column of a byte offset.

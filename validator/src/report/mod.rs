@@ -73,6 +73,9 @@ pub enum Code {
     /// An audit annotation a ValidatingAdmissionPolicy recorded for an object.
     #[serde(rename = "audit-annotation")]
     AuditAnnotation,
+    /// The inputs held no Kubernetes object to check.
+    #[serde(rename = "no-objects")]
+    NoObjects,
 }
 
 impl Code {
@@ -88,6 +91,7 @@ impl Code {
             Code::ExpiredWaiver => "expired-waiver",
             Code::InvalidWaiver => "invalid-waiver",
             Code::AuditAnnotation => "audit-annotation",
+            Code::NoObjects => "no-objects",
         }
     }
     pub fn description(self) -> &'static str {
@@ -104,6 +108,7 @@ impl Code {
             Code::ExpiredWaiver => "A policy waiver is past its expiry date",
             Code::InvalidWaiver => "A waiver file cannot be used",
             Code::AuditAnnotation => "A ValidatingAdmissionPolicy recorded an audit annotation",
+            Code::NoObjects => "The inputs held no Kubernetes object to check",
         }
     }
 }

@@ -11,7 +11,23 @@ pub const KUBERNETES_VERSION: &str = "1.37";
 pub struct Builtin {
     pub api_version: &'static str,
     pub kind: &'static str,
+    /// Objects of the kind live in a namespace.
+    pub namespaced: bool,
     pub generate: fn() -> Value,
+}
+
+/// Whether a resource scope is a namespace.
+trait Namespaced {
+    const NAMESPACED: bool;
+}
+impl Namespaced for k8s_openapi::NamespaceResourceScope {
+    const NAMESPACED: bool = true;
+}
+impl Namespaced for k8s_openapi::ClusterResourceScope {
+    const NAMESPACED: bool = false;
+}
+impl Namespaced for k8s_openapi::SubResourceScope {
+    const NAMESPACED: bool = true;
 }
 
 fn generate<T: schemars::JsonSchema>() -> Value {
@@ -32,6 +48,7 @@ macro_rules! builtins {
             Builtin {
                 api_version: <T as Resource>::API_VERSION,
                 kind: <T as Resource>::KIND,
+                namespaced: <<T as Resource>::Scope as Namespaced>::NAMESPACED,
                 generate: generate::<T>,
             }
         },)*]
@@ -150,4 +167,18 @@ pub fn find(api_version: &str, kind: &str) -> Option<&'static Builtin> {
     BUILTINS
         .iter()
         .find(|b| b.api_version == api_version && b.kind == kind)
+}
+
+/// Whether a built-in kind is namespaced: by apiVersion and kind, else by the kind in the
+/// same group at another version. `None` for kinds that are not built in.
+pub fn namespaced(api_version: &str, kind: &str) -> Option<bool> {
+    if let Some(b) = find(api_version, kind) {
+        return Some(b.namespaced);
+    }
+    let group = |v: &str| v.rsplit_once('/').map_or("", |(g, _)| g).to_string();
+    let wanted = group(api_version);
+    BUILTINS
+        .iter()
+        .find(|b| b.kind == kind && group(b.api_version) == wanted)
+        .map(|b| b.namespaced)
 }

@@ -119,13 +119,22 @@ fn quantity_schema() -> Value {
     json!({"type": ["number", "string"], "format": QUANTITY_FORMAT})
 }
 
-/// An integer of format int32 gets its range, as decoding into an int32 checks it.
+/// An integer of format int32 or int64 gets its range, as decoding into such a Go integer
+/// checks it.
 fn int32_range(node: &mut Map<String, Value>) {
-    if node.get("format").and_then(Value::as_str) == Some("int32")
-        && node.get("type").and_then(Value::as_str) == Some("integer")
-    {
-        node.entry("minimum").or_insert(json!(i32::MIN));
-        node.entry("maximum").or_insert(json!(i32::MAX));
+    if node.get("type").and_then(Value::as_str) != Some("integer") {
+        return;
+    }
+    match node.get("format").and_then(Value::as_str) {
+        Some("int32") => {
+            node.entry("minimum").or_insert(json!(i32::MIN));
+            node.entry("maximum").or_insert(json!(i32::MAX));
+        }
+        Some("int64") => {
+            node.entry("minimum").or_insert(json!(i64::MIN));
+            node.entry("maximum").or_insert(json!(i64::MAX));
+        }
+        _ => {}
     }
 }
 

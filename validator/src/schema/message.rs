@@ -6,9 +6,54 @@ use serde_json::Value;
 
 use super::dialect::{BYTE_FORMAT, DURATION_FORMAT, QUANTITY_FORMAT};
 
-/// The messages for one error (several when it lists several unknown fields). `schema` is the
-/// root schema the error comes from, used to suggest the field meant by an unknown one.
-pub fn messages(error: &ValidationError<'_>, instance: &Value, schema: &Value) -> Vec<String> {
+/// The messages for one error (several when it lists several unknown fields), each with the
+/// path (keys and indexes) of the field it is about. `schema` is the root schema the error
+/// comes from, used to suggest the field meant by an unknown one.
+pub fn messages(
+    error: &ValidationError<'_>,
+    instance: &Value,
+    schema: &Value,
+) -> Vec<(Vec<String>, String)> {
+    let tokens = pointer_tokens(error.instance_path().as_str());
+    match error.kind() {
+        ValidationErrorKind::AdditionalProperties { unexpected }
+        | ValidationErrorKind::UnevaluatedProperties { unexpected } => {
+            let path = field_path(error.instance_path().as_str(), instance);
+            let known = known_fields(schema, error.evaluation_path().as_str());
+            unexpected
+                .iter()
+                .map(|name| {
+                    let mut at = tokens.clone();
+                    at.push(name.clone());
+                    (at, unknown_field(&path, name, &known))
+                })
+                .collect()
+        }
+        _ => texts(error, instance, schema)
+            .into_iter()
+            .map(|m| (tokens.clone(), m))
+            .collect(),
+    }
+}
+
+/// The message about an unknown field `name` under `path`, suggesting the closest known one.
+pub fn unknown_field(path: &str, name: &str, known: &[&str]) -> String {
+    match closest(name, known) {
+        Some(s) => format!("{}: unknown field (did you mean {s}?)", join(path, name)),
+        None => format!("{}: unknown field", join(path, name)),
+    }
+}
+
+/// The tokens of a JSON pointer.
+pub fn pointer_tokens(pointer: &str) -> Vec<String> {
+    pointer
+        .split('/')
+        .skip(1)
+        .map(|t| t.replace("~1", "/").replace("~0", "~"))
+        .collect()
+}
+
+fn texts(error: &ValidationError<'_>, instance: &Value, schema: &Value) -> Vec<String> {
     let path = field_path(error.instance_path().as_str(), instance);
     let value = error.instance();
     let at = |p: &str, what: String| {
@@ -20,16 +65,13 @@ pub fn messages(error: &ValidationError<'_>, instance: &Value, schema: &Value) -
     };
     match error.kind() {
         ValidationErrorKind::AdditionalProperties { unexpected }
-        | ValidationErrorKind::UnevaluatedProperties { unexpected } => unexpected
-            .iter()
-            .map(|name| {
-                let known = known_fields(schema, error.evaluation_path().as_str());
-                match closest(name, &known) {
-                    Some(s) => format!("{}: unknown field (did you mean {s}?)", join(&path, name)),
-                    None => format!("{}: unknown field", join(&path, name)),
-                }
-            })
-            .collect(),
+        | ValidationErrorKind::UnevaluatedProperties { unexpected } => {
+            let known = known_fields(schema, error.evaluation_path().as_str());
+            unexpected
+                .iter()
+                .map(|name| unknown_field(&path, name, &known))
+                .collect()
+        }
         ValidationErrorKind::Required { property } => {
             let name = property
                 .as_str()
@@ -282,70 +324,4 @@ fn edit_distance(a: &str, b: &str) -> usize {
         }
     }
     row[b.len()]
-}
-
-/// A type error on a string that YAML 1.1, which Kubernetes reads manifests with, takes for an
-/// integer or a boolean while YAML 1.2 keeps it a string: `defaultMode: 0644` is the octal
-/// integer 420 for the API server, `enabled: yes` is true.
-pub fn is_yaml11_scalar(error: &ValidationError<'_>) -> bool {
-    let ValidationErrorKind::Type { kind } = error.kind() else {
-        return false;
-    };
-    let Value::String(s) = &**error.instance() else {
-        return false;
-    };
-    let expects = |t: JsonType| match kind {
-        TypeKind::Single(single) => *single == t,
-        TypeKind::Multiple(set) => set.contains(t),
-    };
-    (expects(JsonType::Integer) && is_yaml11_only_int(s))
-        || (expects(JsonType::Boolean) && is_yaml11_only_bool(s))
-}
-
-/// YAML 1.1 integers that YAML 1.2 reads as strings: octal with a leading 0, binary, and
-/// numbers with `_` separators.
-fn is_yaml11_only_int(s: &str) -> bool {
-    let s = s.strip_prefix(['+', '-']).unwrap_or(s);
-    let digits = |body: &str, ok: fn(char) -> bool| {
-        !body.is_empty()
-            && body.chars().any(|c| c != '_')
-            && body.chars().all(|c| c == '_' || ok(c))
-    };
-    if let Some(octal) = s
-        .strip_prefix('0')
-        .filter(|r| !r.is_empty() && !r.starts_with(['b', 'x']))
-    {
-        return digits(octal, |c| ('0'..='7').contains(&c));
-    }
-    if let Some(binary) = s.strip_prefix("0b") {
-        return digits(binary, |c| c == '0' || c == '1');
-    }
-    if let Some(hex) = s.strip_prefix("0x") {
-        return hex.contains('_') && digits(hex, |c| c.is_ascii_hexdigit());
-    }
-    s.contains('_')
-        && s.starts_with(|c: char| c.is_ascii_digit())
-        && digits(s, |c| c.is_ascii_digit())
-}
-
-/// YAML 1.1 booleans that YAML 1.2 reads as strings.
-fn is_yaml11_only_bool(s: &str) -> bool {
-    matches!(
-        s,
-        "y" | "Y"
-            | "yes"
-            | "Yes"
-            | "YES"
-            | "n"
-            | "N"
-            | "no"
-            | "No"
-            | "NO"
-            | "on"
-            | "On"
-            | "ON"
-            | "off"
-            | "Off"
-            | "OFF"
-    )
 }

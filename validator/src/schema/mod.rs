@@ -79,6 +79,52 @@ pub struct Schemas {
     cache: RwLock<HashMap<Key, Arc<OnceLock<Compiled>>>>,
 }
 
+/// Which kinds have no namespace: built-in kinds by their scope, custom resources by the
+/// `spec.scope` of their CustomResourceDefinitions among the inputs, and Gatekeeper's policy
+/// kinds. Other kinds are taken as namespaced.
+#[derive(Debug, Default)]
+pub struct ClusterScoped {
+    /// (group, kind) of custom resources by their CRDs' scope.
+    crds: HashMap<(String, String), bool>,
+}
+
+impl ClusterScoped {
+    pub fn of(documents: &[Document]) -> ClusterScoped {
+        let mut crds = HashMap::new();
+        for doc in documents.iter().filter(|d| is_crd(d)) {
+            let spec = doc.object.get("spec").unwrap_or(&Value::Null);
+            let group = spec.get("group").and_then(Value::as_str).unwrap_or("");
+            let kind = spec
+                .get("names")
+                .and_then(|n| n.get("kind"))
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            let cluster = spec.get("scope").and_then(Value::as_str) == Some("Cluster");
+            crds.insert((group.to_string(), kind.to_string()), cluster);
+        }
+        ClusterScoped { crds }
+    }
+
+    /// True when objects of this apiVersion and kind have no namespace.
+    pub fn contains(&self, api_version: &str, kind: &str) -> bool {
+        if let Some(namespaced) = builtin::namespaced(api_version, kind) {
+            return !namespaced;
+        }
+        let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
+        if let Some(cluster) = self.crds.get(&(group.to_string(), kind.to_string())) {
+            return *cluster;
+        }
+        matches!(
+            group,
+            "templates.gatekeeper.sh"
+                | "constraints.gatekeeper.sh"
+                | "expansion.gatekeeper.sh"
+                | "mutations.gatekeeper.sh"
+                | "externaldata.gatekeeper.sh"
+        ) || (group == "policy" && kind == "PodSecurityPolicy")
+    }
+}
+
 /// True for a CustomResourceDefinition.
 pub fn is_crd(doc: &Document) -> bool {
     doc.kind() == "CustomResourceDefinition"
@@ -239,24 +285,41 @@ impl Schemas {
             object: Some(object_ref(doc)),
             message,
         };
+        // A finding at a field: its own line and column (for chart objects, its line in the
+        // rendered output; the template line stays the object's).
+        let at_field = |path: &[String], message: String| {
+            let mut f = finding(Severity::Deny, Code::SchemaViolation, message);
+            if let Some((line, column)) = doc.locate(path) {
+                if doc.rendered_line.is_some() {
+                    f.rendered_line = Some(line);
+                } else {
+                    f.line = line;
+                    f.column = column;
+                }
+            }
+            f
+        };
         match entry.get_or_init(|| self.compile(api_version, kind)) {
             Compiled::Ready { validator, schema } => {
+                // Objects not read by the loader (built in memory) may still hold nulls.
                 let stripped = without_nulls(&doc.object);
                 let instance = stripped.as_ref().unwrap_or(&doc.object);
-                if validator.is_valid(instance) {
-                    return Vec::new();
+                let mut messages: Vec<(Vec<String>, String)> = Vec::new();
+                if !validator.is_valid(instance) {
+                    messages.extend(
+                        validator
+                            .iter_errors(instance)
+                            .flat_map(|e| message::messages(&e, instance, schema)),
+                    );
                 }
-                let yaml = !doc.source.ends_with(".json");
-                let mut messages: Vec<String> = validator
-                    .iter_errors(instance)
-                    .filter(|e| !(yaml && message::is_yaml11_scalar(e)))
-                    .flat_map(|e| message::messages(&e, instance, schema))
-                    .collect();
+                if self.options.strict {
+                    messages.extend(unknown_null_fields(validator, schema, doc));
+                }
                 messages.sort();
                 messages.dedup();
                 messages
                     .into_iter()
-                    .map(|m| finding(Severity::Deny, Code::SchemaViolation, m))
+                    .map(|(path, m)| at_field(&path, m))
                     .collect()
             }
             Compiled::Missing => {
@@ -422,6 +485,49 @@ fn without_nulls(value: &Value) -> Option<Value> {
     let mut copy = value.clone();
     strip(&mut copy);
     Some(copy)
+}
+
+/// Unknown fields written with a null value (a mistyped `readinessprobe:` left empty): the
+/// reader drops them as the API server does, so they are put back as empty objects in a copy
+/// and only the unknown-field errors at exactly those paths are kept.
+fn unknown_null_fields(
+    validator: &jsonschema::Validator,
+    schema: &Value,
+    doc: &Document,
+) -> Vec<(Vec<String>, String)> {
+    let dropped: Vec<Vec<String>> = doc.dropped_nulls().into_iter().map(|(p, ..)| p).collect();
+    if dropped.is_empty() {
+        return Vec::new();
+    }
+    let mut probe = without_nulls(&doc.object).unwrap_or_else(|| doc.object.clone());
+    for path in &dropped {
+        let Some((name, parent)) = path.split_last() else {
+            continue;
+        };
+        let mut node = Some(&mut probe);
+        for step in parent {
+            node = node.and_then(|n| match n {
+                Value::Object(m) => m.get_mut(step),
+                Value::Array(a) => step.parse::<usize>().ok().and_then(|i| a.get_mut(i)),
+                _ => None,
+            });
+        }
+        if let Some(Value::Object(m)) = node {
+            m.insert(name.clone(), Value::Object(serde_json::Map::new()));
+        }
+    }
+    validator
+        .iter_errors(&probe)
+        .filter(|e| {
+            matches!(
+                e.kind(),
+                jsonschema::error::ValidationErrorKind::AdditionalProperties { .. }
+                    | jsonschema::error::ValidationErrorKind::UnevaluatedProperties { .. }
+            )
+        })
+        .flat_map(|e| message::messages(&e, &probe, schema))
+        .filter(|(path, _)| dropped.contains(path))
+        .collect()
 }
 
 #[cfg(test)]

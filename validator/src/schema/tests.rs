@@ -11,6 +11,7 @@ fn doc(object: Value) -> Document {
         source: Arc::from("test.yaml"),
         line: 1,
         rendered_line: None,
+        origin: None,
         object,
     }
 }
@@ -88,19 +89,36 @@ fn every_error_of_an_object_is_reported_with_its_path() {
 #[test]
 fn yaml_1_1_integers_and_booleans_are_read_as_kubernetes_reads_them() {
     let schemas = Schemas::new(Options::default());
-    let pod = |mode: Value, stdin: Value| {
-        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
-               "spec": {"containers": [{"name": "c", "image": "i", "stdin": stdin}],
-                        "volumes": [{"name": "v", "configMap": {"name": "c", "defaultMode": mode}}]}})
+    let pod = |mode: &str, stdin: &str| {
+        let text = format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: p}}\nspec:\n  containers: [{{name: c, image: i, stdin: {stdin}}}]\n  volumes:\n  - name: v\n    configMap: {{name: c, defaultMode: {mode}}}\n");
+        let loaded = crate::manifest::load_bytes("pod.yaml", text.as_bytes(), false);
+        assert!(loaded.errors.is_empty(), "{:?}", loaded.errors);
+        let mut findings: Vec<(usize, usize, String)> = loaded
+            .documents
+            .iter()
+            .flat_map(|d| schemas.check(d))
+            .map(|f| (f.line, f.column, f.message))
+            .collect();
+        findings.sort();
+        findings
     };
-    // `defaultMode: 0555` and `stdin: yes` in YAML: an octal integer and a boolean.
-    assert!(messages(&schemas, pod(json!("0555"), json!("yes"))).is_empty());
-    assert!(messages(&schemas, pod(json!("0b101"), json!("off"))).is_empty());
+    // `defaultMode: 0555` and `stdin: yes`: an octal integer and a boolean.
+    assert!(pod("0555", "yes").is_empty());
+    assert!(pod("0b101", "off").is_empty());
+    // Quoted, they are strings, reported at their fields.
     assert_eq!(
-        messages(&schemas, pod(json!("0999"), json!("maybe"))),
+        pod("'0555'", "maybe"),
         vec![
-            "spec.containers[0].stdin: \"maybe\" is not a boolean",
-            "spec.volumes[0].configMap.defaultMode: \"0999\" is not an integer",
+            (
+                5,
+                36,
+                "spec.containers[0].stdin: \"maybe\" is not a boolean".to_string()
+            ),
+            (
+                8,
+                26,
+                "spec.volumes[0].configMap.defaultMode: \"0555\" is not an integer".to_string()
+            ),
         ]
     );
     // In JSON a string is a string.
@@ -108,7 +126,10 @@ fn yaml_1_1_integers_and_booleans_are_read_as_kubernetes_reads_them() {
         source: Arc::from("pod.json"),
         line: 1,
         rendered_line: None,
-        object: pod(json!("0555"), json!(true)),
+        origin: None,
+        object: serde_json::json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+               "spec": {"containers": [{"name": "c", "image": "i"}],
+                        "volumes": [{"name": "v", "configMap": {"name": "c", "defaultMode": "0555"}}]}}),
     };
     assert_eq!(schemas.check(&json_doc).len(), 1);
 }

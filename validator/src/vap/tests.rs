@@ -130,7 +130,7 @@ fn audit_annotations_are_recorded_and_null_values_left_out() {
 
 #[test]
 fn audit_annotation_of_the_wrong_type_is_an_error() {
-    let d = docs("apiVersion: admissionregistration.k8s.io/v1\nkind: ValidatingAdmissionPolicy\nmetadata: {name: p}\nspec:\n  matchConstraints:\n    resourceRules: [{apiGroups: [apps], apiVersions: [v1], operations: [CREATE], resources: [deployments]}]\n  auditAnnotations: [{key: n, valueExpression: '1'}]\n---\napiVersion: admissionregistration.k8s.io/v1\nkind: ValidatingAdmissionPolicyBinding\nmetadata: {name: b}\nspec: {policyName: p, validationActions: [Deny]}\n");
+    let d = docs("apiVersion: admissionregistration.k8s.io/v1\nkind: ValidatingAdmissionPolicy\nmetadata: {name: p}\nspec:\n  matchConstraints:\n    resourceRules: [{apiGroups: [apps], apiVersions: [v1], operations: [CREATE], resources: [deployments]}]\n  auditAnnotations: [{key: num, valueExpression: '1'}]\n---\napiVersion: admissionregistration.k8s.io/v1\nkind: ValidatingAdmissionPolicyBinding\nmetadata: {name: b}\nspec: {policyName: p, validationActions: [Deny]}\n");
     let (set, errors) = Set::from_documents(&d);
     assert!(errors.is_empty(), "{errors:?}");
     let o = outcome(&set, &deployment("shop", 1), None, &[]);

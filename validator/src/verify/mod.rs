@@ -318,6 +318,7 @@ fn run_case(
             line: 0,
             object: o.clone(),
             rendered_line: None,
+            origin: None,
         })
         .collect();
     let ns_labels = review::namespace_labels(&namespace_docs);
