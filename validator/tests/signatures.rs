@@ -1791,3 +1791,102 @@ fn real_trusted_root_without_ct_logs_is_refused_without_the_flag() {
         .unwrap();
     assert_eq!(ok.digest, KUBEWARDEN_DIGEST);
 }
+
+// ---- registries that send more than they should ----
+
+/// A misbehaving registry on 127.0.0.1: every manifest request is answered by a challenge for
+/// a token at `/token`, and the token (if `endless_token`) or else every response after it is
+/// an endless chunked body without a Content-Length. Returns its host and the bytes it sent.
+fn endless_registry(endless_token: bool) -> (String, Arc<std::sync::atomic::AtomicU64>) {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let host = listener.local_addr().unwrap().to_string();
+    let sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let (counter, realm) = (sent.clone(), format!("http://{host}/token"));
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let (counter, realm) = (counter.clone(), realm.clone());
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut request = String::new();
+                let _ = reader.read_line(&mut request);
+                let mut authorized = false;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    authorized |= line.to_ascii_lowercase().starts_with("authorization:");
+                }
+                let token = request.contains("/token");
+                if !token && !authorized {
+                    let _ = write!(
+                        stream,
+                        "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer realm=\"{realm}\",service=\"test\"\r\nContent-Length: 0\r\n\r\n"
+                    );
+                    return;
+                }
+                if token && !endless_token {
+                    let body = r#"{"token": "t"}"#;
+                    let _ = write!(
+                        stream,
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
+                    return;
+                }
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+                );
+                let chunk = vec![b' '; 64 * 1024];
+                // At most 256 MiB: far more than any bound the client should keep.
+                for _ in 0..4096 {
+                    let ok = write!(stream, "{:x}\r\n", chunk.len()).is_ok()
+                        && stream.write_all(&chunk).is_ok()
+                        && stream.write_all(b"\r\n").is_ok();
+                    if !ok {
+                        return;
+                    }
+                    counter.fetch_add(chunk.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                }
+            });
+        }
+    });
+    (host, sent)
+}
+
+#[test]
+fn bodies_without_content_length_are_bounded_while_reading() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let keys = tempfile::tempdir().unwrap();
+    let key = write_public_key(keys.path(), "cosign.pub", &signing_key(1));
+    let config = keys.path().join("docker-config.json");
+    std::fs::write(&config, "{}").unwrap();
+    for (endless_token, wanted) in [
+        (false, "response larger than 4194304 bytes"),
+        (true, "token response larger than 262144 bytes"),
+    ] {
+        let (host, sent) = endless_registry(endless_token);
+        let v = Args {
+            signature_keys: vec![key.clone()],
+            insecure_registries: vec![host.clone()],
+            registry_config: Some(config.clone()),
+            registry_timeout: "20s".into(),
+            ..Args::default()
+        }
+        .verifier()
+        .unwrap()
+        .unwrap();
+        let image = format!("{host}/shop/api@{}", support::digest_of(b"image"));
+        let e = failure(&v, &image).to_string();
+        assert!(
+            e.starts_with("registry error: ") && e.ends_with(wanted),
+            "{e}"
+        );
+        // The client stopped reading soon after the bound (socket buffers hold some more).
+        let sent = sent.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(sent < 64 * 1024 * 1024, "{sent} bytes sent");
+    }
+}
