@@ -1469,6 +1469,20 @@ fn rekor_v2_bundles_verify_with_their_inclusion_proof_checkpoint_and_timestamp()
     );
     // The first entry that verifies counts, not only the first entry.
     assert!(sign(|o| o.foreign_entry_first = true).is_ok());
+    // A `dsse 0.0.2` entry records the statement's hash.
+    assert!(sign(|o| o.v2_dsse = true).is_ok());
+    let e = sign(|o| {
+        o.v2_dsse = true;
+        o.entry_for_other_payload = true;
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.starts_with(
+            "transparency log: Rekor v2 entry 4242: the entry records the hash of another payload"
+        ),
+        "{e}"
+    );
     let mut v1 = Options::new(WORKFLOW, ISSUER, now);
     v1.foreign_entry_first = true;
     v1.rfc3161 = true;

@@ -98,6 +98,8 @@ pub struct Options {
     pub forge_checkpoint: bool,
     /// Put an entry of a log the trusted root does not list before the real one.
     pub foreign_entry_first: bool,
+    /// Log the Rekor v2 entry as `dsse 0.0.2` (the statement's hash) instead of `hashedrekord`.
+    pub v2_dsse: bool,
 }
 
 impl Options {
@@ -121,6 +123,7 @@ impl Options {
             tamper_checkpoint: false,
             forge_checkpoint: false,
             foreign_entry_first: false,
+            v2_dsse: false,
         }
     }
 
@@ -491,20 +494,34 @@ impl Sigstore {
         } else {
             pae(IN_TOTO, statement)
         };
-        let body = json!({
-            "apiVersion": "0.0.2",
-            "kind": "hashedrekord",
-            "spec": {"hashedRekordV002": {
-                "data": {"algorithm": "SHA2_256", "digest": b64(&sha2::Sha256::digest(&signed))},
-                "signature": {
-                    "content": b64(signature),
-                    "verifier": {
-                        "keyDetails": "PKIX_ECDSA_P256_SHA_256",
-                        "x509Certificate": {"rawBytes": b64(certificate_der)},
-                    },
-                },
-            }},
+        let verifier = json!({
+            "keyDetails": "PKIX_ECDSA_P256_SHA_256",
+            "x509Certificate": {"rawBytes": b64(certificate_der)},
         });
+        let body = if o.v2_dsse {
+            let hashed = if o.entry_for_other_payload {
+                sha2::Sha256::digest(b"another statement")
+            } else {
+                sha2::Sha256::digest(statement)
+            };
+            json!({
+                "apiVersion": "0.0.2",
+                "kind": "dsse",
+                "spec": {"dsseV002": {
+                    "payloadHash": {"algorithm": "SHA2_256", "digest": b64(&hashed)},
+                    "signatures": [{"content": b64(signature), "verifier": verifier}],
+                }},
+            })
+        } else {
+            json!({
+                "apiVersion": "0.0.2",
+                "kind": "hashedrekord",
+                "spec": {"hashedRekordV002": {
+                    "data": {"algorithm": "SHA2_256", "digest": b64(&sha2::Sha256::digest(&signed))},
+                    "signature": {"content": b64(signature), "verifier": verifier},
+                }},
+            })
+        };
         let body = serde_json::to_vec(&body).expect("body");
         let (index, size) = (5usize, 11usize);
         let mut leaves: Vec<[u8; 32]> = (0..size)
