@@ -5,8 +5,10 @@
 //! An image's tag resolves to a digest through its registry; the signature manifest
 //! `sha256-<hex>.sig` holds simple-signing layers whose payload names that digest and whose
 //! annotation carries an ECDSA signature of the payload, made with a trusted key or, keyless,
-//! with the key of a certificate for a trusted identity (see [`keyless`]). A verified result is
-//! cached by repository and digest for a TTL; failures are never cached and always deny.
+//! with the key of a certificate for a trusted identity (see [`keyless`]); cosign 3 stores
+//! Sigstore bundles as referrers instead (see [`bundle`]). A verified result is cached by
+//! repository and digest for a TTL, a bounded number of them; failures are never cached and
+//! always deny.
 
 pub mod bundle;
 pub mod cosign;
