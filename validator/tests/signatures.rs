@@ -113,7 +113,7 @@ fn image_signed_with_another_key_is_denied_as_wrong_key() {
     let e = failure(&s.verifier(), &s.image("shop/api", "1.0"));
     let message = e.to_string();
     assert!(
-        message.starts_with("wrong key: 1 signature(s)"),
+        message.starts_with("no valid signature: 1 signature(s)"),
         "{message}"
     );
     assert!(message.contains("cosign.pub"), "{message}");
@@ -494,8 +494,12 @@ fn now() -> i64 {
     .unwrap()
 }
 
+/// The trusted root of `sigstore`; without CT logs it accepts certificates without their
+/// signed certificate timestamps checked (as `--insecure-ignore-sct`).
 fn root(sigstore: &Sigstore, with_ct: bool) -> TrustedRoot {
-    TrustedRoot::parse("trusted_root.json", &sigstore.trusted_root(with_ct)).unwrap()
+    TrustedRoot::parse("trusted_root.json", &sigstore.trusted_root(with_ct))
+        .unwrap()
+        .insecure_ignore_sct(!with_ct)
 }
 
 fn workflow_identity() -> Identity {
@@ -509,8 +513,11 @@ fn workflow_identity() -> Identity {
 }
 
 /// The log entry of a `dev.sigstore.cosign/bundle` annotation.
-fn entry(bundle: Option<&str>) -> Option<LogEntry> {
-    bundle.map(|b| LogEntry::from_cosign_bundle(b).unwrap())
+fn entry(bundle: Option<&str>) -> Vec<LogEntry> {
+    bundle
+        .map(|b| LogEntry::from_cosign_bundle(b).unwrap())
+        .into_iter()
+        .collect()
 }
 
 /// Verifies `payload` signed as `o` says against `root`.
@@ -534,7 +541,8 @@ fn keyless(
             payload,
             signature: &signature,
             certificate: Certificate::Pem(&signed.certificate),
-            entry: entry(signed.bundle.as_deref()),
+            entries: entry(signed.bundle.as_deref()),
+            timestamps: Vec::new(),
         },
     )
     .map(|signer| signer.to_string())
@@ -714,7 +722,8 @@ fn keyless_log_entry_must_be_present_signed_and_for_this_signature() {
         payload,
         signature: &signature,
         certificate: Certificate::Pem(&first.certificate),
-        entry: entry(second.bundle.as_deref()),
+        entries: entry(second.bundle.as_deref()),
+        timestamps: Vec::new(),
     };
     let e = root.verify(&ids, &mixed).unwrap_err();
     assert!(e.to_string().contains("records another signature"), "{e}");
@@ -739,12 +748,20 @@ fn keyless_log_entry_must_be_present_signed_and_for_this_signature() {
                 payload: b"another payload",
                 signature: &signature,
                 certificate: Certificate::Pem(&signed.certificate),
-                entry: entry(signed.bundle.as_deref()),
+                entries: entry(signed.bundle.as_deref()),
+                timestamps: Vec::new(),
             },
         )
         .unwrap_err();
     assert!(matches!(e, Rejection::Signature(_)), "{e}");
     assert!(e.to_string().starts_with("bad signature:"), "{e}");
+    // Fulcio-like certificates have an empty subject name: the message names the identity.
+    assert!(!e.to_string().contains("()"), "{e}");
+    assert!(
+        e.to_string()
+            .contains(&format!("(for {WORKFLOW} (issuer {ISSUER}))")),
+        "{e}"
+    );
 }
 
 #[test]
@@ -874,7 +891,8 @@ fn keyless_signed_images_verify_through_the_registry() {
     // Signed with a key, not by a trusted identity.
     let e = failure(&v, &s.image("shop/keyed", "1.0"));
     assert!(
-        e.to_string().starts_with("wrong key: 1 signature(s)")
+        e.to_string()
+            .starts_with("no valid signature: 1 signature(s)")
             && e.to_string()
                 .contains("none verifies with the trusted identities /^https://github"),
         "{e}"
@@ -1235,7 +1253,7 @@ fn cosign3_bundles_fail_closed() {
     let v = args.verifier().unwrap().unwrap();
     let message = |repository: &str| failure(&v, &s.image(repository, "1.0")).to_string();
     assert!(
-        message("shop/other-key").starts_with("wrong key: 1 signature(s)"),
+        message("shop/other-key").starts_with("no valid signature: 1 signature(s)"),
         "{}",
         message("shop/other-key")
     );
@@ -1255,10 +1273,12 @@ fn cosign3_bundles_fail_closed() {
         "{}",
         message("shop/entry")
     );
+    let attested = message("shop/attested");
+    assert!(attested.starts_with("unsigned:"), "{attested}");
     assert!(
-        message("shop/attested").starts_with("unsigned:"),
-        "{}",
-        message("shop/attested")
+        attested.contains("attestations (https://slsa.dev/provenance/v1), not signatures")
+            && !attested.contains("no Sigstore bundle referring to it"),
+        "{attested}"
     );
     // Annotations (`-a`) are read from the statement.
     let annotated = s.with_bundle("shop/annotated", |d| {
@@ -1282,4 +1302,605 @@ fn cosign3_bundles_fail_closed() {
         &s.image("shop/annotated", "1.0"),
     );
     assert!(e.to_string().starts_with("annotations do not match"), "{e}");
+}
+
+#[test]
+fn modified_payload_is_not_reported_as_a_wrong_key() {
+    let s = setup();
+    let digest = s.registry.push_image("shop/api", "1.0", "modified");
+    let signed = support::payload(&s.registry.host, "shop/api", &digest, &[]);
+    let signature: p256::ecdsa::Signature =
+        p256::ecdsa::signature::Signer::sign(&signing_key(1), &signed);
+    let mut modified = support::payload(&s.registry.host, "shop/api", &digest, &[("env", "prod")]);
+    modified.push(b'\n');
+    let encoded = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        signature.to_der().as_bytes(),
+    );
+    s.registry.push_signature_layers(
+        "shop/api",
+        &digest,
+        &[(
+            modified,
+            vec![("dev.cosignproject.cosign/signature", encoded)],
+        )],
+    );
+    let e = failure(&s.verifier(), &s.image("shop/api", "1.0")).to_string();
+    assert!(!e.starts_with("wrong key"), "{e}");
+    assert!(
+        e.starts_with("no valid signature: 1 signature(s)")
+            && e.contains("or the signed payload was changed"),
+        "{e}"
+    );
+}
+
+// ---- legacy rekord entries, trusted roots without CT logs ----
+
+#[test]
+fn legacy_rekord_entries_verify() {
+    let now = now();
+    let sigstore = Sigstore::new(now);
+    let root = root(&sigstore, true);
+    let mut o = Options::new(WORKFLOW, ISSUER, now);
+    o.rekord = true;
+    let signer = keyless(&sigstore, &root, &o, &[workflow_identity()]).unwrap();
+    assert_eq!(signer, format!("{WORKFLOW} (issuer {ISSUER})"));
+    o.entry_for_other_payload = true;
+    let e = keyless(&sigstore, &root, &o, &[workflow_identity()]).unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("transparency log: the entry records the hash of another payload"),
+        "{e}"
+    );
+}
+
+#[test]
+fn trusted_root_without_ct_logs_needs_insecure_ignore_sct() {
+    let now = now();
+    let sigstore = Sigstore::new(now);
+    let o = Options::new(WORKFLOW, ISSUER, now);
+    // The library refuses the certificate...
+    let strict = TrustedRoot::parse("trusted_root.json", &sigstore.trusted_root(false)).unwrap();
+    let e = keyless(&sigstore, &strict, &o, &[workflow_identity()]).unwrap_err();
+    assert!(
+        e.to_string().starts_with(
+            "certificate transparency: the trusted root trusted_root.json lists no CT logs"
+        ),
+        "{e}"
+    );
+    assert!(e.to_string().contains("--insecure-ignore-sct"), "{e}");
+    let lenient = strict.clone().insecure_ignore_sct(true);
+    assert!(keyless(&sigstore, &lenient, &o, &[workflow_identity()]).is_ok());
+
+    // ... and the flags and trust policies refuse such a root unless told to skip the check.
+    let s = setup();
+    let digest = s.with_bundle("shop/keyless", |d| {
+        sigstore.sign_bundle(
+            &sigstore::sign_statement(d, SIGN_PREDICATE, &[]),
+            &Options::new(WORKFLOW, ISSUER, now),
+        )
+    });
+    let root_path = s.write("trusted_root.json", &sigstore.trusted_root(false));
+    let mut args = Args {
+        trusted_root: Some(root_path.clone()),
+        certificate_identity: Some(WORKFLOW.into()),
+        certificate_oidc_issuer: Some(ISSUER.into()),
+        ..s.args()
+    };
+    let e = args.verifier().unwrap_err();
+    assert!(
+        e.contains("trusted_root.json: the trusted root lists no CT logs")
+            && e.contains("--insecure-ignore-sct"),
+        "{e}"
+    );
+    args.insecure_ignore_sct = true;
+    let ok = args
+        .verifier()
+        .unwrap()
+        .unwrap()
+        .verify(&s.image("shop/keyless", "1.0"))
+        .unwrap();
+    assert_eq!(ok.digest, digest);
+    let policy = |ignore: &str| {
+        s.write(
+            "trust.yaml",
+            &format!(
+                "apiVersion: validator.policy/v1\nkind: ImageTrustPolicy\ntrustedRoot: trusted_root.json\n{ignore}rules:\n  - images: ['*']\n    identities: [{{issuer: '{ISSUER}', subject: '{WORKFLOW}'}}]\n"
+            ),
+        );
+        Args {
+            trust_policy: Some(s.keys.path().join("trust.yaml")),
+            signature_keys: Vec::new(),
+            ..s.args()
+        }
+        .verifier()
+    };
+    assert!(policy("").unwrap_err().contains("insecureIgnoreSct: true"));
+    let v = policy("insecureIgnoreSct: true\n").unwrap().unwrap();
+    assert!(v.verify(&s.image("shop/keyless", "1.0")).is_ok());
+
+    // From the command line: exit 2 with the reason, before any check.
+    let output = Command::new(env!("CARGO_BIN_EXE_validator"))
+        .args(["check", "--trusted-root"])
+        .arg(&root_path)
+        .args([
+            "--certificate-identity",
+            WORKFLOW,
+            "--certificate-oidc-issuer",
+            ISSUER,
+        ])
+        .arg(s.write("pod.yaml", &pod("api", &["nginx:1.27"])))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--insecure-ignore-sct"), "{stderr}");
+}
+
+// ---- Rekor v2: inclusion proofs, checkpoints, RFC 3161 timestamps ----
+
+/// Verifies a Sigstore bundle (JSON) keyless against `root`.
+fn verify_bundle(
+    bundle: &str,
+    root: &TrustedRoot,
+    identities: &[Identity],
+) -> Result<String, Rejection> {
+    validator::signature::bundle::Bundle::parse(bundle.as_bytes())
+        .unwrap()
+        .verify_keyless(root, identities)
+        .map(|signer| signer.to_string())
+}
+
+#[test]
+fn rekor_v2_bundles_verify_with_their_inclusion_proof_checkpoint_and_timestamp() {
+    let now = now();
+    let sigstore = Sigstore::new(now);
+    let root = root(&sigstore, true);
+    let ids = [workflow_identity()];
+    let statement = sigstore::sign_statement("sha256:ab", SIGN_PREDICATE, &[]);
+    let sign = |change: fn(&mut Options)| {
+        let mut o = Options::rekor_v2(WORKFLOW, ISSUER, now);
+        change(&mut o);
+        verify_bundle(&sigstore.sign_bundle(&statement, &o), &root, &ids)
+    };
+    assert_eq!(
+        sign(|_| {}).unwrap(),
+        format!("{WORKFLOW} (issuer {ISSUER})")
+    );
+    // The first entry that verifies counts, not only the first entry.
+    assert!(sign(|o| o.foreign_entry_first = true).is_ok());
+    // A `dsse 0.0.2` entry records the statement's hash.
+    assert!(sign(|o| o.v2_dsse = true).is_ok());
+    let e = sign(|o| {
+        o.v2_dsse = true;
+        o.entry_for_other_payload = true;
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.starts_with(
+            "transparency log: Rekor v2 entry 4242: the entry records the hash of another payload"
+        ),
+        "{e}"
+    );
+    let mut v1 = Options::new(WORKFLOW, ISSUER, now);
+    v1.foreign_entry_first = true;
+    v1.rfc3161 = true;
+    assert!(verify_bundle(&sigstore.sign_bundle(&statement, &v1), &root, &ids).is_ok());
+
+    type Change = fn(&mut Options);
+    let cases: [(Change, &str); 7] = [
+        (
+            |o| o.tamper_proof = true,
+            "transparency log: Rekor v2 entry 4242: the inclusion proof does not lead to its root hash",
+        ),
+        (
+            |o| o.tamper_checkpoint = true,
+            "transparency log: Rekor v2 entry 4242: the checkpoint is for another tree",
+        ),
+        (
+            |o| o.forge_checkpoint = true,
+            "transparency log: Rekor v2 entry 4242: the checkpoint of rekor2.sigstore.test has no signature that verifies",
+        ),
+        (
+            |o| o.rfc3161 = false,
+            "transparency log: Rekor v2 entry 4242: Rekor v2 entries carry no time of their own",
+        ),
+        (
+            |o| o.forge_rfc3161 = true,
+            "timestamp authority: the RFC 3161 timestamp: its signature does not verify",
+        ),
+        (
+            |o| o.entry_for_other_payload = true,
+            "transparency log: Rekor v2 entry 4242: the entry records the hash of another payload",
+        ),
+        (
+            |o| {
+                o.tamper_proof = true;
+                o.foreign_entry_first = true;
+            },
+            "transparency log: none of the 2 log entries verifies; the first: Rekor v2 entry 4242: the entry is in log",
+        ),
+    ];
+    for (change, wanted) in cases {
+        let e = sign(change).unwrap_err().to_string();
+        assert!(e.starts_with(wanted), "wanted {wanted}\n got {e}");
+    }
+    // Timestamped outside the certificate's validity.
+    let e = sign(|o| o.logged_at += 3600).unwrap_err().to_string();
+    assert!(
+        e.starts_with("untrusted certificate: the signature was logged at"),
+        "{e}"
+    );
+}
+
+#[test]
+fn rekor_v2_signed_images_verify_through_the_registry() {
+    let s = setup();
+    let now = now();
+    let sigstore = Sigstore::new(now);
+    s.write("trusted_root.json", &sigstore.trusted_root(true));
+    let statement = |digest: &str| sigstore::sign_statement(digest, SIGN_PREDICATE, &[]);
+    let good = s.with_bundle("shop/v2", |d| {
+        sigstore.sign_bundle(&statement(d), &Options::rekor_v2(WORKFLOW, ISSUER, now))
+    });
+    let mut tampered = Options::rekor_v2(WORKFLOW, ISSUER, now);
+    tampered.tamper_proof = true;
+    s.with_bundle("shop/v2-tampered", |d| {
+        sigstore.sign_bundle(&statement(d), &tampered)
+    });
+    let v = Args {
+        trusted_root: Some(s.keys.path().join("trusted_root.json")),
+        certificate_identity: Some(WORKFLOW.into()),
+        certificate_oidc_issuer: Some(ISSUER.into()),
+        ..s.args()
+    }
+    .verifier()
+    .unwrap()
+    .unwrap();
+    assert_eq!(v.verify(&s.image("shop/v2", "1.0")).unwrap().digest, good);
+    let e = failure(&v, &s.image("shop/v2-tampered", "1.0")).to_string();
+    assert!(e.starts_with("transparency log: Rekor v2 entry"), "{e}");
+}
+
+// ---- real public Sigstore material (../shared/sigstore-real), read at run time ----
+
+/// The real fixtures' folder, or `None` (the test says why it is skipped).
+fn real_fixtures() -> Option<PathBuf> {
+    let dir = std::env::var_os("SIGSTORE_REAL_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/sigstore-real")
+        });
+    if dir.join("kubewarden.bundle.json").is_file() {
+        Some(dir)
+    } else {
+        eprintln!(
+            "skipped: the real Sigstore fixtures are not in {} (set SIGSTORE_REAL_DIR)",
+            dir.display()
+        );
+        None
+    }
+}
+
+const KUBEWARDEN_DIGEST: &str =
+    "sha256:c811d58de79c92f03214e63aa339484e488d694ae8a6283b5f3f17a9faf50172";
+const KUBEWARDEN_IDENTITY: &str = "https://github.com/kubewarden/kubewarden-controller/.github/workflows/release.yml@refs/tags/v1.34.0";
+const BEACON_IDENTITY: &str = "https://github.com/sigstore-conformance/extremely-dangerous-public-oidc-beacon/.github/workflows/extremely-dangerous-oidc-beacon.yml@refs/heads/main";
+
+#[test]
+fn real_public_good_bundle_verifies_for_its_identity_and_image_only() {
+    let Some(dir) = real_fixtures() else {
+        return;
+    };
+    let s = setup();
+    let bundle = std::fs::read_to_string(dir.join("kubewarden.bundle.json")).unwrap();
+    let repository = "kubewarden/kubewarden-controller";
+    s.registry
+        .push_referrer(repository, KUBEWARDEN_DIGEST, &bundle, SIGN_PREDICATE);
+    // The same bundle referring to another image.
+    let other = s.registry.push_image(repository, "other", "other");
+    s.registry
+        .push_referrer(repository, &other, &bundle, SIGN_PREDICATE);
+    let image = format!("{}/{repository}@{KUBEWARDEN_DIGEST}", s.registry.host);
+    let verifier = |root: &str, identity: &str| {
+        Args {
+            trusted_root: Some(dir.join(root)),
+            certificate_identity: Some(identity.into()),
+            certificate_oidc_issuer: Some(ISSUER.into()),
+            signature_keys: Vec::new(),
+            ..s.args()
+        }
+        .verifier()
+        .unwrap()
+        .unwrap()
+    };
+    let v = verifier("trusted_root.prod.json", KUBEWARDEN_IDENTITY);
+    let ok = v.verify(&image).unwrap();
+    assert_eq!(ok.digest, KUBEWARDEN_DIGEST);
+    assert_eq!(ok.key, format!("{KUBEWARDEN_IDENTITY} (issuer {ISSUER})"));
+
+    let e = failure(&v, &format!("{}/{repository}@{other}", s.registry.host)).to_string();
+    assert!(e.starts_with("signature for another image:"), "{e}");
+    assert!(e.contains(KUBEWARDEN_DIGEST), "{e}");
+
+    let another = KUBEWARDEN_IDENTITY.replace("v1.34.0", "v1.33.0");
+    let e = failure(&verifier("trusted_root.prod.json", &another), &image).to_string();
+    assert!(
+        e.starts_with("wrong identity: the certificate is for "),
+        "{e}"
+    );
+    assert!(e.contains(KUBEWARDEN_IDENTITY), "{e}");
+
+    // The Rekor v1 entry's inclusion proof and the RFC 3161 timestamp are checked too.
+    let original: Value = serde_json::from_str(&bundle).unwrap();
+    let tampered = |repository: &str, change: &dyn Fn(&mut Value)| {
+        let mut bundle = original.clone();
+        change(&mut bundle["verificationMaterial"]);
+        s.registry.push_referrer(
+            repository,
+            KUBEWARDEN_DIGEST,
+            &bundle.to_string(),
+            SIGN_PREDICATE,
+        );
+        failure(
+            &v,
+            &format!("{}/{repository}@{KUBEWARDEN_DIGEST}", s.registry.host),
+        )
+        .to_string()
+    };
+    let e = tampered("kubewarden/proof", &|m| {
+        m["tlogEntries"][0]["inclusionProof"]["hashes"][2] =
+            json!("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=");
+    });
+    assert!(
+        e.starts_with("transparency log: the inclusion proof does not lead to its root hash"),
+        "{e}"
+    );
+    let e = tampered("kubewarden/timestamp", &|m| {
+        let stamp = m["timestampVerificationData"]["rfc3161Timestamps"][0]["signedTimestamp"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let mut der =
+            base64::Engine::decode(&base64::engine::general_purpose::STANDARD, stamp).unwrap();
+        let last = der.len() - 1;
+        der[last] ^= 1;
+        m["timestampVerificationData"]["rfc3161Timestamps"][0]["signedTimestamp"] = json!(
+            base64::Engine::encode(&base64::engine::general_purpose::STANDARD, der)
+        );
+    });
+    assert!(
+        e.starts_with("timestamp authority: the RFC 3161 timestamp: "),
+        "{e}"
+    );
+
+    let e = failure(
+        &verifier("trusted_root.staging.json", KUBEWARDEN_IDENTITY),
+        &image,
+    )
+    .to_string();
+    assert!(
+        e.starts_with("timestamp authority:") || e.starts_with("transparency log:"),
+        "{e}"
+    );
+}
+
+#[test]
+fn real_rekor_v2_bundle_verifies_and_tampering_is_refused() {
+    let Some(dir) = real_fixtures() else {
+        return;
+    };
+    let text = std::fs::read_to_string(dir.join("staging-rekor2-dsse.bundle.json")).unwrap();
+    let staging = TrustedRoot::load(&dir.join("trusted_root.staging.json")).unwrap();
+    let beacon = Identity::new(Some(ISSUER), None, Some(BEACON_IDENTITY), None).unwrap();
+    let ids = std::slice::from_ref(&beacon);
+    assert_eq!(
+        verify_bundle(&text, &staging, ids).unwrap(),
+        format!("{BEACON_IDENTITY} (issuer {ISSUER})")
+    );
+    let original: Value = serde_json::from_str(&text).unwrap();
+    let tamper = |change: &dyn Fn(&mut Value)| {
+        let mut bundle = original.clone();
+        change(&mut bundle["verificationMaterial"]["tlogEntries"][0]["inclusionProof"]);
+        verify_bundle(&bundle.to_string(), &staging, ids)
+            .unwrap_err()
+            .to_string()
+    };
+    // A hash of the audit path changed.
+    let e = tamper(&|proof| {
+        let hash = proof["hashes"][3].as_str().unwrap().to_string();
+        let flipped = if hash.starts_with('A') { "B" } else { "A" };
+        proof["hashes"][3] = json!(format!("{flipped}{}", &hash[1..]));
+    });
+    assert!(
+        e.starts_with("transparency log: Rekor v2 entry 4026478: the inclusion proof does not lead to its root hash"),
+        "{e}"
+    );
+    // The checkpoint's tree size changed (its signature no longer verifies either).
+    let e = tamper(&|proof| {
+        let note = proof["checkpoint"]["envelope"].as_str().unwrap();
+        proof["checkpoint"]["envelope"] = json!(note.replacen("\n4026479\n", "\n4026480\n", 1));
+    });
+    assert!(
+        e.starts_with(
+            "transparency log: Rekor v2 entry 4026478: the checkpoint is for another tree"
+        ),
+        "{e}"
+    );
+    // The checkpoint's signature by the log removed: only the witnesses' remain.
+    let e = tamper(&|proof| {
+        let note = proof["checkpoint"]["envelope"].as_str().unwrap();
+        let kept: Vec<&str> = note
+            .split_inclusive('\n')
+            .filter(|l| !l.starts_with("\u{2014} log2025-alpha3"))
+            .collect();
+        proof["checkpoint"]["envelope"] = json!(kept.concat());
+    });
+    assert!(
+        e.starts_with("transparency log: Rekor v2 entry 4026478: the checkpoint of log2025-alpha3.rekor.sigstage.dev has no signature that verifies"),
+        "{e}"
+    );
+    // Another identity; the production root (which does not list this log).
+    let e = verify_bundle(&text, &staging, &[workflow_identity()]).unwrap_err();
+    assert!(e.to_string().starts_with("wrong identity:"), "{e}");
+    let prod = TrustedRoot::load(&dir.join("trusted_root.prod.json")).unwrap();
+    let e = verify_bundle(&text, &prod, ids).unwrap_err().to_string();
+    assert!(
+        e.starts_with("timestamp authority:")
+            || e.contains("Rekor v2 entry 4026478: the entry is in log"),
+        "{e}"
+    );
+    // Without its RFC 3161 timestamp the entry has no time.
+    let mut untimed = original.clone();
+    untimed["verificationMaterial"]
+        .as_object_mut()
+        .unwrap()
+        .remove("timestampVerificationData");
+    let e = verify_bundle(&untimed.to_string(), &staging, ids)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("Rekor v2 entries carry no time of their own"),
+        "{e}"
+    );
+}
+
+#[test]
+fn real_trusted_root_without_ct_logs_is_refused_without_the_flag() {
+    let Some(dir) = real_fixtures() else {
+        return;
+    };
+    let mut root: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("trusted_root.prod.json")).unwrap())
+            .unwrap();
+    root["ctlogs"] = json!([]);
+    let s = setup();
+    let path = s.write("no-ct.json", &root.to_string());
+    let mut args = Args {
+        trusted_root: Some(path),
+        certificate_identity: Some(KUBEWARDEN_IDENTITY.into()),
+        certificate_oidc_issuer: Some(ISSUER.into()),
+        signature_keys: Vec::new(),
+        ..s.args()
+    };
+    let e = args.verifier().unwrap_err();
+    assert!(
+        e.contains("lists no CT logs") && e.contains("--insecure-ignore-sct"),
+        "{e}"
+    );
+    args.insecure_ignore_sct = true;
+    let bundle = std::fs::read_to_string(dir.join("kubewarden.bundle.json")).unwrap();
+    let repository = "kubewarden/kubewarden-controller";
+    s.registry
+        .push_referrer(repository, KUBEWARDEN_DIGEST, &bundle, SIGN_PREDICATE);
+    let ok = args
+        .verifier()
+        .unwrap()
+        .unwrap()
+        .verify(&format!(
+            "{}/{repository}@{KUBEWARDEN_DIGEST}",
+            s.registry.host
+        ))
+        .unwrap();
+    assert_eq!(ok.digest, KUBEWARDEN_DIGEST);
+}
+
+// ---- registries that send more than they should ----
+
+/// A misbehaving registry on 127.0.0.1: every manifest request is answered by a challenge for
+/// a token at `/token`, and the token (if `endless_token`) or else every response after it is
+/// an endless chunked body without a Content-Length. Returns its host and the bytes it sent.
+fn endless_registry(endless_token: bool) -> (String, Arc<std::sync::atomic::AtomicU64>) {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let host = listener.local_addr().unwrap().to_string();
+    let sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let (counter, realm) = (sent.clone(), format!("http://{host}/token"));
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let (counter, realm) = (counter.clone(), realm.clone());
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut request = String::new();
+                let _ = reader.read_line(&mut request);
+                let mut authorized = false;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    authorized |= line.to_ascii_lowercase().starts_with("authorization:");
+                }
+                let token = request.contains("/token");
+                if !token && !authorized {
+                    let _ = write!(
+                        stream,
+                        "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer realm=\"{realm}\",service=\"test\"\r\nContent-Length: 0\r\n\r\n"
+                    );
+                    return;
+                }
+                if token && !endless_token {
+                    let body = r#"{"token": "t"}"#;
+                    let _ = write!(
+                        stream,
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
+                    return;
+                }
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+                );
+                let chunk = vec![b' '; 64 * 1024];
+                // At most 256 MiB: far more than any bound the client should keep.
+                for _ in 0..4096 {
+                    let ok = write!(stream, "{:x}\r\n", chunk.len()).is_ok()
+                        && stream.write_all(&chunk).is_ok()
+                        && stream.write_all(b"\r\n").is_ok();
+                    if !ok {
+                        return;
+                    }
+                    counter.fetch_add(chunk.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                }
+            });
+        }
+    });
+    (host, sent)
+}
+
+#[test]
+fn bodies_without_content_length_are_bounded_while_reading() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let keys = tempfile::tempdir().unwrap();
+    let key = write_public_key(keys.path(), "cosign.pub", &signing_key(1));
+    let config = keys.path().join("docker-config.json");
+    std::fs::write(&config, "{}").unwrap();
+    for (endless_token, wanted) in [
+        (false, "response larger than 4194304 bytes"),
+        (true, "token response larger than 262144 bytes"),
+    ] {
+        let (host, sent) = endless_registry(endless_token);
+        let v = Args {
+            signature_keys: vec![key.clone()],
+            insecure_registries: vec![host.clone()],
+            registry_config: Some(config.clone()),
+            registry_timeout: "20s".into(),
+            ..Args::default()
+        }
+        .verifier()
+        .unwrap()
+        .unwrap();
+        let image = format!("{host}/shop/api@{}", support::digest_of(b"image"));
+        let e = failure(&v, &image).to_string();
+        assert!(
+            e.starts_with("registry error: ") && e.ends_with(wanted),
+            "{e}"
+        );
+        // The client stopped reading soon after the bound (socket buffers hold some more).
+        let sent = sent.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(sent < 64 * 1024 * 1024, "{sent} bytes sent");
+    }
 }

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use base64::Engine as _;
 use serde_json::Value;
 
-use super::keyless::LogEntry;
+use super::keyless::{Certificate, Identity, LogEntry, Rejection, Signed, Signer, TrustedRoot};
 
 /// Media types of Sigstore bundles start with this.
 pub const MEDIA_TYPE_PREFIX: &str = "application/vnd.dev.sigstore.bundle";
@@ -24,8 +24,10 @@ pub const PREDICATE_ANNOTATION: &str = "dev.sigstore.bundle.predicateType";
 pub struct Bundle {
     /// The signer's certificate (DER), for keyless signatures.
     pub certificate: Option<Vec<u8>>,
-    /// The first transparency log entry; `Err` says why it cannot be read.
-    pub entry: Option<Result<LogEntry, String>>,
+    /// The transparency log entries; `Err` says why one cannot be read.
+    pub entries: Vec<Result<LogEntry, String>>,
+    /// RFC 3161 timestamps (DER) of the signature.
+    pub timestamps: Vec<Vec<u8>>,
     pub payload_type: String,
     pub payload: Vec<u8>,
     /// The envelope's (first) signature, DER.
@@ -56,10 +58,25 @@ impl Bundle {
         let certificate = raw
             .map(|r| decode(r, "verificationMaterial certificate"))
             .transpose()?;
-        let entry = material["tlogEntries"]
+        let entries = material["tlogEntries"]
             .as_array()
-            .and_then(|entries| entries.first())
-            .map(LogEntry::from_bundle_entry);
+            .map(|entries| entries.iter().map(LogEntry::from_bundle_entry).collect())
+            .unwrap_or_default();
+        let timestamps = material["timestampVerificationData"]["rfc3161Timestamps"]
+            .as_array()
+            .map(|stamps| {
+                stamps
+                    .iter()
+                    .map(|t| {
+                        decode(
+                            t["signedTimestamp"].as_str().unwrap_or(""),
+                            "an RFC 3161 signedTimestamp",
+                        )
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .transpose()?
+            .unwrap_or_default();
         let envelope = bundle.get("dsseEnvelope").ok_or(
             "the bundle has no dsseEnvelope (a messageSignature bundle signs a blob, not an image)",
         )?;
@@ -75,11 +92,47 @@ impl Bundle {
             .ok_or("dsseEnvelope without signatures")?;
         Ok(Bundle {
             certificate,
-            entry,
+            entries,
+            timestamps,
             payload_type: text(envelope, "payloadType")?,
             payload: decode(&text(envelope, "payload")?, "dsseEnvelope payload")?,
             signature: decode(&text(signature, "sig")?, "dsseEnvelope signature")?,
         })
+    }
+
+    /// Verifies the bundle as a keyless signature against `root`, for one of `identities`
+    /// (the first readable log entry that verifies counts); returns who signed.
+    pub fn verify_keyless(
+        &self,
+        root: &TrustedRoot,
+        identities: &[Identity],
+    ) -> Result<Signer, Rejection> {
+        let certificate = self.certificate.as_deref().ok_or_else(|| {
+            Rejection::Certificate("the bundle has no certificate (a key-based signature)".into())
+        })?;
+        let entries: Vec<LogEntry> = self
+            .entries
+            .iter()
+            .filter_map(|e| e.as_ref().ok())
+            .cloned()
+            .collect();
+        if entries.is_empty() {
+            if let Some(Err(e)) = self.entries.first() {
+                return Err(Rejection::Log(e.clone()));
+            }
+        }
+        let pae = self.pae();
+        root.verify(
+            identities,
+            &Signed {
+                message: &pae,
+                payload: &self.payload,
+                signature: &self.signature,
+                certificate: Certificate::Der(certificate),
+                entries,
+                timestamps: self.timestamps.clone(),
+            },
+        )
     }
 
     /// The bytes a DSSE signature covers: `DSSEv1 <len> <type> <len> <payload>`.
@@ -177,15 +230,16 @@ mod tests {
                 "signatures": [{"sig": b64(b"sig")}]}});
         let parsed = Bundle::parse(&serde_json::to_vec(&bundle).unwrap()).unwrap();
         assert_eq!(parsed.certificate.as_deref(), Some(&b"der"[..]));
-        let entry = parsed.entry.clone().unwrap().unwrap();
+        let entry = parsed.entries[0].clone().unwrap();
         assert_eq!(
             (
                 entry.log_index,
                 entry.integrated_time,
                 entry.log_id.as_str()
             ),
-            (7, 1_700_000_000, "0102")
+            (7, Some(1_700_000_000), "0102")
         );
+        assert!(parsed.timestamps.is_empty());
         assert_eq!(parsed.signature, b"sig");
         let pae = parsed.pae();
         assert!(pae.starts_with(

@@ -2,13 +2,18 @@
 //!
 //! A keyless signature layer carries, besides the signature, the signer's short-lived
 //! certificate (`dev.sigstore.cosign/certificate`) and the transparency log entry of the
-//! signing (`dev.sigstore.cosign/bundle`). It verifies when:
-//! - the log entry's signed entry timestamp verifies with a transparency log key of the trusted
-//!   root, and the entry records this signature, this certificate and this payload's hash;
+//! signing (`dev.sigstore.cosign/bundle`); a Sigstore bundle carries the same, and RFC 3161
+//! timestamps. It verifies when:
+//! - a log entry verifies with a transparency log key of the trusted root (Rekor v1: its signed
+//!   entry timestamp, and its inclusion proof when present; Rekor v2: its inclusion proof up to
+//!   a checkpoint the log signed) and records this signature, this certificate and this
+//!   payload's hash;
+//! - every RFC 3161 timestamp verifies with a timestamp authority of the root (Rekor v2 entries
+//!   have no time of their own, so they need one);
 //! - the certificate chains to a certificate authority of the trusted root, is for code
-//!   signing, and it and its issuers were valid when the entry was logged;
-//! - when the trusted root lists certificate transparency logs, one of the certificate's embedded
-//!   timestamps verifies with one of them;
+//!   signing, and it and its issuers were valid when the entry was logged and timestamped;
+//! - one of the certificate's embedded signed certificate timestamps verifies with a CT log of
+//!   the root (a root without CT logs accepts no certificate unless told to skip the check);
 //! - the payload's signature verifies with the certificate's key;
 //! - the certificate's OIDC issuer and subject (an email or URI alternative name) match one of
 //!   the trust policy's identities.
@@ -19,8 +24,10 @@ use std::path::Path;
 
 use base64::Engine as _;
 use serde::Deserialize;
+
+use super::{timestamp, transparency};
 use serde_json::Value;
-use sha2::{Digest, Sha256, Sha384};
+use sha2::{Digest, Sha256, Sha384, Sha512};
 use thiserror::Error;
 use x509_cert::der::asn1::{OctetString, Utf8StringRef};
 use x509_cert::der::oid::ObjectIdentifier;
@@ -38,6 +45,7 @@ const OID_ISSUER_V1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.
 const OID_ISSUER_V2: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.57264.1.8");
 const OID_SCT_LIST: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.11129.2.4.2");
 const OID_CODE_SIGNING: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.3");
+const OID_TIME_STAMPING: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.8");
 const OID_BASIC_CONSTRAINTS: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.19");
 const OID_EXTENDED_KEY_USAGE: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.37");
 const OID_SUBJECT_ALT_NAME: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.17");
@@ -53,23 +61,32 @@ pub enum Rejection {
     Log(String),
     #[error("certificate transparency: {0}")]
     Timestamp(String),
-    #[error("bad signature: the payload's signature does not verify with the key of its certificate ({0})")]
+    #[error("timestamp authority: {0}")]
+    SignedTime(String),
+    #[error("bad signature: the payload's signature does not verify with the key of its certificate (for {0})")]
     Signature(String),
     #[error("wrong identity: the certificate is for {found}; the trust policy wants {wanted}")]
     Identity { found: String, wanted: String },
 }
 
-/// An ECDSA public key of a certificate, log or authority.
+/// A public key of a certificate, log or authority: ECDSA, or Ed25519 (Rekor v2 logs).
 #[derive(Debug, Clone)]
-enum EcKey {
+enum Key {
     P256(p256::ecdsa::VerifyingKey),
     P384(p384::ecdsa::VerifyingKey),
+    Ed25519(Vec<u8>),
 }
+
+/// The DER prefix of an Ed25519 SubjectPublicKeyInfo (RFC 8410), before the 32-byte key.
+const ED25519_SPKI_PREFIX: [u8; 12] = [
+    0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
+];
 
 #[derive(Debug, Clone, Copy)]
 enum Hash {
     Sha256,
     Sha384,
+    Sha512,
 }
 
 impl Hash {
@@ -77,31 +94,44 @@ impl Hash {
         match self {
             Hash::Sha256 => Sha256::digest(message).to_vec(),
             Hash::Sha384 => Sha384::digest(message).to_vec(),
+            Hash::Sha512 => Sha512::digest(message).to_vec(),
         }
     }
 }
 
-impl EcKey {
+impl Key {
     /// Reads a DER SubjectPublicKeyInfo.
-    fn from_spki(der: &[u8]) -> Result<EcKey, String> {
+    fn from_spki(der: &[u8]) -> Result<Key, String> {
         use p256::pkcs8::DecodePublicKey;
         if let Ok(key) = p256::ecdsa::VerifyingKey::from_public_key_der(der) {
-            return Ok(EcKey::P256(key));
+            return Ok(Key::P256(key));
         }
         if let Ok(key) = p384::ecdsa::VerifyingKey::from_public_key_der(der) {
-            return Ok(EcKey::P384(key));
+            return Ok(Key::P384(key));
         }
-        Err("not an ECDSA P-256 or P-384 public key".into())
+        if let Some(raw) = der.strip_prefix(&ED25519_SPKI_PREFIX[..]) {
+            if raw.len() == 32 {
+                return Ok(Key::Ed25519(raw.to_vec()));
+            }
+        }
+        Err("not an ECDSA P-256, P-384 or Ed25519 public key".into())
     }
 
-    /// Whether the ASN.1 DER signature `signature` signs `message` hashed with `hash`.
+    /// Whether `signature` signs `message`: an ASN.1 DER ECDSA signature of `message` hashed
+    /// with `hash`, or an Ed25519 signature of `message` itself.
     fn verifies(&self, hash: Hash, message: &[u8], signature: &[u8]) -> bool {
         use p256::ecdsa::signature::hazmat::PrehashVerifier;
+        if let Key::Ed25519(raw) = self {
+            return ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, raw)
+                .verify(message, signature)
+                .is_ok();
+        }
         let prehash = hash.digest(message);
         match self {
-            EcKey::P256(key) => p256::ecdsa::Signature::from_der(signature)
+            Key::Ed25519(_) => false,
+            Key::P256(key) => p256::ecdsa::Signature::from_der(signature)
                 .is_ok_and(|s| key.verify_prehash(&prehash, &s).is_ok()),
-            EcKey::P384(key) => p384::ecdsa::Signature::from_der(signature)
+            Key::P384(key) => p384::ecdsa::Signature::from_der(signature)
                 .is_ok_and(|s| key.verify_prehash(&prehash, &s).is_ok()),
         }
     }
@@ -138,8 +168,22 @@ impl Cert {
         Ok(Cert { der, cert })
     }
 
+    /// The subject name, or for a certificate without one (Fulcio's leaves), its email or URI
+    /// subjects and issuer.
     fn subject(&self) -> String {
-        self.cert.tbs_certificate.subject.to_string()
+        let name = self.cert.tbs_certificate.subject.to_string();
+        if !name.is_empty() {
+            return name;
+        }
+        let signer = Signer::of(self);
+        if signer.subjects.is_empty() && signer.issuer.is_empty() {
+            format!(
+                "the certificate with serial number {}",
+                hex(self.cert.tbs_certificate.serial_number.as_bytes())
+            )
+        } else {
+            signer.to_string()
+        }
     }
 
     fn validity(&self) -> Window {
@@ -153,14 +197,14 @@ impl Cert {
         }
     }
 
-    fn key(&self) -> Result<EcKey, String> {
+    fn key(&self) -> Result<Key, String> {
         let spki = self
             .cert
             .tbs_certificate
             .subject_public_key_info
             .to_der()
             .map_err(|e| e.to_string())?;
-        EcKey::from_spki(&spki)
+        Key::from_spki(&spki)
     }
 
     fn extension(&self, oid: ObjectIdentifier) -> Option<&[u8]> {
@@ -244,13 +288,13 @@ struct Authority {
     window: Window,
 }
 
-/// A transparency or certificate transparency log. Logs whose key is not ECDSA (older CT logs
-/// have RSA keys) are kept without a key: nothing they signed verifies.
+/// A transparency or certificate transparency log. Logs whose key is neither ECDSA nor Ed25519
+/// (older CT logs have RSA keys) are kept without a key: nothing they signed verifies.
 #[derive(Debug, Clone)]
 struct Log {
     url: String,
     id: Vec<u8>,
-    key: Option<EcKey>,
+    key: Option<Key>,
     window: Window,
 }
 
@@ -270,6 +314,10 @@ pub struct TrustedRoot {
     authorities: Vec<Authority>,
     logs: Vec<Log>,
     ct_logs: Vec<Log>,
+    timestamp_authorities: Vec<Authority>,
+    /// Certificates are accepted without a signed certificate timestamp (cosign's
+    /// `--insecure-ignore-sct`); otherwise a root without CT logs accepts no certificate.
+    ignore_sct: bool,
 }
 
 #[derive(Deserialize)]
@@ -283,6 +331,8 @@ struct RootFile {
     certificate_authorities: Vec<AuthorityFile>,
     #[serde(default)]
     ctlogs: Vec<LogFile>,
+    #[serde(default)]
+    timestamp_authorities: Vec<AuthorityFile>,
 }
 
 #[derive(Deserialize)]
@@ -395,7 +445,7 @@ impl TrustedRoot {
                     let der = base64_decode(&log.public_key.raw_bytes)
                         .map_err(|e| format!("{at}.publicKey.rawBytes: {e}"))?;
                     let details = log.public_key.key_details.as_str();
-                    let key = match EcKey::from_spki(&der) {
+                    let key = match Key::from_spki(&der) {
                         Ok(key) => Some(key),
                         Err(_) if details.contains("RSA") || details.contains("ED25519") => None,
                         Err(e) => return Err(format!("{at}.publicKey: {e}")),
@@ -415,35 +465,42 @@ impl TrustedRoot {
                 })
                 .collect()
         };
-        let mut authorities = Vec::new();
-        for (i, ca) in file.certificate_authorities.iter().enumerate() {
-            let at = format!("{name}: certificateAuthorities[{i}]");
-            let mut chain = Vec::new();
-            for (j, c) in ca.cert_chain.certificates.iter().enumerate() {
-                let der = base64_decode(&c.raw_bytes)
-                    .map_err(|e| format!("{at}.certChain.certificates[{j}]: {e}"))?;
-                let cert = Cert::from_der(der)
-                    .map_err(|e| format!("{at}.certChain.certificates[{j}]: {e}"))?;
-                cert.key()
-                    .map_err(|e| format!("{at}.certChain.certificates[{j}]: {e}"))?;
-                chain.push(cert);
-            }
-            if chain.is_empty() {
-                return Err(format!("{at}: certChain has no certificate"));
-            }
-            for pair in chain.windows(2) {
-                if let [child, parent] = pair {
-                    child
-                        .signed_by(parent)
-                        .map_err(|e| format!("{at}: the chain does not hold together: {e}"))?;
+        let authorities =
+            |entries: &[AuthorityFile], field: &str| -> Result<Vec<Authority>, String> {
+                let mut authorities = Vec::new();
+                for (i, ca) in entries.iter().enumerate() {
+                    let at = format!("{name}: {field}[{i}]");
+                    let mut chain = Vec::new();
+                    for (j, c) in ca.cert_chain.certificates.iter().enumerate() {
+                        let der = base64_decode(&c.raw_bytes)
+                            .map_err(|e| format!("{at}.certChain.certificates[{j}]: {e}"))?;
+                        let cert = Cert::from_der(der)
+                            .map_err(|e| format!("{at}.certChain.certificates[{j}]: {e}"))?;
+                        cert.key()
+                            .map_err(|e| format!("{at}.certChain.certificates[{j}]: {e}"))?;
+                        chain.push(cert);
+                    }
+                    if chain.is_empty() {
+                        return Err(format!("{at}: certChain has no certificate"));
+                    }
+                    for pair in chain.windows(2) {
+                        if let [child, parent] = pair {
+                            child.signed_by(parent).map_err(|e| {
+                                format!("{at}: the chain does not hold together: {e}")
+                            })?;
+                        }
+                    }
+                    authorities.push(Authority {
+                        uri: ca.uri.clone(),
+                        chain,
+                        window: window(ca.valid_for.as_ref()).map_err(|e| format!("{at}: {e}"))?,
+                    });
                 }
-            }
-            authorities.push(Authority {
-                uri: ca.uri.clone(),
-                chain,
-                window: window(ca.valid_for.as_ref()).map_err(|e| format!("{at}: {e}"))?,
-            });
-        }
+                Ok(authorities)
+            };
+        let timestamp_authorities =
+            authorities(&file.timestamp_authorities, "timestampAuthorities")?;
+        let authorities = authorities(&file.certificate_authorities, "certificateAuthorities")?;
         if authorities.is_empty() {
             return Err(format!(
                 "{name}: no certificateAuthorities; keyless verification needs the certificate authority that issues signing certificates"
@@ -460,7 +517,31 @@ impl TrustedRoot {
             authorities,
             logs: logs_list,
             ct_logs: logs(&file.ctlogs, "ctlogs")?,
+            timestamp_authorities,
+            ignore_sct: false,
         })
+    }
+
+    /// Accepts certificates without checking their signed certificate timestamps (cosign's
+    /// `--insecure-ignore-sct`): what a root without CT logs needs.
+    pub fn insecure_ignore_sct(mut self, ignore: bool) -> TrustedRoot {
+        self.set_ignore_sct(ignore);
+        self
+    }
+
+    /// As [`TrustedRoot::insecure_ignore_sct`], in place.
+    pub fn set_ignore_sct(&mut self, ignore: bool) {
+        self.ignore_sct = ignore;
+    }
+
+    /// Whether the root lists CT logs to check certificates' timestamps against.
+    pub fn has_ct_logs(&self) -> bool {
+        !self.ct_logs.is_empty()
+    }
+
+    /// Whether certificates are accepted without their signed certificate timestamps checked.
+    pub fn ignores_sct(&self) -> bool {
+        self.ignore_sct
     }
 
     /// Checks one keyless signature; returns who signed it.
@@ -470,16 +551,34 @@ impl TrustedRoot {
             Certificate::Der(der) => Cert::from_der(der.to_vec()),
         }
         .map_err(Rejection::Certificate)?;
-        let (logged_at, hash) = self.check_log_entry(signed, &leaf)?;
-        let authority = self.issuer_of(&leaf, logged_at)?;
-        check_leaf(&leaf, logged_at)?;
-        if !self.ct_logs.is_empty() {
+        let stamped = self.check_signed_times(signed)?;
+        let logged = self.first_verified_entry(signed, &leaf, &stamped)?;
+        // Every time the signature is known to have existed at: the certificate and its
+        // issuers must have been valid then.
+        let mut authority = None;
+        for &t in logged.time.iter().chain(&stamped) {
+            authority = Some(self.issuer_of(&leaf, t)?);
+            check_leaf(&leaf, t)?;
+        }
+        let authority = authority.ok_or_else(|| {
+            Rejection::Log(
+                "the signature has no verified time (no integrated time, no RFC 3161 timestamp)"
+                    .into(),
+            )
+        })?;
+        if !self.ignore_sct {
+            if self.ct_logs.is_empty() {
+                return Err(Rejection::Timestamp(format!(
+                    "the trusted root {} lists no CT logs, so the certificate's signed certificate timestamp cannot be checked (to accept certificates without that check, pass --insecure-ignore-sct or set insecureIgnoreSct: true in the trust policy)",
+                    self.name
+                )));
+            }
             self.check_timestamps(&leaf, authority)?;
         }
         let key = leaf
             .key()
             .map_err(|e| Rejection::Certificate(format!("its key: {e}")))?;
-        if !key.verifies(hash, signed.message, signed.signature) {
+        if !key.verifies(logged.hash, signed.message, signed.signature) {
             return Err(Rejection::Signature(leaf.subject()));
         }
         let signer = Signer::of(&leaf);
@@ -495,39 +594,203 @@ impl TrustedRoot {
         }
     }
 
-    /// Verifies the log entry of the bundle; returns its integrated time and the hash the
-    /// payload was signed over (the one the entry records, as the log checked).
-    fn check_log_entry(&self, signed: &Signed, leaf: &Cert) -> Result<(i64, Hash), Rejection> {
-        let entry = signed.entry.as_ref().ok_or_else(|| {
-            Rejection::Log(format!(
+    /// The times the RFC 3161 timestamps of the signature vouch for; every timestamp must
+    /// verify with a timestamp authority of the root.
+    fn check_signed_times(&self, signed: &Signed) -> Result<Vec<i64>, Rejection> {
+        let count = signed.timestamps.len();
+        signed
+            .timestamps
+            .iter()
+            .enumerate()
+            .map(|(i, der)| {
+                self.check_signed_time(der, signed.signature).map_err(|e| {
+                    Rejection::SignedTime(if count > 1 {
+                        format!("RFC 3161 timestamp {}: {e}", i + 1)
+                    } else {
+                        format!("the RFC 3161 timestamp: {e}")
+                    })
+                })
+            })
+            .collect()
+    }
+
+    /// The time one RFC 3161 timestamp of `signature` vouches for.
+    fn check_signed_time(&self, der: &[u8], signature: &[u8]) -> Result<i64, String> {
+        if self.timestamp_authorities.is_empty() {
+            return Err(format!(
+                "the trusted root {} lists no timestampAuthorities",
+                self.name
+            ));
+        }
+        let token = timestamp::parse(der)?;
+        if token.imprint.1 != token.imprint.0.hash(signature) {
+            return Err("it is a timestamp of another signature".into());
+        }
+        let hash = match token.signature_digest {
+            timestamp::Digest::Sha256 => Hash::Sha256,
+            timestamp::Digest::Sha384 => Hash::Sha384,
+            timestamp::Digest::Sha512 => Hash::Sha512,
+        };
+        let trim = |b: &[u8]| -> Vec<u8> { b.iter().copied().skip_while(|b| *b == 0).collect() };
+        let mut why = String::from("no timestamp authority of the trusted root signed it");
+        for tsa in &self.timestamp_authorities {
+            let Some(signer) = tsa.chain.first() else {
+                continue;
+            };
+            if let Some(serial) = &token.signer_serial {
+                if trim(serial) != trim(signer.cert.tbs_certificate.serial_number.as_bytes()) {
+                    continue;
+                }
+            }
+            let verifies = signer
+                .key()
+                .is_ok_and(|k| k.verifies(hash, &token.signed_attributes, &token.signature));
+            if !verifies {
+                why = format!(
+                    "its signature does not verify with the key of {} ({})",
+                    signer.subject(),
+                    tsa.uri
+                );
+                continue;
+            }
+            if !tsa.window.contains(token.time) {
+                why = format!(
+                    "it was made at {}, when the timestamp authority {} was not trusted",
+                    rfc3339(token.time),
+                    tsa.uri
+                );
+                continue;
+            }
+            if let Some(c) = tsa
+                .chain
+                .iter()
+                .find(|c| !c.validity().contains(token.time))
+            {
+                why = format!(
+                    "it was made at {}, outside the validity of `{}`",
+                    rfc3339(token.time),
+                    c.subject()
+                );
+                continue;
+            }
+            let time_stamping = signer
+                .extension(OID_EXTENDED_KEY_USAGE)
+                .and_then(|v| ExtendedKeyUsage::from_der(v).ok())
+                .is_some_and(|eku| eku.0.contains(&OID_TIME_STAMPING));
+            if !time_stamping {
+                why = format!(
+                    "`{}` is not for time stamping (no timeStamping extended key usage)",
+                    signer.subject()
+                );
+                continue;
+            }
+            return Ok(token.time);
+        }
+        Err(why)
+    }
+
+    /// The first log entry of the signature that verifies.
+    fn first_verified_entry(
+        &self,
+        signed: &Signed,
+        leaf: &Cert,
+        stamped: &[i64],
+    ) -> Result<Logged, Rejection> {
+        let mut first_error = None;
+        for entry in &signed.entries {
+            match self.check_log_entry(entry, signed, leaf, stamped) {
+                Ok(logged) => return Ok(logged),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        Err(Rejection::Log(match first_error {
+            None => format!(
                 "the signature has no log entry ({BUNDLE_ANNOTATION}, or tlogEntries of a Sigstore bundle); keyless signatures must be logged"
-            ))
-        })?;
+            ),
+            Some(e) if signed.entries.len() == 1 => e,
+            Some(e) => format!(
+                "none of the {} log entries verifies; the first: {e}",
+                signed.entries.len()
+            ),
+        }))
+    }
+
+    /// Verifies one log entry: the log's promise (Rekor v1's signed entry timestamp) or its
+    /// inclusion proof up to a checkpoint signed by the log (Rekor v2, and v1 when present),
+    /// and that it records this signature. `stamped`: the verified RFC 3161 times.
+    fn check_log_entry(
+        &self,
+        entry: &LogEntry,
+        signed: &Signed,
+        leaf: &Cert,
+        stamped: &[i64],
+    ) -> Result<Logged, String> {
+        let v2 = entry.signed_entry_timestamp.is_none();
+        let context = |m: String| {
+            if v2 {
+                format!("Rekor v2 entry {}: {m}", entry.log_index)
+            } else {
+                m
+            }
+        };
         let id = hex_decode(&entry.log_id)
-            .ok_or_else(|| Rejection::Log(format!("logID `{}` is not hex", entry.log_id)))?;
+            .ok_or_else(|| context(format!("logID `{}` is not hex", entry.log_id)))?;
         let log = self.logs.iter().find(|l| l.id == id).ok_or_else(|| {
-            Rejection::Log(format!(
+            context(format!(
                 "the entry is in log {}, which is not a log of the trusted root {}",
                 entry.log_id, self.name
             ))
         })?;
-        let set = base64_decode(&entry.signed_entry_timestamp)
-            .map_err(|e| Rejection::Log(format!("SignedEntryTimestamp: {e}")))?;
-        if !log.verifies(Hash::Sha256, entry.canonical().as_bytes(), &set) {
-            return Err(Rejection::Log(format!(
-                "the signed entry timestamp does not verify with the key of {}",
-                log.url
-            )));
+        let mut time = None;
+        if let Some(set) = &entry.signed_entry_timestamp {
+            let integrated = entry
+                .integrated_time
+                .ok_or("a signed entry timestamp without the entry's integratedTime")?;
+            let set = base64_decode(set).map_err(|e| format!("SignedEntryTimestamp: {e}"))?;
+            if !log.verifies(Hash::Sha256, entry.canonical().as_bytes(), &set) {
+                return Err(format!(
+                    "the signed entry timestamp does not verify with the key of {}",
+                    log.url
+                ));
+            }
+            if !log.window.contains(integrated) {
+                return Err(format!(
+                    "the entry was logged at {}, outside the validity of the key of {}",
+                    rfc3339(integrated),
+                    log.url
+                ));
+            }
+            time = Some(integrated);
         }
-        if !log.window.contains(entry.integrated_time) {
-            return Err(Rejection::Log(format!(
-                "the entry was logged at {}, outside the validity of the key of {}",
-                rfc3339(entry.integrated_time),
-                log.url
-            )));
+        match &entry.inclusion_proof {
+            Some(proof) => check_inclusion(entry, proof, log).map_err(context)?,
+            None if v2 => {
+                return Err(context(
+                    "it has neither a signed entry timestamp (Rekor v1) nor an inclusion proof"
+                        .into(),
+                ))
+            }
+            None => {}
         }
-        let hash = entry.check_body(signed, leaf).map_err(Rejection::Log)?;
-        Ok((entry.integrated_time, hash))
+        if v2 {
+            if stamped.is_empty() {
+                return Err(context(format!(
+                    "Rekor v2 entries carry no time of their own; the bundle needs an RFC 3161 timestamp (timestampVerificationData) by a timestamp authority of the trusted root {}, and has none",
+                    self.name
+                )));
+            }
+            if let Some(t) = stamped.iter().find(|t| !log.window.contains(**t)) {
+                return Err(context(format!(
+                    "the signature was timestamped at {}, outside the validity of the key of {}",
+                    rfc3339(*t),
+                    log.url
+                )));
+            }
+        }
+        let hash = entry.check_body(signed, leaf).map_err(context)?;
+        Ok(Logged { time, hash })
     }
 
     /// The authority whose chain issued `leaf`, every certificate valid at `t`.
@@ -624,6 +887,61 @@ impl TrustedRoot {
     }
 }
 
+/// What a verified log entry establishes.
+struct Logged {
+    /// When the log integrated it (Rekor v1); Rekor v2 entries have no time.
+    time: Option<i64>,
+    /// The hash the signature was made over, as the entry records it.
+    hash: Hash,
+}
+
+/// The entry's inclusion proof leads to the root hash of a checkpoint that `log` signed.
+fn check_inclusion(entry: &LogEntry, proof: &InclusionProof, log: &Log) -> Result<(), String> {
+    let body = base64_decode(&entry.body).map_err(|e| format!("entry body: {e}"))?;
+    let root = transparency::root_from_proof(
+        proof.log_index,
+        proof.tree_size,
+        transparency::leaf_hash(&body),
+        &proof.hashes,
+    )
+    .ok_or_else(|| {
+        format!(
+            "the inclusion proof ({} hashes) does not fit entry {} of a tree of {}",
+            proof.hashes.len(),
+            proof.log_index,
+            proof.tree_size
+        )
+    })?;
+    if root.as_slice() != proof.root_hash.as_slice() {
+        return Err(format!(
+            "the inclusion proof does not lead to its root hash (it leads to {})",
+            hex(&root)
+        ));
+    }
+    let checkpoint = transparency::Checkpoint::parse(&proof.checkpoint)?;
+    if checkpoint.size != proof.tree_size || checkpoint.root_hash != root.as_slice() {
+        return Err(format!(
+            "the checkpoint is for another tree (size {}, not the proof's {}, or another root hash)",
+            checkpoint.size, proof.tree_size
+        ));
+    }
+    let hint = log.id.get(..4);
+    let verified = checkpoint
+        .signatures
+        .iter()
+        .any(|(_, key_hint, signature)| {
+            Some(&key_hint[..]) == hint
+                && log.verifies(Hash::Sha256, checkpoint.text.as_bytes(), signature)
+        });
+    if !verified {
+        return Err(format!(
+            "the checkpoint of {} has no signature that verifies with the key of {}",
+            checkpoint.origin, log.url
+        ));
+    }
+    Ok(())
+}
+
 /// The leaf must be for code signing and valid when logged.
 fn check_leaf(leaf: &Cert, t: i64) -> Result<(), Rejection> {
     let validity = leaf.validity();
@@ -701,17 +1019,90 @@ struct CosignEntry {
     log_id: String,
 }
 
-/// A transparency log entry with the log's promise of inclusion (signed entry timestamp).
+/// A transparency log entry with the log's promise of inclusion (Rekor v1's signed entry
+/// timestamp) or a proof of it (Rekor v2: an inclusion proof up to a signed checkpoint), or
+/// both.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogEntry {
     /// The canonicalized entry body, base64.
     pub body: String,
-    pub integrated_time: i64,
+    /// When the log integrated the entry (Rekor v1; Rekor v2 records no time).
+    pub integrated_time: Option<i64>,
     pub log_index: i64,
-    /// The log's ID (SHA-256 of its key), hex.
+    /// The log's ID, hex.
     pub log_id: String,
-    /// The signed entry timestamp, base64.
-    pub signed_entry_timestamp: String,
+    /// The signed entry timestamp, base64 (Rekor v1).
+    pub signed_entry_timestamp: Option<String>,
+    pub inclusion_proof: Option<InclusionProof>,
+}
+
+/// An RFC 6962 audit path from an entry to a tree's root, and the checkpoint naming that root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InclusionProof {
+    /// The entry's index in the tree the proof is for.
+    pub log_index: u64,
+    pub tree_size: u64,
+    pub root_hash: Vec<u8>,
+    pub hashes: Vec<Vec<u8>>,
+    /// The signed note (checkpoint) of the tree.
+    pub checkpoint: String,
+}
+
+/// A number of a Sigstore bundle (a string there, or a JSON number); `None` when absent.
+fn json_number(v: &Value, field: &str) -> Result<Option<i64>, String> {
+    match v.get(field) {
+        Some(Value::String(s)) => s.parse().map(Some).map_err(|e| format!("{field}: {e}")),
+        Some(Value::Number(n)) => n
+            .as_i64()
+            .map(Some)
+            .ok_or_else(|| format!("{field}: not an integer")),
+        _ => Ok(None),
+    }
+}
+
+impl InclusionProof {
+    fn from_bundle(proof: &Value) -> Result<InclusionProof, String> {
+        let count = |field: &str| -> Result<u64, String> {
+            json_number(proof, field)?
+                .and_then(|n| u64::try_from(n).ok())
+                .ok_or_else(|| format!("inclusionProof without a {field}"))
+        };
+        let hashes = proof
+            .get("hashes")
+            .and_then(Value::as_array)
+            .map(|hashes| {
+                hashes
+                    .iter()
+                    .map(|h| {
+                        h.as_str()
+                            .ok_or_else(|| "inclusionProof.hashes holds a non-string".to_string())
+                            .and_then(|h| {
+                                base64_decode(h).map_err(|e| format!("inclusionProof.hashes: {e}"))
+                            })
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .transpose()?
+            .unwrap_or_default();
+        Ok(InclusionProof {
+            log_index: count("logIndex")?,
+            tree_size: count("treeSize")?,
+            root_hash: base64_decode(
+                proof
+                    .get("rootHash")
+                    .and_then(Value::as_str)
+                    .ok_or("inclusionProof without a rootHash")?,
+            )
+            .map_err(|e| format!("inclusionProof.rootHash: {e}"))?,
+            hashes,
+            checkpoint: proof
+                .get("checkpoint")
+                .and_then(|c| c.get("envelope"))
+                .and_then(Value::as_str)
+                .ok_or("inclusionProof without a checkpoint")?
+                .to_string(),
+        })
+    }
 }
 
 impl LogEntry {
@@ -721,10 +1112,11 @@ impl LogEntry {
             .map_err(|e| Rejection::Log(format!("{BUNDLE_ANNOTATION} is not a bundle: {e}")))?;
         Ok(LogEntry {
             body: bundle.payload.body,
-            integrated_time: bundle.payload.integrated_time,
+            integrated_time: Some(bundle.payload.integrated_time),
             log_index: bundle.payload.log_index,
             log_id: bundle.payload.log_id,
-            signed_entry_timestamp: bundle.signed_entry_timestamp,
+            signed_entry_timestamp: Some(bundle.signed_entry_timestamp),
+            inclusion_proof: None,
         })
     }
 
@@ -736,26 +1128,30 @@ impl LogEntry {
                 .try_fold(entry, |v, k| v.get(*k))
                 .and_then(Value::as_str)
         };
-        let number = |field: &str| -> Result<i64, String> {
-            match entry.get(field) {
-                Some(Value::String(s)) => s.parse().map_err(|e| format!("{field}: {e}")),
-                Some(Value::Number(n)) => {
-                    n.as_i64().ok_or_else(|| format!("{field}: not an integer"))
-                }
-                _ => Err(format!("tlog entry without {field}")),
-            }
-        };
         let log_id = text(&["logId", "keyId"]).ok_or("tlog entry without logId.keyId")?;
+        let signed_entry_timestamp =
+            text(&["inclusionPromise", "signedEntryTimestamp"]).map(str::to_string);
+        let inclusion_proof = match entry.get("inclusionProof") {
+            Some(proof) => Some(InclusionProof::from_bundle(proof)?),
+            None => None,
+        };
+        if signed_entry_timestamp.is_none() && inclusion_proof.is_none() {
+            return Err("tlog entry with neither an inclusionPromise (Rekor v1) nor an inclusionProof (Rekor v2)".into());
+        }
+        // Rekor v2 leaves integratedTime out (or 0): it records no time.
+        let integrated_time = json_number(entry, "integratedTime")?.filter(|t| *t != 0);
+        if signed_entry_timestamp.is_some() && integrated_time.is_none() {
+            return Err("tlog entry with an inclusionPromise but without integratedTime".into());
+        }
         Ok(LogEntry {
             body: text(&["canonicalizedBody"])
                 .ok_or("tlog entry without canonicalizedBody")?
                 .to_string(),
-            integrated_time: number("integratedTime")?,
-            log_index: number("logIndex")?,
+            integrated_time,
+            log_index: json_number(entry, "logIndex")?.ok_or("tlog entry without logIndex")?,
             log_id: hex(&base64_decode(log_id).map_err(|e| format!("logId.keyId: {e}"))?),
-            signed_entry_timestamp: text(&["inclusionPromise", "signedEntryTimestamp"])
-                .ok_or("tlog entry without inclusionPromise (a signed entry timestamp)")?
-                .to_string(),
+            signed_entry_timestamp,
+            inclusion_proof,
         })
     }
 
@@ -765,7 +1161,7 @@ impl LogEntry {
         format!(
             r#"{{"body":{},"integratedTime":{},"logID":{},"logIndex":{}}}"#,
             text(&self.body),
-            self.integrated_time,
+            self.integrated_time.unwrap_or_default(),
             text(&self.log_id),
             self.log_index
         )
@@ -800,8 +1196,113 @@ impl LogEntry {
         };
         let same_signature =
             |b64: &str| base64_decode(b64).ok().as_deref() == Some(signed.signature);
-        match body.get("kind").and_then(Value::as_str).unwrap_or("") {
-            "hashedrekord" => {
+        // Rekor v2 (0.0.2) bodies: hashes and keys as base64, algorithms by name.
+        let v2_hash = |digest: &Value| -> Result<(Hash, Vec<u8>), String> {
+            let hash = match digest
+                .get("algorithm")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+            {
+                "SHA2_256" => Hash::Sha256,
+                "SHA2_384" => Hash::Sha384,
+                "SHA2_512" => Hash::Sha512,
+                other => {
+                    return Err(format!(
+                        "the entry's hash algorithm `{other}` is not supported"
+                    ))
+                }
+            };
+            let value = digest
+                .get("digest")
+                .and_then(Value::as_str)
+                .map(base64_decode)
+                .transpose()?
+                .unwrap_or_default();
+            Ok((hash, value))
+        };
+        let v2_signer = |s: &Value| -> (bool, bool) {
+            let text = |path: &[&str]| {
+                path.iter()
+                    .try_fold(s, |v, k| v.get(*k))
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+            };
+            (
+                same_signature(text(&["content"])),
+                same_certificate(text(&["verifier", "x509Certificate", "rawBytes"])),
+            )
+        };
+        let kind = body.get("kind").and_then(Value::as_str).unwrap_or("");
+        let version = body.get("apiVersion").and_then(Value::as_str).unwrap_or("");
+        match (kind, version) {
+            ("hashedrekord", "0.0.2") => {
+                let spec = &body["spec"]["hashedRekordV002"];
+                let (hash, value) = v2_hash(&spec["data"])?;
+                // The digest of what was signed: the payload, or a DSSE envelope's PAE.
+                if value != hash.digest(signed.message) {
+                    return Err("the entry records the hash of another payload".into());
+                }
+                match v2_signer(&spec["signature"]) {
+                    (false, _) => Err("the entry records another signature".into()),
+                    (true, false) => Err("the entry records another certificate".into()),
+                    (true, true) => Ok(hash),
+                }
+            }
+            ("dsse", "0.0.2") => {
+                let spec = &body["spec"]["dsseV002"];
+                let (hash, value) = v2_hash(&spec["payloadHash"])?;
+                if value != hash.digest(signed.payload) {
+                    return Err("the entry records the hash of another payload".into());
+                }
+                let signers: Vec<(bool, bool)> = spec["signatures"]
+                    .as_array()
+                    .map(|s| s.iter().map(v2_signer).collect())
+                    .unwrap_or_default();
+                if !signers.iter().any(|(signature, _)| *signature) {
+                    return Err("the entry records another signature".into());
+                }
+                if !signers.iter().any(|(_, certificate)| *certificate) {
+                    return Err("the entry records another certificate".into());
+                }
+                Ok(match leaf.key() {
+                    Ok(Key::P384(_)) => Hash::Sha384,
+                    _ => Hash::Sha256,
+                })
+            }
+            (_, "0.0.2") => Err(format!(
+                "the entry is of kind `{kind}` {version}; only hashedrekord and dsse entries are supported"
+            )),
+            // Older keyless signatures: the payload's hash, its signature and the certificate.
+            ("rekord", _) => {
+                if field(&["signature", "format"]) != "x509" {
+                    return Err(format!(
+                        "the rekord entry's signature format is `{}`, not x509",
+                        field(&["signature", "format"])
+                    ));
+                }
+                let hash = hash_of(field(&["data", "hash", "algorithm"]))?;
+                let recorded_hash = field(&["data", "hash", "value"]);
+                let recorded_content = field(&["data", "content"]);
+                let same_payload = if recorded_hash.is_empty() {
+                    base64_decode(recorded_content).ok().as_deref() == Some(signed.payload)
+                } else {
+                    recorded_hash == hex(&hash.digest(signed.payload))
+                };
+                if !same_payload {
+                    return Err("the entry records the hash of another payload".into());
+                }
+                if !same_signature(field(&["signature", "content"])) {
+                    return Err("the entry records another signature".into());
+                }
+                if !same_certificate(field(&["signature", "publicKey", "content"])) {
+                    return Err("the entry records another certificate".into());
+                }
+                Ok(match leaf.key() {
+                    Ok(Key::P384(_)) => Hash::Sha384,
+                    _ => Hash::Sha256,
+                })
+            }
+            ("hashedrekord", _) => {
                 let hash = hash_of(field(&["data", "hash", "algorithm"]))?;
                 if field(&["data", "hash", "value"]) != hex(&hash.digest(signed.payload)) {
                     return Err("the entry records the hash of another payload".into());
@@ -814,7 +1315,7 @@ impl LogEntry {
                 }
                 Ok(hash)
             }
-            "dsse" => {
+            ("dsse", _) => {
                 let hash = hash_of(field(&["payloadHash", "algorithm"]))?;
                 if field(&["payloadHash", "value"]) != hex(&hash.digest(signed.payload)) {
                     return Err("the entry records the hash of another payload".into());
@@ -839,12 +1340,12 @@ impl LogEntry {
                 }
                 // The envelope's signature is over its PAE, hashed as the key's curve wants.
                 Ok(match leaf.key() {
-                    Ok(EcKey::P384(_)) => Hash::Sha384,
+                    Ok(Key::P384(_)) => Hash::Sha384,
                     _ => Hash::Sha256,
                 })
             }
-            kind => Err(format!(
-                "the entry is of kind `{kind}`; only hashedrekord and dsse entries are supported"
+            _ => Err(format!(
+                "the entry is of kind `{kind}`; only hashedrekord, dsse and rekord entries are supported (re-sign the image with a current cosign)"
             )),
         }
     }
@@ -942,8 +1443,11 @@ pub struct Signed<'a> {
     /// The decoded DER signature.
     pub signature: &'a [u8],
     pub certificate: Certificate<'a>,
-    /// The transparency log entry, when the signature carries one.
-    pub entry: Option<LogEntry>,
+    /// The transparency log entries the signature carries; the first that verifies counts.
+    pub entries: Vec<LogEntry>,
+    /// RFC 3161 timestamps of the signature (DER `TimeStampResp`s), from a Sigstore bundle's
+    /// `timestampVerificationData`.
+    pub timestamps: Vec<Vec<u8>>,
 }
 
 /// Who signed: the certificate's OIDC issuer and subject alternative names.
@@ -1108,10 +1612,11 @@ mod tests {
     fn canonical_entry_sorts_keys() {
         let entry = LogEntry {
             body: "Ym9keQ==".into(),
-            integrated_time: 1700000000,
+            integrated_time: Some(1700000000),
             log_index: 7,
             log_id: "ab".into(),
-            signed_entry_timestamp: String::new(),
+            signed_entry_timestamp: Some(String::new()),
+            inclusion_proof: None,
         };
         assert_eq!(
             entry.canonical(),

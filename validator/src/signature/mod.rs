@@ -5,8 +5,10 @@
 //! An image's tag resolves to a digest through its registry; the signature manifest
 //! `sha256-<hex>.sig` holds simple-signing layers whose payload names that digest and whose
 //! annotation carries an ECDSA signature of the payload, made with a trusted key or, keyless,
-//! with the key of a certificate for a trusted identity (see [`keyless`]). A verified result is
-//! cached by repository and digest for a TTL; failures are never cached and always deny.
+//! with the key of a certificate for a trusted identity (see [`keyless`]); cosign 3 stores
+//! Sigstore bundles as referrers instead (see [`bundle`]). A verified result is cached by
+//! repository and digest for a TTL, a bounded number of them; failures are never cached and
+//! always deny.
 
 pub mod bundle;
 pub mod cosign;
@@ -14,8 +16,11 @@ pub mod keyless;
 pub mod policy;
 pub mod reference;
 pub mod registry;
+pub mod timestamp;
+pub mod transparency;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::hash::Hash;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -48,8 +53,14 @@ pub enum Failure {
         tag: String,
         repository: String,
     },
-    #[error("wrong key: {signatures} signature(s) for {digest}, none verifies with {keys}")]
-    WrongKey {
+    #[error("unsigned: no cosign signature for {digest}; what refers to it in {repository} are attestations ({predicates}), not signatures")]
+    AttestationsOnly {
+        digest: String,
+        repository: String,
+        predicates: String,
+    },
+    #[error("no valid signature: {signatures} signature(s) for {digest}, none verifies with {keys} (made with another key, or the signed payload was changed)")]
+    NoValidSignature {
         digest: String,
         signatures: usize,
         keys: String,
@@ -97,13 +108,66 @@ const MAX_REFERRERS: usize = 16;
 /// A verified result's key: repository (`registry/path`), digest, trust policy rule index.
 type CacheKey = (String, String, usize);
 
+/// Verified results kept at most, by default.
+const CACHE_CAPACITY: usize = 10_000;
+
+/// Results by key, each reused for `ttl`, at most `capacity` of them: when it is full, expired
+/// results go first, then the oldest.
+struct Cache<K, V> {
+    ttl: Duration,
+    capacity: usize,
+    entries: Mutex<HashMap<K, (Instant, V)>>,
+}
+
+impl<K: Eq + Hash + Clone, V: Clone> Cache<K, V> {
+    fn new(ttl: Duration, capacity: usize) -> Cache<K, V> {
+        Cache {
+            ttl,
+            capacity,
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn get(&self, key: &K, now: Instant) -> Option<V> {
+        let entries = self.entries.lock().ok()?;
+        let (at, value) = entries.get(key)?;
+        (now.saturating_duration_since(*at) < self.ttl).then(|| value.clone())
+    }
+
+    fn insert(&self, key: K, value: V, now: Instant) {
+        if self.capacity == 0 || self.ttl.is_zero() {
+            return;
+        }
+        let Ok(mut entries) = self.entries.lock() else {
+            return;
+        };
+        if !entries.contains_key(&key) && entries.len() >= self.capacity {
+            let ttl = self.ttl;
+            entries.retain(|_, (at, _)| now.saturating_duration_since(*at) < ttl);
+            if entries.len() >= self.capacity {
+                let oldest = entries
+                    .iter()
+                    .min_by_key(|(_, (at, _))| *at)
+                    .map(|(k, _)| k.clone());
+                if let Some(oldest) = oldest {
+                    entries.remove(&oldest);
+                }
+            }
+        }
+        entries.insert(key, (now, value));
+    }
+
+    fn len(&self) -> usize {
+        self.entries.lock().map(|e| e.len()).unwrap_or(0)
+    }
+}
+
 /// Verifies images against a trust policy; shared by every thread (cache included).
 pub struct Verifier {
     policy: TrustPolicy,
     registry: Registry,
-    cache_ttl: Duration,
     concurrency: usize,
-    cache: Mutex<HashMap<CacheKey, (Instant, Verified)>>,
+    cache: Cache<CacheKey, Verified>,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -121,9 +185,8 @@ impl Verifier {
         Ok(Verifier {
             policy: settings.policy,
             registry: Registry::new(settings.registry)?,
-            cache_ttl: settings.cache_ttl,
             concurrency: settings.concurrency.max(1),
-            cache: Mutex::new(HashMap::new()),
+            cache: Cache::new(settings.cache_ttl, CACHE_CAPACITY),
         })
     }
 
@@ -151,20 +214,17 @@ impl Verifier {
                 image: reference.to_string(),
             })?;
         let key = (reference.repository_name(), digest.clone(), rule_index);
-        if let Some(hit) = self.cached(&key) {
+        if let Some(hit) = self.cache.get(&key, Instant::now()) {
             return Ok(hit);
         }
         let verified = self.verify_digest(&reference, &digest, rule)?;
-        if let Ok(mut cache) = self.cache.lock() {
-            cache.insert(key, (Instant::now(), verified.clone()));
-        }
+        self.cache.insert(key, verified.clone(), Instant::now());
         Ok(verified)
     }
 
-    fn cached(&self, key: &CacheKey) -> Option<Verified> {
-        let cache = self.cache.lock().ok()?;
-        let (at, verified) = cache.get(key)?;
-        (at.elapsed() < self.cache_ttl).then(|| verified.clone())
+    /// Verified results held in the cache.
+    pub fn cached_results(&self) -> usize {
+        self.cache.len()
     }
 
     fn verify_digest(
@@ -176,15 +236,28 @@ impl Verifier {
         // The most telling failure among the signatures, if none passes.
         let mut failure: Option<Failure> = None;
         let mut signatures = 0;
+        let mut attestations = BTreeSet::new();
         if let Some(verified) =
             self.verify_layers(reference, digest, rule, &mut failure, &mut signatures)?
         {
             return Ok(verified);
         }
-        if let Some(verified) =
-            self.verify_bundles(reference, digest, rule, &mut failure, &mut signatures)?
-        {
+        if let Some(verified) = self.verify_bundles(
+            reference,
+            digest,
+            rule,
+            &mut failure,
+            &mut signatures,
+            &mut attestations,
+        )? {
             return Ok(verified);
+        }
+        if signatures == 0 && !attestations.is_empty() {
+            return Err(Failure::AttestationsOnly {
+                digest: digest.to_string(),
+                repository: reference.repository_name(),
+                predicates: attestations.into_iter().collect::<Vec<_>>().join(", "),
+            });
         }
         if signatures == 0 {
             return Err(Failure::Unsigned {
@@ -193,7 +266,7 @@ impl Verifier {
                 repository: reference.repository_name(),
             });
         }
-        Err(failure.unwrap_or_else(|| Failure::WrongKey {
+        Err(failure.unwrap_or_else(|| Failure::NoValidSignature {
             digest: digest.to_string(),
             signatures,
             keys: rule.signers(),
@@ -284,20 +357,21 @@ impl Verifier {
                 continue;
             };
             let payload = self.registry.blob(reference, layer.blob)?;
-            let entry = match layer.bundle.map(keyless::LogEntry::from_cosign_bundle) {
-                Some(Ok(entry)) => Some(entry),
+            let entries = match layer.bundle.map(keyless::LogEntry::from_cosign_bundle) {
+                Some(Ok(entry)) => vec![entry],
                 Some(Err(e)) => {
                     *failure = Some(e.into());
                     continue;
                 }
-                None => None,
+                None => Vec::new(),
             };
             let signed = keyless::Signed {
                 message: &payload,
                 payload: &payload,
                 signature: &signature,
                 certificate: keyless::Certificate::Pem(layer.certificate.unwrap_or("")),
-                entry,
+                entries,
+                timestamps: Vec::new(),
             };
             let Some(signer) = self.signer(rule, signed, layer.certificate.is_some(), failure)
             else {
@@ -329,6 +403,7 @@ impl Verifier {
         rule: &Rule,
         failure: &mut Option<Failure>,
         signatures: &mut usize,
+        attestations: &mut BTreeSet<String>,
     ) -> Result<Option<Verified>, Failure> {
         let descriptors = self.registry.referrers(reference, digest)?;
         let text = |v: &Value, path: &[&str]| -> String {
@@ -344,7 +419,11 @@ impl Verifier {
             let maybe_bundle = artifact_type.starts_with(bundle::MEDIA_TYPE_PREFIX)
                 || artifact_type.is_empty()
                 || artifact_type == "application/vnd.oci.empty.v1+json";
-            if !maybe_bundle || (!predicate.is_empty() && predicate != bundle::SIGN_PREDICATE) {
+            if !maybe_bundle {
+                continue;
+            }
+            if !predicate.is_empty() && predicate != bundle::SIGN_PREDICATE {
+                attestations.insert(predicate);
                 continue;
             }
             let manifest_digest = text(descriptor, &["digest"]);
@@ -360,6 +439,7 @@ impl Verifier {
             }
             let predicate = text(&manifest, &["annotations", bundle::PREDICATE_ANNOTATION]);
             if !predicate.is_empty() && predicate != bundle::SIGN_PREDICATE {
+                attestations.insert(predicate);
                 continue;
             }
             let blob = self.registry.blob(reference, &text(layer, &["digest"]))?;
@@ -374,7 +454,11 @@ impl Verifier {
             };
             let statement = match bundle::Statement::parse(&parsed.payload) {
                 Ok(s) if s.predicate_type == bundle::SIGN_PREDICATE => s,
-                Ok(_) => continue, // an attestation, not a signature
+                Ok(s) => {
+                    // An attestation, not a signature.
+                    attestations.insert(s.predicate_type);
+                    continue;
+                }
                 Err(e) => {
                     *failure = Some(Failure::Malformed(format!(
                         "Sigstore bundle {manifest_digest}: {e}"
@@ -383,13 +467,22 @@ impl Verifier {
                 }
             };
             *signatures += 1;
-            let entry = match parsed.entry.clone().transpose() {
-                Ok(entry) => entry,
-                Err(e) => {
-                    *failure = Some(Rejection::Log(e).into());
-                    continue;
-                }
-            };
+            // Entries that cannot be read are left out; when none can, that is the failure.
+            let unreadable = parsed
+                .entries
+                .iter()
+                .find_map(|e| e.as_ref().err())
+                .cloned();
+            let entries: Vec<keyless::LogEntry> = parsed
+                .entries
+                .iter()
+                .filter_map(|e| e.as_ref().ok())
+                .cloned()
+                .collect();
+            if let (true, Some(e)) = (entries.is_empty(), unreadable) {
+                *failure = Some(Rejection::Log(e).into());
+                continue;
+            }
             let pae = parsed.pae();
             let certificate = parsed.certificate.as_deref();
             let signed = keyless::Signed {
@@ -397,7 +490,8 @@ impl Verifier {
                 payload: &parsed.payload,
                 signature: &parsed.signature,
                 certificate: keyless::Certificate::Der(certificate.unwrap_or(&[])),
-                entry,
+                entries,
+                timestamps: parsed.timestamps.clone(),
             };
             let Some(signer) = self.signer(rule, signed, certificate.is_some(), failure) else {
                 continue;
@@ -562,9 +656,13 @@ pub struct Args {
     #[arg(long = "signature-annotation", value_name = "KEY=VALUE")]
     pub signature_annotations: Vec<String>,
     /// Sigstore trusted root (`trusted_root.json`: certificate authorities, transparency and CT
-    /// logs) that keyless signatures are checked against, offline.
+    /// logs, timestamp authorities) that keyless signatures are checked against, offline.
     #[arg(long, value_name = "FILE")]
     pub trusted_root: Option<PathBuf>,
+    /// Keyless: accept certificates without checking their signed certificate timestamps, as
+    /// cosign's flag of that name; a trusted root that lists no CT logs is refused without it.
+    #[arg(long)]
+    pub insecure_ignore_sct: bool,
     /// Keyless: the certificate subject (email or URI) every image no trust policy rule names must
     /// be signed by, as `cosign verify --certificate-identity`.
     #[arg(long, value_name = "SUBJECT")]
@@ -601,6 +699,7 @@ impl Default for Args {
             signature_keys: Vec::new(),
             signature_annotations: Vec::new(),
             trusted_root: None,
+            insecure_ignore_sct: false,
             certificate_identity: None,
             certificate_identity_regexp: None,
             certificate_oidc_issuer: None,
@@ -642,10 +741,22 @@ impl Args {
                 provider: DEFAULT_PROVIDER.to_string(),
                 rules: Vec::new(),
                 trusted_root: None,
+                insecure_ignore_sct: false,
             },
         };
         if let Some(path) = &self.trusted_root {
             policy.trusted_root = Some(Arc::new(keyless::TrustedRoot::load(path)?));
+        }
+        let ignore_sct = self.insecure_ignore_sct || policy.insecure_ignore_sct;
+        if let Some(root) = policy.trusted_root.as_mut() {
+            let root = Arc::make_mut(root);
+            root.set_ignore_sct(ignore_sct);
+            if !root.has_ct_logs() && !ignore_sct {
+                return Err(format!(
+                    "{}: the trusted root lists no CT logs (`ctlogs`), so keyless certificates' signed certificate timestamps cannot be checked; add the CT logs, or accept certificates without that check with --insecure-ignore-sct (insecureIgnoreSct: true in the trust policy)",
+                    root.name
+                ));
+            }
         }
         let mut keys = Vec::new();
         for path in &self.signature_keys {
@@ -708,5 +819,61 @@ impl Args {
             concurrency: 16,
         })?;
         Ok(Some(Arc::new(verifier)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cache_is_bounded_and_drops_expired_then_oldest_results() {
+        let start = Instant::now();
+        let at = |s: u64| start + Duration::from_secs(s);
+        let cache: Cache<u32, &str> = Cache::new(Duration::from_secs(10), 3);
+        cache.insert(1, "a", at(0));
+        cache.insert(2, "b", at(1));
+        cache.insert(3, "c", at(2));
+        assert_eq!(cache.len(), 3);
+        // Full: the oldest goes.
+        cache.insert(4, "d", at(3));
+        assert_eq!(cache.len(), 3);
+        assert_eq!(cache.get(&1, at(3)), None);
+        assert_eq!(cache.get(&2, at(3)), Some("b"));
+        // Replacing a key does not evict another.
+        cache.insert(2, "b2", at(4));
+        assert_eq!((cache.len(), cache.get(&3, at(4))), (3, Some("c")));
+        // Full again with 3 expired at 12: the expired ones go first, the newer stay.
+        cache.insert(5, "e", at(12));
+        assert_eq!(cache.get(&3, at(12)), None);
+        assert_eq!(cache.get(&4, at(12)), Some("d"));
+        assert_eq!(cache.get(&5, at(12)), Some("e"));
+        // Results expire.
+        assert_eq!(cache.get(&5, at(22)), None);
+        // A zero TTL or capacity caches nothing.
+        let none: Cache<u32, &str> = Cache::new(Duration::ZERO, 3);
+        none.insert(1, "a", at(0));
+        assert_eq!(none.len(), 0);
+        let none: Cache<u32, &str> = Cache::new(Duration::from_secs(1), 0);
+        none.insert(1, "a", at(0));
+        assert_eq!(none.len(), 0);
+    }
+
+    #[test]
+    fn failure_messages_say_what_happened() {
+        let e = Failure::NoValidSignature {
+            digest: "sha256:ab".into(),
+            signatures: 1,
+            keys: "the trusted key(s) cosign.pub".into(),
+        };
+        assert!(!e.to_string().starts_with("wrong key"), "{e}");
+        assert!(e.to_string().contains("payload was changed"), "{e}");
+        let e = Failure::AttestationsOnly {
+            digest: "sha256:ab".into(),
+            repository: "r/a".into(),
+            predicates: "https://slsa.dev/provenance/v1".into(),
+        };
+        assert!(e.to_string().starts_with("unsigned: "), "{e}");
+        assert!(!e.to_string().contains("no Sigstore bundle"), "{e}");
     }
 }

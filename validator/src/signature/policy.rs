@@ -52,6 +52,8 @@ pub struct TrustPolicy {
     pub rules: Vec<Rule>,
     /// Where keyless certificates and log entries are checked against.
     pub trusted_root: Option<Arc<TrustedRoot>>,
+    /// Keyless certificates are accepted without their signed certificate timestamps checked.
+    pub insecure_ignore_sct: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -64,6 +66,10 @@ struct File {
     /// Sigstore trusted root (`trusted_root.json`) for keyless rules; relative to the file.
     #[serde(default)]
     trusted_root: Option<PathBuf>,
+    /// Accept keyless certificates without checking their signed certificate timestamps (as
+    /// cosign's `--insecure-ignore-sct`); needed for a trusted root without CT logs.
+    #[serde(default)]
+    insecure_ignore_sct: bool,
     rules: Vec<FileRule>,
 }
 
@@ -172,6 +178,7 @@ impl TrustPolicy {
                 .unwrap_or_else(|| DEFAULT_PROVIDER.to_string()),
             rules,
             trusted_root,
+            insecure_ignore_sct: file.insecure_ignore_sct,
         })
     }
 

@@ -20,6 +20,8 @@ use super::reference::{sha256_digest, Reference};
 const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json";
 /// Largest manifest or signature payload read.
 const MAX_BODY: usize = 4 * 1024 * 1024;
+/// Largest token response read.
+const MAX_TOKEN_BODY: usize = 256 * 1024;
 
 /// Why a registry could not answer; each says which registry and what happened.
 #[derive(Debug, Clone, Error, PartialEq)]
@@ -39,9 +41,33 @@ pub enum RegistryError {
 }
 
 /// Registry credentials by registry host, read from a docker config file (`auths`).
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct Credentials {
     by_registry: HashMap<String, (String, String)>,
+}
+
+/// Names the registries and users, never the passwords.
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut registries: Vec<(&String, &String)> = self
+            .by_registry
+            .iter()
+            .map(|(registry, (user, _))| (registry, user))
+            .collect();
+        registries.sort();
+        f.debug_struct("Credentials")
+            .field("users_by_registry", &registries)
+            .finish()
+    }
+}
+
+/// Reads at most `limit` bytes of `reader`; `None` when there are more.
+fn read_limited(reader: impl std::io::Read, limit: usize) -> std::io::Result<Option<Vec<u8>>> {
+    use std::io::Read as _;
+    let mut body = Vec::new();
+    let cap = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
+    reader.take(cap).read_to_end(&mut body)?;
+    Ok((body.len() <= limit).then_some(body))
 }
 
 impl Credentials {
@@ -306,10 +332,25 @@ impl Registry {
                 status: response.status().as_u16(),
             });
         }
-        let body: Value = response.json().map_err(|e| RegistryError::Protocol {
+        let protocol = |message: String| RegistryError::Protocol {
             registry: image.registry.clone(),
-            message: format!("token response is not JSON: {e}"),
-        })?;
+            message,
+        };
+        if response
+            .content_length()
+            .is_some_and(|n| n > MAX_TOKEN_BODY as u64)
+        {
+            return Err(protocol(format!(
+                "token response larger than {MAX_TOKEN_BODY} bytes"
+            )));
+        }
+        let body = read_limited(response, MAX_TOKEN_BODY)
+            .map_err(|e| protocol(format!("token response: {e}")))?
+            .ok_or_else(|| {
+                protocol(format!("token response larger than {MAX_TOKEN_BODY} bytes"))
+            })?;
+        let body: Value = serde_json::from_slice(&body)
+            .map_err(|e| protocol(format!("token response is not JSON: {e}")))?;
         body.get("token")
             .or_else(|| body.get("access_token"))
             .and_then(Value::as_str)
@@ -345,16 +386,16 @@ impl Registry {
                 message: format!("response larger than {MAX_BODY} bytes"),
             });
         }
-        let bytes = response
-            .bytes()
-            .map_err(|e| self.transport_error(image, &e))?;
-        if bytes.len() > MAX_BODY {
-            return Err(RegistryError::Protocol {
+        // Without a Content-Length (chunked), the size is known only while reading.
+        read_limited(response, MAX_BODY)
+            .map_err(|e| RegistryError::Unreachable {
+                registry: image.registry.clone(),
+                message: format!("reading the response: {e}"),
+            })?
+            .ok_or_else(|| RegistryError::Protocol {
                 registry: image.registry.clone(),
                 message: format!("response larger than {MAX_BODY} bytes"),
-            });
-        }
-        Ok(bytes.to_vec())
+            })
     }
 
     /// The digest `image` names: its pinned digest (no request), else its tag's current digest.
@@ -514,6 +555,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn reads_stop_at_the_limit() {
+        assert_eq!(
+            read_limited(&b"12345"[..], 5).unwrap(),
+            Some(b"12345".to_vec())
+        );
+        assert_eq!(read_limited(&b"123456"[..], 5).unwrap(), None);
+        // An endless body is not read whole.
+        assert_eq!(read_limited(std::io::repeat(7), 1024).unwrap(), None);
+    }
+
+    #[test]
     fn challenges_are_read() {
         let p = challenge_params(
             r#"realm="https://auth.example.com/token",service="registry.example.com",scope="repository:a/b:pull,push""#,
@@ -542,6 +594,15 @@ mod tests {
             Some(&("bob".into(), "pw".into()))
         );
         assert_eq!(c.get("helper.example.com"), None);
+        let debug = format!("{c:?}");
+        assert!(
+            !debug.contains("s3cret") && !debug.contains("\"pw\""),
+            "{debug}"
+        );
+        assert!(
+            debug.contains("alice") && debug.contains("docker.io"),
+            "{debug}"
+        );
         std::fs::write(&path, r#"{"auths": {"r": {"auth": "!!"}}}"#).unwrap();
         assert!(Credentials::load(&path).unwrap_err().contains("not base64"));
         std::fs::write(&path, "{").unwrap();
