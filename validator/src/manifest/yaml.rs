@@ -1,5 +1,6 @@
-//! YAML read as kubectl and Helm read it (sigs.k8s.io/yaml over a YAML 1.1 parser), into JSON
-//! values as the API server stores them, with the position of every value kept findable.
+//! YAML read as kubectl and Helm read it (sigs.k8s.io/yaml over go-yaml, a port of libyaml;
+//! here parsed by a safe port of libyaml, so the same texts are accepted), into JSON values as
+//! the API server stores them, with the position of every value kept findable.
 //!
 //! - Plain scalars resolve by YAML 1.1: `yes`/`no`/`on`/`off`/`y`/`n` (any of their spellings)
 //!   are booleans; `0644` is octal, `0x3E8` hex, `0b101` binary, `1_000` is 1000; numbers that
@@ -14,10 +15,9 @@
 //!   any nesting deeper than [`MAX_DEPTH`] and alias expansion beyond [`MAX_ALIAS_NODES`] nodes
 //!   are refused.
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 
-use saphyr_parser::{Event, Parser, ScalarStyle, Span, Tag};
+use libyaml_safer::{EventData, Parser, ScalarStyle};
 use serde_json::{Map, Number, Value};
 
 /// Deepest nesting of flow collections (`[`, `{`) accepted.
@@ -35,11 +35,100 @@ pub struct Position {
 }
 
 impl Position {
-    fn of(span: &Span) -> Position {
+    fn of(mark: libyaml_safer::Mark) -> Position {
         Position {
-            line: span.start.line(),
-            column: span.start.col() + 1,
+            line: usize::try_from(mark.line).unwrap_or(usize::MAX - 1) + 1,
+            column: usize::try_from(mark.column).unwrap_or(usize::MAX - 1) + 1,
         }
+    }
+}
+
+/// A parser event, as far as reading values needs it.
+enum Event {
+    DocumentStart,
+    Scalar {
+        text: String,
+        plain: bool,
+        anchor: Option<String>,
+        /// The tag's suffix when it is a YAML core tag (`!!str` -> `str`); other tags do not
+        /// change how a value is read.
+        core_tag: Option<String>,
+    },
+    Alias(String),
+    SequenceStart(Option<String>),
+    MappingStart(Option<String>),
+    SequenceEnd,
+    MappingEnd,
+}
+
+/// The events of a text, each with its start position, until the end of the stream or the
+/// first error.
+struct Events<'a> {
+    parser: Parser<&'a mut &'a [u8]>,
+    done: bool,
+}
+
+impl<'a> Events<'a> {
+    fn new(input: &'a mut &'a [u8]) -> Events<'a> {
+        let mut parser = Parser::new();
+        parser.set_input_string(input);
+        Events {
+            parser,
+            done: false,
+        }
+    }
+}
+
+impl Iterator for Events<'_> {
+    type Item = Result<(Event, Position), YamlError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        while !self.done {
+            let event = match self.parser.parse() {
+                Ok(e) => e,
+                Err(e) => {
+                    self.done = true;
+                    let mark = e.problem_mark().unwrap_or_default();
+                    let message = match e.context() {
+                        Some(context) => format!("invalid YAML: {context}, {}", e.problem()),
+                        None => format!("invalid YAML: {}", e.problem()),
+                    };
+                    return Some(Err(YamlError {
+                        position: Position::of(mark),
+                        message,
+                    }));
+                }
+            };
+            let position = Position::of(event.start_mark);
+            let ours = match event.data {
+                EventData::StreamEnd => {
+                    self.done = true;
+                    return None;
+                }
+                EventData::StreamStart { .. } | EventData::DocumentEnd { .. } => continue,
+                EventData::DocumentStart { .. } => Event::DocumentStart,
+                EventData::Alias { anchor } => Event::Alias(anchor),
+                EventData::Scalar {
+                    anchor,
+                    tag,
+                    value,
+                    style,
+                    ..
+                } => Event::Scalar {
+                    text: value,
+                    plain: style == ScalarStyle::Plain,
+                    anchor,
+                    core_tag: tag
+                        .and_then(|t| t.strip_prefix("tag:yaml.org,2002:").map(str::to_string)),
+                },
+                EventData::SequenceStart { anchor, .. } => Event::SequenceStart(anchor),
+                EventData::SequenceEnd => Event::SequenceEnd,
+                EventData::MappingStart { anchor, .. } => Event::MappingStart(anchor),
+                EventData::MappingEnd => Event::MappingEnd,
+            };
+            return Some(Ok((ours, position)));
+        }
+        None
     }
 }
 
@@ -75,36 +164,21 @@ pub struct Parsed {
 pub fn parse_document(text: &str) -> Result<Parsed, YamlError> {
     check_flow_depth(text)?;
     let mut builder = Builder::default();
-    let mut parser = Parser::new_from_str(text);
+    let mut bytes = text.as_bytes();
     let mut seen_document = false;
-    loop {
-        let (event, span) = match parser.next_event() {
-            None => break,
-            Some(Ok(e)) => e,
-            Some(Err(e)) => {
+    for item in Events::new(&mut bytes) {
+        let (event, position) = item?;
+        if let Event::DocumentStart = event {
+            if seen_document {
                 return Err(YamlError {
-                    position: Position {
-                        line: e.marker().line(),
-                        column: e.marker().col() + 1,
-                    },
-                    message: format!("invalid YAML: {}", e.info()),
-                })
+                    position,
+                    message: "invalid YAML: a second document where one was expected; separate documents with a `---` line".into(),
+                });
             }
-        };
-        match event {
-            Event::StreamStart | Event::Nothing | Event::DocumentEnd => {}
-            Event::StreamEnd => break,
-            Event::DocumentStart(_) => {
-                if seen_document {
-                    return Err(YamlError {
-                        position: Position::of(&span),
-                        message: "invalid YAML: a second document where one was expected; separate documents with a `---` line".into(),
-                    });
-                }
-                seen_document = true;
-            }
-            other => builder.event(other, &span)?,
+            seen_document = true;
+            continue;
         }
+        builder.event(event, position)?;
     }
     Ok(builder.finish())
 }
@@ -145,13 +219,13 @@ fn check_flow_depth(text: &str) -> Result<(), YamlError> {
 enum Frame {
     Sequence {
         items: Vec<Value>,
-        anchor: usize,
+        anchor: Option<String>,
         /// Index in the parent, or key, for paths.
         at: Option<String>,
     },
     Mapping {
         map: Map<String, Value>,
-        anchor: usize,
+        anchor: Option<String>,
         at: Option<String>,
         /// The key read and waiting for its value.
         key: Option<Key>,
@@ -173,7 +247,7 @@ struct Key {
 #[derive(Default)]
 struct Builder {
     stack: Vec<Frame>,
-    anchors: HashMap<usize, (Value, usize)>,
+    anchors: HashMap<String, (Value, usize)>,
     alias_nodes: usize,
     root: Option<Value>,
     start: Option<Position>,
@@ -191,26 +265,32 @@ impl Builder {
         }
     }
 
-    fn event(&mut self, event: Event<'_>, span: &Span) -> Result<(), YamlError> {
-        let position = Position::of(span);
+    fn event(&mut self, event: Event, position: Position) -> Result<(), YamlError> {
         if self.start.is_none() {
             self.start = Some(position);
         }
+        let sequence = matches!(event, Event::SequenceStart(_));
         match event {
-            Event::Scalar(text, style, anchor, tag) => {
+            Event::DocumentStart => Ok(()),
+            Event::Scalar {
+                text,
+                plain,
+                anchor,
+                core_tag,
+            } => {
                 if self.expects_key() {
-                    return self.key(&text, style, tag.as_deref(), position);
+                    return self.key(&text, plain, core_tag.as_deref(), position);
                 }
                 self.note_item_start(position);
-                let value = scalar(&text, style, tag.as_deref())
+                let value = scalar(&text, plain, core_tag.as_deref())
                     .map_err(|message| YamlError { position, message })?;
                 self.value(value, anchor)
             }
-            Event::Alias(id) => {
-                let Some((value, nodes)) = self.anchors.get(&id).cloned() else {
+            Event::Alias(name) => {
+                let Some((value, nodes)) = self.anchors.get(&name).cloned() else {
                     return Err(YamlError {
                         position,
-                        message: "alias to an anchor that is not defined before it".into(),
+                        message: format!("alias *{name} to an anchor that is not defined before it in this document"),
                     });
                 };
                 self.alias_nodes += nodes;
@@ -224,14 +304,14 @@ impl Builder {
                 }
                 if self.expects_key() {
                     return match value {
-                        Value::String(s) => self.key(&s, ScalarStyle::SingleQuoted, None, position),
+                        Value::String(s) => self.key(&s, false, None, position),
                         other => self.key_value(other, position),
                     };
                 }
                 self.note_item_start(position);
-                self.value(value, 0)
+                self.value(value, None)
             }
-            Event::SequenceStart(anchor, _) | Event::MappingStart(anchor, _) => {
+            Event::SequenceStart(anchor) | Event::MappingStart(anchor) => {
                 if self.expects_key() {
                     return Err(YamlError {
                         position,
@@ -248,7 +328,7 @@ impl Builder {
                 }
                 self.note_item_start(position);
                 let at = self.child_name();
-                let frame = if matches!(event, Event::SequenceStart(..)) {
+                let frame = if sequence {
                     Frame::Sequence {
                         items: Vec::new(),
                         anchor,
@@ -290,7 +370,6 @@ impl Builder {
                 };
                 self.value(value, anchor)
             }
-            _ => Ok(()),
         }
     }
 
@@ -319,11 +398,11 @@ impl Builder {
     fn key(
         &mut self,
         text: &str,
-        style: ScalarStyle,
-        tag: Option<&Tag>,
+        plain: bool,
+        core_tag: Option<&str>,
         position: Position,
     ) -> Result<(), YamlError> {
-        if style == ScalarStyle::Plain && tag.is_none() && text == "<<" {
+        if plain && core_tag.is_none() && text == "<<" {
             if let Some(Frame::Mapping { key, .. }) = self.stack.last_mut() {
                 *key = Some(Key {
                     name: "<<".into(),
@@ -333,7 +412,8 @@ impl Builder {
             }
             return Ok(());
         }
-        let value = scalar(text, style, tag).map_err(|message| YamlError { position, message })?;
+        let value =
+            scalar(text, plain, core_tag).map_err(|message| YamlError { position, message })?;
         self.key_value(value, position)
     }
 
@@ -382,8 +462,8 @@ impl Builder {
     }
 
     /// Places a finished value in its parent (or as the document).
-    fn value(&mut self, value: Value, anchor: usize) -> Result<(), YamlError> {
-        if anchor != 0 {
+    fn value(&mut self, value: Value, anchor: Option<String>) -> Result<(), YamlError> {
+        if let Some(anchor) = anchor {
             let nodes = count_nodes(&value);
             self.anchors.insert(anchor, (value.clone(), nodes));
         }
@@ -474,34 +554,26 @@ fn count_nodes(value: &Value) -> usize {
     }
 }
 
-/// The value of a scalar by its style and tag.
-fn scalar(text: &str, style: ScalarStyle, tag: Option<&Tag>) -> Result<Value, String> {
-    if let Some(tag) = tag {
-        if tag.is_yaml_core_schema() {
-            let plain = Cow::Borrowed(text);
-            return match tag.suffix.as_str() {
-                "str" | "binary" | "timestamp" => Ok(Value::String(text.to_string())),
-                "null" => Ok(Value::Null),
-                "bool" => match resolve_plain(&plain)? {
-                    v @ Value::Bool(_) => Ok(v),
-                    _ => Err(format!("`!!bool {text}` is not a boolean")),
-                },
-                "int" => match resolve_plain(&plain)? {
-                    Value::Number(n) if n.is_i64() || n.is_u64() => Ok(Value::Number(n)),
-                    _ => Err(format!("`!!int {text}` is not an integer")),
-                },
-                "float" => match resolve_plain(&plain)? {
-                    v @ Value::Number(_) => Ok(v),
-                    _ => Err(format!("`!!float {text}` is not a number")),
-                },
-                _ => resolve_plain(text),
-            };
-        }
-        // Other tags do not change how the value is read.
-    }
-    match style {
-        ScalarStyle::Plain => resolve_plain(text),
-        _ => Ok(Value::String(text.to_string())),
+/// The value of a scalar by its style and YAML core tag (`str`, `int`, ...).
+fn scalar(text: &str, plain: bool, core_tag: Option<&str>) -> Result<Value, String> {
+    match core_tag {
+        Some("str" | "binary" | "timestamp") => Ok(Value::String(text.to_string())),
+        Some("null") => Ok(Value::Null),
+        Some("bool") => match resolve_plain(text)? {
+            v @ Value::Bool(_) => Ok(v),
+            _ => Err(format!("`!!bool {text}` is not a boolean")),
+        },
+        Some("int") => match resolve_plain(text)? {
+            Value::Number(n) if n.is_i64() || n.is_u64() => Ok(Value::Number(n)),
+            _ => Err(format!("`!!int {text}` is not an integer")),
+        },
+        Some("float") => match resolve_plain(text)? {
+            v @ Value::Number(_) => Ok(v),
+            _ => Err(format!("`!!float {text}` is not a number")),
+        },
+        Some(_) => resolve_plain(text),
+        None if plain => resolve_plain(text),
+        None => Ok(Value::String(text.to_string())),
     }
 }
 
@@ -673,36 +745,34 @@ pub fn locate(text: &str, path: &[String]) -> Option<Position> {
         return None;
     }
     let mut stack: Vec<Open> = Vec::new();
-    let mut parser = Parser::new_from_str(text);
-    while let Some(Ok((event, span))) = parser.next_event() {
-        let starts_node = matches!(
-            event,
-            Event::Scalar(..)
-                | Event::Alias(_)
-                | Event::MappingStart(..)
-                | Event::SequenceStart(..)
-        );
+    let mut bytes = text.as_bytes();
+    for item in Events::new(&mut bytes) {
+        let Ok((event, position)) = item else {
+            return None;
+        };
+        let collection = matches!(event, Event::MappingStart(_) | Event::SequenceStart(_));
+        let starts_node = collection || matches!(event, Event::Scalar { .. } | Event::Alias(_));
         let depth = stack.len();
         if starts_node {
             if let Some(top) = stack.last_mut() {
                 if top.mapping && top.expect_key {
                     // A key: only scalar keys can name a path step.
                     let key = match &event {
-                        Event::Scalar(text, style, _, _) => Some(key_name(text, *style)),
+                        Event::Scalar { text, plain, .. } => Some(key_name(text, *plain)),
                         _ => None,
                     };
                     if top.on_path
                         && depth == path.len()
                         && key.as_deref() == Some(&path[depth - 1])
                     {
-                        return Some(Position::of(&span));
+                        return Some(position);
                     }
                     top.key = key;
                     top.expect_key = false;
-                    if matches!(event, Event::MappingStart(..) | Event::SequenceStart(..)) {
+                    if collection {
                         // A complex key: skip it as an unnamed collection.
                         stack.push(Open {
-                            mapping: matches!(event, Event::MappingStart(..)),
+                            mapping: matches!(event, Event::MappingStart(_)),
                             index: 0,
                             key: None,
                             expect_key: true,
@@ -725,21 +795,18 @@ pub fn locate(text: &str, path: &[String]) -> Option<Position> {
                 }
             };
             if on_path && depth == path.len() && depth > 0 {
-                return Some(Position::of(&span));
+                return Some(position);
             }
-            match event {
-                Event::MappingStart(..) | Event::SequenceStart(..) => stack.push(Open {
-                    mapping: matches!(event, Event::MappingStart(..)),
+            if collection {
+                stack.push(Open {
+                    mapping: matches!(event, Event::MappingStart(_)),
                     index: 0,
                     key: None,
                     expect_key: true,
                     on_path,
-                }),
-                _ => {
-                    if let Some(top) = stack.last_mut() {
-                        top.advance();
-                    }
-                }
+                });
+            } else if let Some(top) = stack.last_mut() {
+                top.advance();
             }
         } else if matches!(event, Event::MappingEnd | Event::SequenceEnd) {
             stack.pop();
@@ -752,8 +819,8 @@ pub fn locate(text: &str, path: &[String]) -> Option<Position> {
 }
 
 /// A mapping key as it appears in the JSON object.
-fn key_name(text: &str, style: ScalarStyle) -> String {
-    if style != ScalarStyle::Plain {
+fn key_name(text: &str, plain: bool) -> String {
+    if !plain {
         return text.to_string();
     }
     match resolve_plain(text) {

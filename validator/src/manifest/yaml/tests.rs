@@ -314,3 +314,14 @@ proptest! {
         let _ = parse_document(&text);
     }
 }
+
+#[test]
+fn quoted_scalars_continued_at_the_keys_indentation_are_read_as_go_yaml_reads_them() {
+    // Seen in real ConstraintTemplates: the continuation line of a double-quoted description
+    // starts at the indentation of its key. go-yaml (a libyaml port) accepts it.
+    let v = value("properties:\n  flag:\n    type: boolean\n    description: \"When set, the\n    value is optional.\"\n");
+    assert_eq!(
+        v["properties"]["flag"]["description"],
+        json!("When set, the value is optional.")
+    );
+}
