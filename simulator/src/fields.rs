@@ -403,6 +403,46 @@ pub fn record_update(
     set_entries(new, &list);
 }
 
+/// The API server's message for refused apply conflicts: `Apply failed with 1 conflict:
+/// conflict with "unknown" using apps/v1: .spec.replicas`, and for several, per manager,
+/// `conflicts with "m" using v1:` followed by `- <field>` lines.
+pub fn conflict_message(conflicts: &[Conflict]) -> String {
+    let head = format!(
+        "Apply failed with {} conflict{}: ",
+        conflicts.len(),
+        if conflicts.len() == 1 { "" } else { "s" }
+    );
+    if let [c] = conflicts {
+        return format!(
+            "{head}conflict with \"{}\" using {}: {}",
+            c.manager, c.api_version, c.field
+        );
+    }
+    let mut groups: Vec<(&str, &str, Vec<&str>)> = Vec::new();
+    for c in conflicts {
+        match groups
+            .iter_mut()
+            .find(|(m, v, _)| *m == c.manager && *v == c.api_version)
+        {
+            Some((_, _, fields)) => fields.push(&c.field),
+            None => groups.push((&c.manager, &c.api_version, vec![&c.field])),
+        }
+    }
+    let body: Vec<String> = groups
+        .iter()
+        .map(|(m, v, fields)| {
+            let word = if fields.len() == 1 {
+                "conflict"
+            } else {
+                "conflicts"
+            };
+            let list: Vec<String> = fields.iter().map(|f| format!("- {f}")).collect();
+            format!("{word} with \"{m}\" using {v}:\n{}", list.join("\n"))
+        })
+        .collect();
+    format!("{head}{}", body.join("\n"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -509,44 +549,4 @@ mod tests {
         merge_patch(&mut v, &json!({"a": {"b": null, "d": 3}}));
         assert_eq!(v, json!({"a": {"c": 2, "d": 3}}));
     }
-}
-
-/// The API server's message for refused apply conflicts: `Apply failed with 1 conflict:
-/// conflict with "unknown" using apps/v1: .spec.replicas`, and for several, per manager,
-/// `conflicts with "m" using v1:` followed by `- <field>` lines.
-pub fn conflict_message(conflicts: &[Conflict]) -> String {
-    let head = format!(
-        "Apply failed with {} conflict{}: ",
-        conflicts.len(),
-        if conflicts.len() == 1 { "" } else { "s" }
-    );
-    if let [c] = conflicts {
-        return format!(
-            "{head}conflict with \"{}\" using {}: {}",
-            c.manager, c.api_version, c.field
-        );
-    }
-    let mut groups: Vec<(&str, &str, Vec<&str>)> = Vec::new();
-    for c in conflicts {
-        match groups
-            .iter_mut()
-            .find(|(m, v, _)| *m == c.manager && *v == c.api_version)
-        {
-            Some((_, _, fields)) => fields.push(&c.field),
-            None => groups.push((&c.manager, &c.api_version, vec![&c.field])),
-        }
-    }
-    let body: Vec<String> = groups
-        .iter()
-        .map(|(m, v, fields)| {
-            let word = if fields.len() == 1 {
-                "conflict"
-            } else {
-                "conflicts"
-            };
-            let list: Vec<String> = fields.iter().map(|f| format!("- {f}")).collect();
-            format!("{word} with \"{m}\" using {v}:\n{}", list.join("\n"))
-        })
-        .collect();
-    format!("{head}{}", body.join("\n"))
 }

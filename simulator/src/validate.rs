@@ -119,30 +119,6 @@ pub fn object(rt: &ResourceType, object: &Value, old: Option<&Value>) -> Result<
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::resources::Registry;
-    use serde_json::json;
-
-    #[test]
-    fn deployment_selector_must_match_and_stay() {
-        let r = Registry::default();
-        let rt = r.by_kind("apps/v1", "Deployment").unwrap();
-        let d = json!({"metadata": {"name": "api"}, "spec": {"selector": {"matchLabels": {"app": "api"}},
-            "template": {"metadata": {"labels": {"app": "api"}}, "spec": {"containers": [{"name": "a", "image": "i"}]}}}});
-        assert!(object(rt, &d, None).is_ok());
-        let mut other = d.clone();
-        other["spec"]["selector"]["matchLabels"]["app"] = json!("web");
-        other["spec"]["template"]["metadata"]["labels"]["app"] = json!("web");
-        assert_eq!(object(rt, &other, Some(&d)).unwrap_err().code, 422);
-        let mut mismatch = d.clone();
-        mismatch["spec"]["template"]["metadata"]["labels"]["app"] = json!("web");
-        assert!(object(rt, &mismatch, None).is_err());
-        assert!(name(rt, "Bad_Name").is_err());
-    }
-}
-
 /// Kubernetes before 1.21: server-side apply refuses a port without `protocol` (a key of the
 /// `ports` lists of Services and containers, without a default in apply), with the message
 /// of its structured-merge-diff library.
@@ -181,4 +157,28 @@ pub fn apply_port_protocols(applied: &Value) -> Result<(), ApiError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::Registry;
+    use serde_json::json;
+
+    #[test]
+    fn deployment_selector_must_match_and_stay() {
+        let r = Registry::default();
+        let rt = r.by_kind("apps/v1", "Deployment").unwrap();
+        let d = json!({"metadata": {"name": "api"}, "spec": {"selector": {"matchLabels": {"app": "api"}},
+            "template": {"metadata": {"labels": {"app": "api"}}, "spec": {"containers": [{"name": "a", "image": "i"}]}}}});
+        assert!(object(rt, &d, None).is_ok());
+        let mut other = d.clone();
+        other["spec"]["selector"]["matchLabels"]["app"] = json!("web");
+        other["spec"]["template"]["metadata"]["labels"]["app"] = json!("web");
+        assert_eq!(object(rt, &other, Some(&d)).unwrap_err().code, 422);
+        let mut mismatch = d.clone();
+        mismatch["spec"]["template"]["metadata"]["labels"]["app"] = json!("web");
+        assert!(object(rt, &mismatch, None).is_err());
+        assert!(name(rt, "Bad_Name").is_err());
+    }
 }
