@@ -17,6 +17,15 @@ use crate::plan::Desired;
 /// The field manager of everything the executor applies.
 pub const FIELD_MANAGER: &str = "executor";
 
+/// Create and replace (the Lease, Events) with the executor's field manager, so that no
+/// field of its writes is owned by a manager `unknown`.
+pub fn post_params() -> kube::api::PostParams {
+    kube::api::PostParams {
+        field_manager: Some(FIELD_MANAGER.to_string()),
+        ..Default::default()
+    }
+}
+
 /// How long a CRD may take to be established.
 const CRD_ESTABLISHED: Duration = Duration::from_secs(60);
 
@@ -29,10 +38,40 @@ pub fn describe(e: &kube::Error) -> String {
             } else {
                 format!(" ({})", s.reason)
             };
-            format!("{}{reason}", s.message)
+            format!("{}{reason}{}", s.message, hint(&s.message))
         }
         other => other.to_string(),
     }
+}
+
+/// What to change when the server's message is a known trap.
+fn hint(message: &str) -> String {
+    // Kubernetes before 1.21 refuses, in server-side apply only, a port without `protocol`:
+    // `.spec.ports: element 0: associative list with keys has an element that omits key
+    // field "protocol"`.
+    let Some(at) = message.find("omits key field \"protocol\"") else {
+        return String::new();
+    };
+    let before = &message[..at];
+    let list = before
+        .rfind(": element ")
+        .map(|end| {
+            let start = before[..end]
+                .rfind(|c: char| c.is_whitespace())
+                .map(|i| i + 1)
+                .unwrap_or(0);
+            before[start..end].to_string()
+        })
+        .filter(|l| !l.is_empty())
+        .unwrap_or_else(|| "ports".into());
+    let element = before
+        .rfind(": element ")
+        .and_then(|i| before[i + ": element ".len()..].split(':').next())
+        .map(|n| format!(" (entry {})", n.trim()))
+        .unwrap_or_default();
+    format!(
+        "; add `protocol: TCP` (or UDP, SCTP) to every entry of {list}{element}: Kubernetes before 1.21 requires it for server-side apply"
+    )
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -220,4 +259,159 @@ pub async fn delete_all(cluster: &Cluster, ids: &[ObjectId]) -> Vec<(ObjectId, S
         }
     }
     errors
+}
+
+/// The fields of `live` that `manager` set by server-side apply, as an apply configuration
+/// (what client-go's `Extract` functions give): `apiVersion`, `kind`, name and namespace, and
+/// every field its `Apply` entry in `metadata.managedFields` lists. Applying the result with
+/// a change keeps the manager the owner of exactly what it owned, where applying less would
+/// make the server remove the fields left out.
+pub fn extract(live: &Value, manager: &str) -> Value {
+    let mut out = serde_json::json!({
+        "apiVersion": live["apiVersion"],
+        "kind": live["kind"],
+        "metadata": {"name": live["metadata"]["name"]},
+    });
+    if let Some(ns) = live["metadata"]["namespace"].as_str() {
+        out["metadata"]["namespace"] = Value::from(ns);
+    }
+    let entries = live["metadata"]["managedFields"].as_array();
+    for entry in entries.into_iter().flatten().filter(|e| {
+        e["manager"] == manager
+            && e["operation"] == "Apply"
+            && e["subresource"].as_str().unwrap_or("").is_empty()
+    }) {
+        if let Some(fields) = entry["fieldsV1"].as_object() {
+            let owned = extract_fields(fields, live);
+            merge_into(&mut out, owned);
+        }
+    }
+    out
+}
+
+/// The parts of `value` a `fieldsV1` set lists: `f:<name>` map fields, `k:{...}` list items by
+/// their keys, `v:<json>` set items; an empty set means the whole value.
+fn extract_fields(fields: &serde_json::Map<String, Value>, value: &Value) -> Value {
+    let children: Vec<(&String, &Value)> = fields.iter().filter(|(k, _)| *k != ".").collect();
+    if children.is_empty() {
+        return value.clone();
+    }
+    match value {
+        Value::Object(map) => {
+            let mut out = serde_json::Map::new();
+            for (k, sub) in children {
+                let Some(name) = k.strip_prefix("f:") else {
+                    continue;
+                };
+                if let Some(v) = map.get(name) {
+                    let sub = sub.as_object().cloned().unwrap_or_default();
+                    out.insert(name.to_string(), extract_fields(&sub, v));
+                }
+            }
+            Value::Object(out)
+        }
+        Value::Array(items) => {
+            let mut out = Vec::new();
+            for (k, sub) in children {
+                if let Some(keys) = k.strip_prefix("k:") {
+                    let Ok(Value::Object(keys)) = serde_json::from_str::<Value>(keys) else {
+                        continue;
+                    };
+                    let found = items.iter().find(|item| {
+                        keys.iter()
+                            .all(|(key, wanted)| item.get(key.as_str()) == Some(wanted))
+                    });
+                    if let Some(item) = found {
+                        let sub = sub.as_object().cloned().unwrap_or_default();
+                        let mut part = extract_fields(&sub, item);
+                        if let Value::Object(m) = &mut part {
+                            for (key, wanted) in &keys {
+                                m.insert(key.clone(), wanted.clone());
+                            }
+                        }
+                        out.push(part);
+                    }
+                } else if let Some(v) = k.strip_prefix("v:") {
+                    if let Ok(v) = serde_json::from_str::<Value>(v) {
+                        if items.contains(&v) {
+                            out.push(v);
+                        }
+                    }
+                }
+            }
+            Value::Array(out)
+        }
+        other => other.clone(),
+    }
+}
+
+fn merge_into(target: &mut Value, part: Value) {
+    match (target, part) {
+        (Value::Object(t), Value::Object(p)) => {
+            for (k, v) in p {
+                match t.get_mut(&k) {
+                    Some(existing) => merge_into(existing, v),
+                    None => {
+                        t.insert(k, v);
+                    }
+                }
+            }
+        }
+        (t, p) => *t = p,
+    }
+}
+
+#[cfg(test)]
+mod extract_tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_port_without_protocol_names_the_field_to_add() {
+        let m = "failed to create typed patch object: .spec.template.spec.containers[name=\"api\"].ports: element 0: associative list with keys has an element that omits key field \"protocol\" (and doesn't have default value)";
+        assert_eq!(
+            hint(m),
+            "; add `protocol: TCP` (or UDP, SCTP) to every entry of .spec.template.spec.containers[name=\"api\"].ports (entry 0): Kubernetes before 1.21 requires it for server-side apply"
+        );
+        assert!(hint("omits key field \"protocol\"").contains("every entry of ports"));
+        assert_eq!(hint("Deployment.apps \"api\" is invalid"), "");
+    }
+
+    #[test]
+    fn extracts_what_the_manager_applied() {
+        let live = json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "api-blue", "namespace": "shop", "uid": "u", "resourceVersion": "7",
+                "labels": {"app": "api", "color": "blue", "team": "x"},
+                "managedFields": [
+                    {"manager": "executor", "operation": "Apply", "apiVersion": "apps/v1",
+                     "fieldsV1": {"f:metadata": {"f:labels": {"f:app": {}, "f:color": {}}},
+                                  "f:spec": {"f:replicas": {}, "f:template": {"f:spec": {"f:containers": {
+                                      "k:{\"name\":\"api\"}": {".": {}, "f:name": {}, "f:image": {}}}}}}}},
+                    {"manager": "kubectl", "operation": "Update", "apiVersion": "apps/v1",
+                     "fieldsV1": {"f:metadata": {"f:labels": {"f:team": {}}}}},
+                    {"manager": "kube-controller-manager", "operation": "Update", "subresource": "status",
+                     "fieldsV1": {"f:status": {"f:replicas": {}}}}
+                ]},
+            "spec": {"replicas": 2, "revisionHistoryLimit": 10,
+                     "template": {"spec": {"containers": [
+                         {"name": "sidecar", "image": "s:1"},
+                         {"name": "api", "image": "api:1", "imagePullPolicy": "IfNotPresent"}]}}},
+            "status": {"replicas": 2}
+        });
+        assert_eq!(
+            extract(&live, "executor"),
+            json!({"apiVersion": "apps/v1", "kind": "Deployment",
+                   "metadata": {"name": "api-blue", "namespace": "shop",
+                                "labels": {"app": "api", "color": "blue"}},
+                   "spec": {"replicas": 2, "template": {"spec": {"containers": [
+                       {"name": "api", "image": "api:1"}]}}}})
+        );
+        // A manager that applied nothing owns nothing.
+        assert_eq!(
+            extract(&live, "someone"),
+            json!({"apiVersion": "apps/v1", "kind": "Deployment",
+                   "metadata": {"name": "api-blue", "namespace": "shop"}})
+        );
+    }
 }

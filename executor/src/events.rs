@@ -7,7 +7,7 @@ use std::fmt;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, Time};
-use kube::api::{Api, ObjectMeta, PostParams};
+use kube::api::{Api, ObjectMeta};
 use serde_json::Value;
 
 use crate::cluster::Cluster;
@@ -138,7 +138,7 @@ pub async fn record(
     for id in ids.iter().filter(|id| !id.namespace.is_empty()) {
         let api: Api<Event> = Api::namespaced(cluster.client.clone(), &id.namespace);
         let e = event(id, reason, message, Timestamp::now(), &instance);
-        if let Err(err) = api.create(&PostParams::default(), &e).await {
+        if let Err(err) = api.create(&crate::apply::post_params(), &e).await {
             progress.note(format!(
                 "warning: cannot record the event {} on {id} (the release is not affected; check that the executor may create events in namespace {}): {}",
                 reason.as_str(),

@@ -6,7 +6,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
-use kube::api::{Api, ObjectMeta, PostParams};
+use kube::api::{Api, ObjectMeta};
 use kube::Client;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -167,7 +167,7 @@ pub async fn acquire(
                                 ..Default::default()
                             }),
                         };
-                        api.create(&PostParams::default(), &lease).await
+                        api.create(&crate::apply::post_params(), &lease).await
                     }
                     Some(mut lease) => {
                         let spec = lease.spec.get_or_insert_with(Default::default);
@@ -178,7 +178,8 @@ pub async fn acquire(
                         spec.holder_identity = Some(me.to_string());
                         spec.lease_duration_seconds = Some(seconds);
                         spec.renew_time = Some(micro(now));
-                        api.replace(&name, &PostParams::default(), &lease).await
+                        api.replace(&name, &crate::apply::post_params(), &lease)
+                            .await
                     }
                 };
                 match result {
@@ -238,7 +239,9 @@ async fn renew(
             return;
         }
         spec.renew_time = Some(micro(Timestamp::now()));
-        let _ = api.replace(&name, &PostParams::default(), &lease).await;
+        let _ = api
+            .replace(&name, &crate::apply::post_params(), &lease)
+            .await;
     }
 }
 
@@ -266,7 +269,7 @@ impl Lock {
             spec.renew_time = Some(micro(Timestamp::now()));
             match self
                 .api
-                .replace(&self.name, &PostParams::default(), &lease)
+                .replace(&self.name, &crate::apply::post_params(), &lease)
                 .await
             {
                 Err(e) if is_conflict(&e) => continue,

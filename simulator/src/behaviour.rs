@@ -30,6 +30,14 @@ impl Default for Behaviour {
     }
 }
 
+/// The pod label that injects a fault whatever the image, as the fake kubelet of
+/// `shared/realcluster` reads it (`unready` or `crash`), so that the same manifests fail the
+/// same way on the simulator and on a real control plane.
+pub const FAULT_LABEL: &str = "sim.fault";
+
+/// The restart period of `sim.fault: crash` pods (the fake kubelet's default).
+pub const FAULT_CRASH_PERIOD: Duration = Duration::from_secs(10);
+
 /// Behaviours by image: an exact image, or a prefix ending in `*`. The first match wins.
 #[derive(Debug, Clone, Default)]
 pub struct Behaviours {
@@ -54,13 +62,33 @@ impl Behaviours {
             .map(|(_, b)| b)
     }
 
-    /// The behaviour of a pod: that of its first container with a rule, else the default.
+    /// The behaviour of a pod: that of its `sim.fault` label (as the fake kubelet of a real
+    /// test control plane reads it: `unready` never becomes ready, `crash` crash-loops with a
+    /// restart every [`FAULT_CRASH_PERIOD`]), else that of its first container with a rule,
+    /// else the default.
     pub fn for_pod(&self, pod: &Value) -> (Behaviour, String) {
         let images: Vec<&str> = pod
             .pointer("/spec/containers")
             .and_then(Value::as_array)
             .map(|cs| cs.iter().filter_map(|c| c["image"].as_str()).collect())
             .unwrap_or_default();
+        let first = images.first().map(|s| s.to_string()).unwrap_or_default();
+        match pod
+            .pointer("/metadata/labels")
+            .and_then(|l| l.get(FAULT_LABEL))
+            .and_then(Value::as_str)
+        {
+            Some("unready") => return (Behaviour::NeverReady, first),
+            Some("crash") => {
+                return (
+                    Behaviour::CrashLoop {
+                        restart_every: FAULT_CRASH_PERIOD,
+                    },
+                    first,
+                )
+            }
+            _ => {}
+        }
         for image in &images {
             if let Some(b) = self.for_image(image) {
                 return (b.clone(), image.to_string());
@@ -96,5 +124,23 @@ mod tests {
             Behaviour::NeverReady
         );
         assert_eq!(b.for_pod(&pod("other:1")).0, Behaviour::default());
+    }
+
+    #[test]
+    fn the_fault_label_wins_over_image_rules() {
+        let mut b = Behaviours::default();
+        b.set("api:1", Behaviour::ImagePullBackOff);
+        let pod = |fault: &str| {
+            json!({"metadata": {"labels": {"app": "api", "sim.fault": fault}},
+                   "spec": {"containers": [{"name": "a", "image": "api:1"}]}})
+        };
+        assert_eq!(b.for_pod(&pod("unready")).0, Behaviour::NeverReady);
+        assert_eq!(
+            b.for_pod(&pod("crash")).0,
+            Behaviour::CrashLoop {
+                restart_every: FAULT_CRASH_PERIOD
+            }
+        );
+        assert_eq!(b.for_pod(&pod("other")).0, Behaviour::ImagePullBackOff);
     }
 }

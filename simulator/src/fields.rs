@@ -26,6 +26,8 @@ pub struct Entry {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Conflict {
     pub manager: String,
+    /// The API version the manager wrote the field with.
+    pub api_version: String,
     pub field: String,
 }
 
@@ -283,6 +285,7 @@ pub fn apply(
             if clash {
                 conflicts.push(Conflict {
                     manager: entry.manager.clone(),
+                    api_version: entry.api_version.clone(),
                     field: format!(".{}", f.join(".")),
                 });
             }
@@ -400,6 +403,46 @@ pub fn record_update(
     set_entries(new, &list);
 }
 
+/// The API server's message for refused apply conflicts: `Apply failed with 1 conflict:
+/// conflict with "unknown" using apps/v1: .spec.replicas`, and for several, per manager,
+/// `conflicts with "m" using v1:` followed by `- <field>` lines.
+pub fn conflict_message(conflicts: &[Conflict]) -> String {
+    let head = format!(
+        "Apply failed with {} conflict{}: ",
+        conflicts.len(),
+        if conflicts.len() == 1 { "" } else { "s" }
+    );
+    if let [c] = conflicts {
+        return format!(
+            "{head}conflict with \"{}\" using {}: {}",
+            c.manager, c.api_version, c.field
+        );
+    }
+    let mut groups: Vec<(&str, &str, Vec<&str>)> = Vec::new();
+    for c in conflicts {
+        match groups
+            .iter_mut()
+            .find(|(m, v, _)| *m == c.manager && *v == c.api_version)
+        {
+            Some((_, _, fields)) => fields.push(&c.field),
+            None => groups.push((&c.manager, &c.api_version, vec![&c.field])),
+        }
+    }
+    let body: Vec<String> = groups
+        .iter()
+        .map(|(m, v, fields)| {
+            let word = if fields.len() == 1 {
+                "conflict"
+            } else {
+                "conflicts"
+            };
+            let list: Vec<String> = fields.iter().map(|f| format!("- {f}")).collect();
+            format!("{word} with \"{m}\" using {v}:\n{}", list.join("\n"))
+        })
+        .collect();
+    format!("{head}{}", body.join("\n"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -473,6 +516,23 @@ mod tests {
             .into_iter()
             .find(|e| e.manager == "kubectl");
         assert!(kubectl.is_none(), "kubectl lost its only field");
+    }
+
+    #[test]
+    fn conflict_messages_read_as_the_api_servers() {
+        let c = |m: &str, f: &str| Conflict {
+            manager: m.into(),
+            api_version: "apps/v1".into(),
+            field: f.into(),
+        };
+        assert_eq!(
+            conflict_message(&[c("unknown", ".spec.replicas")]),
+            "Apply failed with 1 conflict: conflict with \"unknown\" using apps/v1: .spec.replicas"
+        );
+        assert_eq!(
+            conflict_message(&[c("kubectl", ".a"), c("kubectl", ".b"), c("hpa", ".c")]),
+            "Apply failed with 3 conflicts: conflicts with \"kubectl\" using apps/v1:\n- .a\n- .b\nconflict with \"hpa\" using apps/v1:\n- .c"
+        );
     }
 
     #[test]

@@ -17,7 +17,8 @@
 //! finalizers or grace periods); strategic merge patches are merge patches and JSON patches are
 //! refused; there is no authentication, no protobuf and no aggregated discovery; StatefulSet
 //! pods of an older revision are recreated from the latest template (with the older revision
-//! label), and no ControllerRevisions are written.
+//! label), and no ControllerRevisions are written. The crate's README lists where it differs
+//! from a real control plane (measured against Kubernetes 1.20).
 
 pub mod behaviour;
 pub mod clock;
@@ -80,6 +81,10 @@ pub struct Options {
     pub bookmark_interval: Duration,
     /// The behaviour of pods whose image has no rule.
     pub default_behaviour: Behaviour,
+    /// Server-side apply as Kubernetes before 1.21 does it: a port (of a Service or a
+    /// container) without `protocol` is refused, because `protocol` is a key of those lists
+    /// and had no default in apply.
+    pub apply_requires_port_protocol: bool,
 }
 
 impl Default for Options {
@@ -90,6 +95,7 @@ impl Default for Options {
             tick: Duration::from_millis(10),
             bookmark_interval: Duration::from_secs(1),
             default_behaviour: Behaviour::default(),
+            apply_requires_port_protocol: false,
         }
     }
 }
@@ -123,6 +129,7 @@ impl Simulator {
             requests: Mutex::new(Vec::new()),
             server_address: Mutex::new(format!("127.0.0.1:{port}")),
             bookmark_interval: options.bookmark_interval,
+            apply_requires_port_protocol: options.apply_requires_port_protocol,
         });
         seed(&shared, options.nodes);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

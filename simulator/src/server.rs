@@ -47,6 +47,7 @@ pub struct Shared {
     pub requests: Mutex<Vec<RequestRecord>>,
     pub server_address: Mutex<String>,
     pub bookmark_interval: Duration,
+    pub apply_requires_port_protocol: bool,
 }
 
 impl Shared {
@@ -373,6 +374,9 @@ fn resource(
                         return Err(ApiError::bad_request(
                             "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch",
                         ));
+                    }
+                    if shared.apply_requires_port_protocol {
+                        crate::validate::apply_port_protocols(&body)?;
                     }
                     let existed = state.get(&key(name)).is_some();
                     let applied =

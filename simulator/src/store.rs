@@ -600,13 +600,9 @@ impl State {
                     .iter()
                     .map(|c| json!({"type": "FieldManagerConflict", "message": format!("conflict with \"{}\": {}", c.manager, c.field), "field": c.field}))
                     .collect();
-                let listing: Vec<String> = conflicts
-                    .iter()
-                    .map(|c| format!("- {}: {}", c.manager, c.field))
-                    .collect();
                 ApiError {
                     details: Some(Box::new(json!({"name": name, "group": rt.group, "kind": rt.plural, "causes": causes}))),
-                    ..ApiError::new(409, "Conflict", format!("Apply failed with {} conflict{}: {}", conflicts.len(), if conflicts.len() == 1 { "" } else { "s" }, listing.join("\n")))
+                    ..ApiError::new(409, "Conflict", fields::conflict_message(&conflicts))
                 }
             })?;
         match old {

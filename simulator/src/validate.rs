@@ -119,6 +119,46 @@ pub fn object(rt: &ResourceType, object: &Value, old: Option<&Value>) -> Result<
     Ok(())
 }
 
+/// Kubernetes before 1.21: server-side apply refuses a port without `protocol` (a key of the
+/// `ports` lists of Services and containers, without a default in apply), with the message
+/// of its structured-merge-diff library.
+pub fn apply_port_protocols(applied: &Value) -> Result<(), ApiError> {
+    let mut lists: Vec<(String, &Value)> = vec![(".spec.ports".into(), &applied["spec"]["ports"])];
+    for (prefix, spec) in [
+        (".spec", &applied["spec"]),
+        (".spec.template.spec", &applied["spec"]["template"]["spec"]),
+        (
+            ".spec.jobTemplate.spec.template.spec",
+            &applied["spec"]["jobTemplate"]["spec"]["template"]["spec"],
+        ),
+    ] {
+        for field in ["initContainers", "containers"] {
+            for c in spec[field].as_array().into_iter().flatten() {
+                let name = c["name"].as_str().unwrap_or_default();
+                lists.push((
+                    format!("{prefix}.{field}[name=\"{name}\"].ports"),
+                    &c["ports"],
+                ));
+            }
+        }
+    }
+    for (path, ports) in lists {
+        let missing = ports
+            .as_array()
+            .into_iter()
+            .flatten()
+            .position(|p| p.get("protocol").is_none());
+        if let Some(i) = missing {
+            return Err(ApiError::new(
+                500,
+                "InternalError",
+                format!("failed to create typed patch object: {path}: element {i}: associative list with keys has an element that omits key field \"protocol\" (and doesn't have default value)"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

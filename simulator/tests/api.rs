@@ -554,3 +554,193 @@ async fn core_events_are_created_with_generated_names_and_listed() {
         Some("Deployment")
     );
 }
+
+fn progressing(d: &Deployment) -> Option<(String, String)> {
+    d.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_.as_deref() == Some("Progressing"))
+        .map(|c| {
+            (
+                c.status.clone().unwrap_or_default(),
+                c.reason.clone().unwrap_or_default(),
+            )
+        })
+}
+
+/// As the real Deployment controller: a Deployment scaled up from 0 reuses its ReplicaSet and
+/// keeps `Progressing=True, NewReplicaSetAvailable`, and then never reports
+/// `ProgressDeadlineExceeded`, even with pods that never become ready; a new template gets
+/// `NewReplicaSetCreated` and does time out.
+#[tokio::test]
+async fn a_reused_replica_set_keeps_new_replica_set_available_and_never_times_out() {
+    let sim = fast();
+    sim.set_behaviour("app:stuck", Behaviour::NeverReady);
+    let client = sim.client().unwrap();
+    let api: Api<Deployment> = Api::namespaced(client.clone(), "default");
+    let apply = |replicas: i32, image: &'static str| {
+        let api = api.clone();
+        async move {
+            let mut d = deployment("api", image, replicas);
+            d["spec"]["progressDeadlineSeconds"] = json!(3);
+            api.patch("api", &PatchParams::apply("executor"), &Patch::Apply(&d))
+                .await
+                .unwrap()
+                .metadata
+                .generation
+                .unwrap()
+        }
+    };
+    let generation = apply(0, "app:stuck").await;
+    tokio::time::timeout(
+        Duration::from_secs(5),
+        await_condition(api.clone(), "api", complete(generation)),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let d = api.get("api").await.unwrap();
+    assert_eq!(
+        progressing(&d),
+        Some(("True".into(), "NewReplicaSetAvailable".into()))
+    );
+    // Scaled up from 0: the same ReplicaSet, pods that never become ready.
+    let generation = apply(2, "app:stuck").await;
+    // 3 simulated seconds are 0.15 s at 20x: wait for 10 of them.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let d = api.get("api").await.unwrap();
+    let status = d.status.clone().unwrap();
+    assert_eq!(status.observed_generation, Some(generation));
+    assert_eq!(status.updated_replicas, Some(2));
+    assert_eq!(status.available_replicas.unwrap_or(0), 0);
+    assert_eq!(
+        progressing(&d),
+        Some(("True".into(), "NewReplicaSetAvailable".into())),
+        "no deadline on a reused ReplicaSet"
+    );
+    let rss: Api<ReplicaSet> = Api::namespaced(client, "default");
+    assert_eq!(
+        rss.list(&ListParams::default()).await.unwrap().items.len(),
+        1
+    );
+    // A new template is a new rollout: NewReplicaSetCreated, then the deadline.
+    sim.set_behaviour("app:stuck-too", Behaviour::NeverReady);
+    apply(2, "app:stuck-too").await;
+    let timed_out = |d: Option<&Deployment>| {
+        d.and_then(progressing)
+            == Some(("False".to_string(), "ProgressDeadlineExceeded".to_string()))
+    };
+    tokio::time::timeout(
+        Duration::from_secs(5),
+        await_condition(api, "api", timed_out),
+    )
+    .await
+    .expect("deadline exceeded")
+    .unwrap();
+}
+
+/// A merge patch without `fieldManager` is recorded under the user agent's product, else
+/// `unknown`, as the API server does; a later server-side apply of another value conflicts
+/// with it.
+#[tokio::test]
+async fn a_merge_patch_without_a_field_manager_owns_its_fields_and_conflicts() {
+    let sim = fast();
+    let client = sim.client().unwrap();
+    let api: Api<Deployment> = Api::namespaced(client, "default");
+    let d = deployment("api", "app:1", 2);
+    api.patch("api", &PatchParams::apply("executor"), &Patch::Apply(&d))
+        .await
+        .unwrap();
+    let patched = api
+        .patch(
+            "api",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": 0}})),
+        )
+        .await
+        .unwrap();
+    let owners: Vec<(String, String)> = patched
+        .metadata
+        .managed_fields
+        .unwrap()
+        .iter()
+        .filter(|e| {
+            e.fields_v1
+                .as_ref()
+                .is_some_and(|f| f.0["f:spec"].get("f:replicas").is_some())
+        })
+        .map(|e| {
+            (
+                e.manager.clone().unwrap_or_default(),
+                e.operation.clone().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(owners, [("unknown".to_string(), "Update".to_string())]);
+    let err = api
+        .patch(
+            "api",
+            &PatchParams::apply("executor").dry_run(),
+            &Patch::Apply(&d),
+        )
+        .await
+        .unwrap_err();
+    match err {
+        kube::Error::Api(s) => {
+            assert_eq!(s.code, 409);
+            assert_eq!(
+                s.message,
+                "Apply failed with 1 conflict: conflict with \"unknown\" using apps/v1: .spec.replicas"
+            );
+        }
+        e => panic!("{e}"),
+    }
+}
+
+/// With `apply_requires_port_protocol` (Kubernetes before 1.21), server-side apply refuses
+/// a port without `protocol`, naming the list and the entry; other writes are not affected.
+#[tokio::test]
+async fn apply_refuses_ports_without_protocol_as_kubernetes_1_20() {
+    let sim = Simulator::start_with(Options {
+        apply_requires_port_protocol: true,
+        ..Options::default()
+    })
+    .unwrap();
+    let client = sim.client().unwrap();
+    let api: Api<Deployment> = Api::namespaced(client.clone(), "default");
+    let mut d = deployment("api", "app:1", 1);
+    d["spec"]["template"]["spec"]["containers"][0]["ports"] = json!([{"containerPort": 8080}]);
+    let err = api
+        .patch("api", &PatchParams::apply("executor"), &Patch::Apply(&d))
+        .await
+        .unwrap_err();
+    match err {
+        kube::Error::Api(s) => {
+            assert_eq!(s.code, 500);
+            assert_eq!(
+                s.message,
+                "failed to create typed patch object: .spec.template.spec.containers[name=\"app\"].ports: element 0: associative list with keys has an element that omits key field \"protocol\" (and doesn't have default value)"
+            );
+        }
+        e => panic!("{e}"),
+    }
+    d["spec"]["template"]["spec"]["containers"][0]["ports"][0]["protocol"] = json!("TCP");
+    api.patch("api", &PatchParams::apply("executor"), &Patch::Apply(&d))
+        .await
+        .unwrap();
+    let services: Api<k8s_openapi::api::core::v1::Service> = Api::namespaced(client, "default");
+    let svc = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "api"},
+                     "spec": {"selector": {"app": "api"}, "ports": [{"port": 80}]}});
+    let err = services
+        .patch("api", &PatchParams::apply("executor"), &Patch::Apply(&svc))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, kube::Error::Api(s) if s.message.contains(".spec.ports: element 0")),
+        "{err}"
+    );
+    let svc: k8s_openapi::api::core::v1::Service = serde_json::from_value(svc).unwrap();
+    services.create(&PostParams::default(), &svc).await.unwrap();
+}

@@ -88,19 +88,14 @@ pub async fn run(args: &ApplyArgs, progress: &Progress, colour: bool) -> Result<
             e.join("\n  ")
         ))
     })?;
-    let prepared = prepare(
-        args.strategy,
-        args.scale_down_delay,
-        &cluster,
-        desired,
-        &gates,
-        progress,
-    )
-    .await?;
+    if args.strategy == Strategy::BlueGreen {
+        // Refused before anything is touched; the colors are chosen under the lock.
+        let objects: Vec<&Value> = desired.iter().map(|d| d.object()).collect();
+        blue_green::find(&objects).map_err(Error::Usage)?;
+    }
 
     timer.phase("lock");
-    let created_namespace =
-        ensure_namespace(&cluster, &namespace, &prepared.desired, progress).await?;
+    let created_namespace = ensure_namespace(&cluster, &namespace, &desired, progress).await?;
     let me = lock::identity();
     let held = lock::acquire(
         cluster.client.clone(),
@@ -121,7 +116,7 @@ pub async fn run(args: &ApplyArgs, progress: &Progress, colour: bool) -> Result<
         &cluster,
         &namespace,
         Release {
-            prepared,
+            desired,
             hooks,
             gates,
             digest: set_digest,
@@ -188,7 +183,8 @@ pub(super) struct Prepared {
 
 /// Everything about the release that `locked` carries out.
 struct Release {
-    prepared: Prepared,
+    /// The manifests as given (for blue-green, not yet turned into the idle color).
+    desired: Vec<Desired>,
     hooks: Hooks,
     gates: Gates,
     /// The digest of the manifests as given (an interrupted operation on them is resumed).
@@ -197,6 +193,9 @@ struct Release {
 
 /// For blue-green: picks the idle color (the one the live Service does not select), turns
 /// the manifests' color into it, and keeps the Service on the serving color until the switch.
+/// A resumed revision (`resumed`: its recorded blue-green state) keeps the colors it recorded,
+/// whatever the Service selects now: after an interrupted switch the Service already selects
+/// the new color, and picking again would deploy the other one and switch a second time.
 /// `plan` prepares the same way.
 pub(super) async fn prepare(
     strategy: Strategy,
@@ -205,6 +204,7 @@ pub(super) async fn prepare(
     mut desired: Vec<Desired>,
     gates: &Gates,
     progress: &Progress,
+    resumed: Option<&blue_green::State>,
 ) -> Result<Prepared, Error> {
     if strategy != Strategy::BlueGreen {
         let recorded = desired.iter().map(|d| d.object().clone()).collect();
@@ -219,11 +219,22 @@ pub(super) async fn prepare(
         blue_green::find(&objects).map_err(Error::Usage)?
     };
     let service_id = desired[target.service].id.clone();
-    let serving = blue_green::serving(cluster, &service_id)
-        .await
-        .map_err(Error::Api)?;
-    let active: Option<Color> = serving.flatten();
-    let color = active.map(Color::other).unwrap_or(target.rendered);
+    let serving = match resumed {
+        // What the Service selected when the revision started, unless it was switched since
+        // (then it selects the new color, and is applied as such).
+        Some(s) if s.switched => None,
+        Some(s) => Some(s.active),
+        None => blue_green::serving(cluster, &service_id)
+            .await
+            .map_err(Error::Api)?,
+    };
+    let (active, color) = match resumed {
+        Some(s) => (s.active, s.color),
+        None => {
+            let active: Option<Color> = serving.flatten();
+            (active, active.map(Color::other).unwrap_or(target.rendered))
+        }
+    };
     let mut objects: Vec<Value> = desired.iter().map(|d| d.object().clone()).collect();
     blue_green::recolor(&mut objects, target.rendered, color);
     objects[target.service] = blue_green::selecting(&objects[target.service], color);
@@ -262,7 +273,17 @@ pub(super) async fn prepare(
         None => {}
     }
     let rendered = target.rendered;
-    if rendered != color {
+    if let Some(s) = resumed {
+        progress.note(format!(
+            "blue-green: resuming the deployment of {color} ({} served before{})",
+            active.map(|a| a.as_str()).unwrap_or("nothing"),
+            if s.switched {
+                format!("; {service_id} already selects {color}")
+            } else {
+                String::new()
+            }
+        ));
+    } else if rendered != color {
         progress.note(format!(
             "blue-green: {} serves {}; deploying {color} (the manifests' {rendered} objects recolored)",
             service_id,
@@ -278,7 +299,7 @@ pub(super) async fn prepare(
             active,
             deployments,
             old_deployments,
-            switched: serving.is_none(),
+            switched: resumed.map(|s| s.switched).unwrap_or(serving.is_none()),
             gates: gates.clone(),
             scale_down_delay,
         }),
@@ -305,7 +326,7 @@ async fn locked(
     progress: &Progress,
 ) -> Result<u8, Error> {
     let Release {
-        prepared,
+        desired,
         hooks,
         gates,
         digest: set_digest,
@@ -330,11 +351,21 @@ async fn locked(
         .cloned();
     if let Some(r) = &resume {
         progress.note(format!(
-            "resuming revision {} (interrupted while {:?})",
+            "resuming revision {} (interrupted while {})",
             r.revision,
             r.phase.unwrap_or(Phase::Applying)
         ));
     }
+    let prepared = prepare(
+        args.strategy,
+        args.scale_down_delay,
+        cluster,
+        desired,
+        &gates,
+        progress,
+        resume.as_ref().and_then(|r| r.blue_green.as_ref()),
+    )
+    .await?;
 
     timer.phase("dryRun");
     let objects = prepared.recorded;
@@ -536,6 +567,12 @@ async fn after_rollout(
                 .filter(|w| w.kind == strategy::WorkloadKind::Deployment)
                 .map(|w| w.id.clone())
                 .collect();
+            if !gates.observe.is_zero() || !gates.metrics.is_empty() {
+                record.phase = Some(Phase::Observing);
+                record.description = "rolled out; observing".into();
+                record.updated = now();
+                write_record(ctx.history, record, |m| ctx.progress.note(m)).await;
+            }
             match finish::observe(ctx, record, gates, &deployments, &subject).await {
                 Some(f) => Next::Failed(f),
                 None => Next::Deployed,

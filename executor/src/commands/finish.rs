@@ -160,31 +160,40 @@ pub async fn promote(
         .active
         .map(|c| c.to_string())
         .unwrap_or_else(|| "its current selector".into());
-    if let Err(e) = blue_green::switch(ctx.cluster, &service, state.color, &state.deployments).await
-    {
-        return Some((
-            state.service.clone(),
-            Failure {
-                reason: Reason::ApplyFailed,
-                message: e,
-            },
+    if state.switched && state.active.is_some() {
+        // A resumed revision whose switch was done before the interruption: once only.
+        ctx.progress.note(format!(
+            "{} already selects {} (switched from {from} before the interruption)",
+            state.service, state.color
         ));
+    } else {
+        if let Err(e) =
+            blue_green::switch(ctx.cluster, &service, state.color, &state.deployments).await
+        {
+            return Some((
+                state.service.clone(),
+                Failure {
+                    reason: Reason::ApplyFailed,
+                    message: e,
+                },
+            ));
+        }
+        ctx.progress.note(format!(
+            "{} switched from {from} to {}",
+            state.service, state.color
+        ));
+        events::record(
+            ctx.cluster,
+            &state.deployments,
+            events::Reason::BlueGreenPromoted,
+            &format!(
+                "revision {}: {} switched from {from} to {}",
+                record.revision, state.service, state.color
+            ),
+            ctx.progress,
+        )
+        .await;
     }
-    ctx.progress.note(format!(
-        "{} switched from {from} to {}",
-        state.service, state.color
-    ));
-    events::record(
-        ctx.cluster,
-        &state.deployments,
-        events::Reason::BlueGreenPromoted,
-        &format!(
-            "revision {}: {} switched from {from} to {}",
-            record.revision, state.service, state.color
-        ),
-        ctx.progress,
-    )
-    .await;
     state.switched = true;
     record.blue_green = Some(state.clone());
     record.phase = Some(Phase::Observing);
@@ -318,13 +327,17 @@ pub async fn deployed(
     .await;
     report.outcome = Outcome::Deployed;
     report.gates = record.gates.clone();
-    let counts = count_actions(&report.objects);
+    let counts = match count_actions(&report.objects) {
+        // `promote` applies no objects of its own.
+        c if c.is_empty() => String::new(),
+        c => format!(" ({c})"),
+    };
     let serving = match &record.blue_green {
         Some(s) => format!("; {} serving", s.color),
         None => String::new(),
     };
     report.message = format!(
-        "release {}/{}: revision {} deployed ({counts}){serving}",
+        "release {}/{}: revision {} deployed{counts}{serving}",
         ctx.namespace, ctx.name, record.revision
     );
     Ok(exit::OK)
@@ -513,28 +526,51 @@ pub async fn roll_back(
             }
         }
         None => {
-            // A first install has nothing to go back to: remove what it created.
+            // A first install has nothing to go back to: its rollback removes what it
+            // created. Done, the revision is `rolled-back` (outcome `rolled-back`, exit 1) as
+            // any undone rollout; objects left behind make it `failed` (outcome `failed`,
+            // exit 2), as a rollback that did not complete.
             let created = record.created.clone();
-            for (oid, message) in apply::delete_all(ctx.cluster, &created).await {
+            let left = apply::delete_all(ctx.cluster, &created).await;
+            for (oid, message) in &left {
                 ctx.progress
                     .note(format!("could not delete {oid}: {message}"));
             }
             scale_down_new_color(ctx, record).await;
-            timer.mark("rollbackComplete");
-            record.status = Status::Failed;
             record.phase = None;
             record.updated = now();
-            record.description = format!(
-                "{failure}; removed the {} objects it created",
-                created.len()
-            );
+            let code = if left.is_empty() {
+                timer.mark("rollbackComplete");
+                record.status = Status::RolledBack;
+                record.description = format!(
+                    "{failure}; no earlier revision, removed the {} objects it created",
+                    created.len()
+                );
+                report.outcome = Outcome::RolledBack;
+                report.message = format!(
+                    "release {namespace}/{name}: {what}; no earlier revision, removed the {} objects it created",
+                    created.len()
+                );
+                exit::VIOLATIONS
+            } else {
+                let names: Vec<String> = left.iter().map(|(id, _)| id.to_string()).collect();
+                record.status = Status::Failed;
+                record.description = format!(
+                    "{failure}; no earlier revision, and {} of the {} objects it created could not be removed: {}",
+                    left.len(),
+                    created.len(),
+                    names.join(", ")
+                );
+                report.outcome = Outcome::Failed;
+                report.message = format!(
+                    "release {namespace}/{name}: {what}; no earlier revision, and {} of the objects it created could not be removed ({})",
+                    left.len(),
+                    names.join(", ")
+                );
+                exit::ERROR
+            };
             write_record(ctx.history, record, |m| ctx.progress.note(m)).await;
-            report.outcome = Outcome::RolledBack;
-            report.message = format!(
-                "release {namespace}/{name}: {what}; no earlier revision, removed the {} objects it created",
-                created.len()
-            );
-            exit::VIOLATIONS
+            code
         }
     };
     report.gates = record.gates.clone();

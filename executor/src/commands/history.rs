@@ -13,7 +13,7 @@ use crate::health::{self, Thresholds, Verdict};
 use crate::lock;
 use crate::metrics::Report;
 use crate::object::ObjectId;
-use crate::release::{self, History, Record, Status};
+use crate::release::{self, History, Phase, Record, Status};
 use crate::strategy::selector_string;
 use crate::Error;
 
@@ -22,6 +22,7 @@ fn summary(r: &Record) -> Value {
         "revision": r.revision,
         "status": r.status,
         "operation": r.operation,
+        "phase": r.phase,
         "started": r.started,
         "updated": r.updated,
         "description": r.description,
@@ -174,8 +175,10 @@ pub async fn status(args: &ReleaseArgs) -> Result<Done, Error> {
     }
     for p in &interrupted {
         text.push_str(&format!(
-            "interrupted: revision {} ({}, {:?}); the next apply or rollback finishes it\n",
-            p.revision, p.operation, p.phase
+            "interrupted: revision {} ({} while {}); the next apply or rollback finishes it\n",
+            p.revision,
+            p.operation,
+            p.phase.unwrap_or(Phase::Applying)
         ));
     }
     if let Some(holder) = &lease {

@@ -54,6 +54,7 @@ pub async fn run(args: &PlanArgs, progress: &Progress, colour: bool) -> Result<D
         desired,
         &Default::default(),
         progress,
+        None,
     )
     .await?;
     if let Some(state) = prepared.blue_green.as_ref() {

@@ -15,7 +15,7 @@ use k8s_openapi::api::core::v1::Pod;
 use serde::Serialize;
 
 pub use daemonset::daemonset;
-pub use deployment::deployment;
+pub use deployment::{deployment, Deadline};
 pub use statefulset::statefulset;
 
 /// Where a rollout stands.

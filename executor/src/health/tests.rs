@@ -381,3 +381,77 @@ fn daemonset_by_updated_and_available_numbers() {
         Verdict::Failed(_)
     ));
 }
+
+fn with_deadline(mut d: Deployment, seconds: i32) -> Deployment {
+    d.spec.progress_deadline_seconds = Some(seconds);
+    d
+}
+
+fn at(seconds: i64) -> Timestamp {
+    now() + jiff::SignedDuration::from_secs(seconds)
+}
+
+#[test]
+fn the_executor_enforces_the_deadline_when_the_controller_keeps_new_replica_set_available() {
+    // A color scaled up from 0 reusing its ReplicaSet: the controller keeps the old
+    // `NewReplicaSetAvailable` and never reports a deadline; the pods never become ready.
+    let d = with_deadline(
+        deploy(
+            4,
+            4,
+            (3, 3, 0),
+            progressing("NewReplicaSetAvailable", "True"),
+        ),
+        30,
+    );
+    let mut deadline = Deadline::new(now());
+    assert!(matches!(
+        deployment(&d, &replica_sets(), &[], 4, at(31), &T),
+        Verdict::Progressing(_)
+    ));
+    assert_eq!(deadline.check(&d, 4, at(10)), None);
+    assert_eq!(deadline.check(&d, 4, at(30)), None);
+    let f = deadline.check(&d, 4, at(31)).expect("deadline passed");
+    assert_eq!(f.reason, Reason::ProgressDeadlineExceeded);
+    assert!(f.message.contains("30s"), "{}", f.message);
+    assert!(
+        f.message
+            .contains("Progressing=True NewReplicaSetAvailable"),
+        "{}",
+        f.message
+    );
+}
+
+#[test]
+fn progress_restarts_the_executors_deadline() {
+    let slow = |available| {
+        with_deadline(
+            deploy(
+                4,
+                4,
+                (3, 3, available),
+                progressing("ReplicaSetUpdated", "True"),
+            ),
+            30,
+        )
+    };
+    let mut deadline = Deadline::new(now());
+    assert_eq!(deadline.check(&slow(0), 4, at(5)), None);
+    // One more pod available at 25s: the clock starts again.
+    assert_eq!(deadline.check(&slow(1), 4, at(25)), None);
+    assert_eq!(deadline.check(&slow(1), 4, at(50)), None);
+    assert!(deadline.check(&slow(1), 4, at(56)).is_some());
+    // Without progressDeadlineSeconds (never defaulted): no deadline of its own.
+    let mut none = Deadline::new(now());
+    let mut d = slow(0);
+    d.spec.progress_deadline_seconds = None;
+    assert_eq!(none.check(&d, 4, at(10_000)), None);
+    // A status of an older generation is not progress, and not yet ours.
+    let mut lag = Deadline::new(now());
+    let old = with_deadline(
+        deploy(5, 4, (3, 3, 3), progressing("ReplicaSetUpdated", "True")),
+        30,
+    );
+    assert_eq!(lag.check(&old, 5, at(10)), None);
+    assert!(lag.check(&old, 5, at(31)).is_some());
+}

@@ -83,9 +83,28 @@ pub enum Phase {
     Waiting,
     /// Blue-green: the new color is ready and checked; waiting for `promote` or `abort`.
     Paused,
-    /// Blue-green: switched to the new color; watching the post-promotion gates.
+    /// Watching the gates after the rollout (blue-green: switched to the new color).
     Observing,
     RollingBack,
+}
+
+impl Phase {
+    /// As in the record (`rolling-back`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Applying => "applying",
+            Phase::Waiting => "waiting",
+            Phase::Paused => "paused",
+            Phase::Observing => "observing",
+            Phase::RollingBack => "rolling-back",
+        }
+    }
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// One revision of a release.

@@ -322,10 +322,11 @@ pub async fn switch(
     .map_err(|e| format!("cannot switch {id} to {color}: {}", apply::describe(&e)))
 }
 
-/// Sets a Deployment's replicas. With the object as the executor applied it (`recorded`), it
-/// is applied again with only `spec.replicas` changed, so that the executor stays the only
-/// owner of its fields and the next release applies without a conflict; without one, a merge
-/// patch sets the replicas.
+/// Sets a Deployment's replicas, always by server-side apply with the executor's field
+/// manager (a write without one would leave `.spec.replicas` to a manager `unknown`, and the
+/// next apply of that color would conflict with it). The applied object is the one the
+/// executor applied (`recorded`), else what it owns of the live object (its `managedFields`),
+/// with only `spec.replicas` changed: the executor stays the owner of exactly its fields.
 pub async fn scale(
     cluster: &Cluster,
     id: &ObjectId,
@@ -333,33 +334,31 @@ pub async fn scale(
     recorded: Option<&Value>,
 ) -> Result<(), String> {
     let api: Api<Deployment> = Api::namespaced(cluster.client.clone(), &id.namespace);
-    let result = match recorded {
-        Some(object) => {
-            let mut object = object.clone();
-            object["spec"]["replicas"] = json!(replicas);
-            api.patch(
-                &id.name,
-                &PatchParams::apply(FIELD_MANAGER).force(),
-                &Patch::Apply(object),
-            )
-            .await
-        }
-        None => {
-            api.patch(
-                &id.name,
-                &PatchParams::default(),
-                &Patch::Merge(json!({"spec": {"replicas": replicas}})),
-            )
-            .await
-        }
+    let failed =
+        |e: &kube::Error| format!("cannot scale {id} to {replicas}: {}", apply::describe(e));
+    let mut object = match recorded {
+        Some(object) => object.clone(),
+        None => match api.get_opt(&id.name).await {
+            Ok(Some(live)) => {
+                let live = serde_json::to_value(&live).map_err(|e| e.to_string())?;
+                apply::extract(&live, FIELD_MANAGER)
+            }
+            Ok(None) => return Ok(()),
+            Err(e) => return Err(failed(&e)),
+        },
     };
-    match result {
+    object["spec"]["replicas"] = json!(replicas);
+    match api
+        .patch(
+            &id.name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(object),
+        )
+        .await
+    {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
-        Err(e) => Err(format!(
-            "cannot scale {id} to {replicas}: {}",
-            apply::describe(&e)
-        )),
+        Err(e) => Err(failed(&e)),
     }
 }
 

@@ -113,16 +113,30 @@ async fn watch_one(
             );
             let key = ObjectRef::new(&w.id.name).within(&ns);
             let events = stream::select_all([object_events, rs_events, pod_events]).boxed();
+            let deadline = std::sync::Mutex::new(health::Deadline::new(Timestamp::now()));
             drive(&w, events, progress, || {
                 objects.get(&key).map(|d| {
-                    health::deployment(
+                    let now = Timestamp::now();
+                    match health::deployment(
                         &d,
                         &owned(&rss),
                         &owned(&pods),
                         w.generation,
-                        Timestamp::now(),
+                        now,
                         &thresholds,
-                    )
+                    ) {
+                        Verdict::Progressing(p) => {
+                            let exceeded = deadline
+                                .lock()
+                                .ok()
+                                .and_then(|mut dl| dl.check(&d, w.generation, now));
+                            match exceeded {
+                                Some(f) => Verdict::Failed(f),
+                                None => Verdict::Progressing(p),
+                            }
+                        }
+                        other => other,
+                    }
                 })
             })
             .await

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod env;
+pub mod lane;
 pub mod prometheus;
 
 pub fn image(app: &str, version: u32) -> String {

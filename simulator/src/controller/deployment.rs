@@ -55,7 +55,6 @@ pub(super) fn reconcile(state: &mut State, ctx: &Context<'_>, d: &Value) {
     let mut new_rs = new_index.map(|i| all.remove(i));
     let mut olds = all;
     let max_old = olds.iter().map(revision).max().unwrap_or(0);
-    let generation_changed = i64_at(d, "/status/observedGeneration") < generation;
     let mut progress_reason: Option<(&str, String)> = None;
 
     if new_rs.is_none() && !paused {
@@ -94,16 +93,20 @@ pub(super) fn reconcile(state: &mut State, ctx: &Context<'_>, d: &Value) {
             format!("Created new replica set \"{rs_name}\""),
         ));
     } else if let Some(rs) = new_rs.as_mut() {
+        // An existing ReplicaSet of this template becomes the new one again (a rollback, or
+        // a Deployment scaled up from 0): its revision moves up. As the real controller does,
+        // the Progressing condition is only set here when there is none yet; an earlier
+        // `NewReplicaSetAvailable` stays.
         if revision(rs) <= max_old {
             rs["metadata"]["annotations"][REVISION] = json!((max_old + 1).to_string());
             if let Some(w) = state.controller_write(rs.clone(), MANAGER) {
                 *rs = w;
             }
-            progress_reason = Some((
-                "FoundNewReplicaSet",
-                format!("Found new replica set \"{}\"", str_at(rs, "/metadata/name")),
-            ));
-        } else if generation_changed {
+        }
+        let has_progressing = d["status"]["conditions"]
+            .as_array()
+            .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Progressing"));
+        if !has_progressing {
             progress_reason = Some((
                 "FoundNewReplicaSet",
                 format!("Found new replica set \"{}\"", str_at(rs, "/metadata/name")),
@@ -306,6 +309,14 @@ pub(super) fn reconcile(state: &mut State, ctx: &Context<'_>, d: &Value) {
                 true,
             );
         }
+        // As the real controller's syncRolloutStatus: once the Progressing reason is
+        // `NewReplicaSetAvailable` and every pod belongs to the new ReplicaSet, progress is not
+        // estimated any more (no `ReplicaSetUpdated`, no `ProgressDeadlineExceeded`), even when
+        // the Deployment is then scaled up from 0 with pods that never become ready.
+        let settled = replicas == updated
+            && conditions
+                .iter()
+                .any(|c| c["type"] == "Progressing" && c["reason"] == "NewReplicaSetAvailable");
         if paused {
             set_condition(
                 &mut conditions,
@@ -315,6 +326,8 @@ pub(super) fn reconcile(state: &mut State, ctx: &Context<'_>, d: &Value) {
                 "Deployment is paused",
                 false,
             );
+        } else if settled {
+            // Nothing to estimate: the rollout was complete.
         } else if complete {
             state.memory.progress.insert(uid.clone(), ctx.now);
             set_condition(
