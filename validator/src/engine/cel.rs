@@ -1,5 +1,6 @@
 //! Gatekeeper's K8sNativeValidation engine: CEL variables, match conditions and validations.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -345,6 +346,48 @@ impl CelInput {
         CelInput::from_request(request, rego_to_cel(parameters))
     }
 
+    /// As [`CelInput::from_rego`], reusing on this thread the conversion of the same review
+    /// (the same allocation, kept alive by the cache) and of the same parameters: a review is
+    /// converted once however many CEL constraints match it.
+    pub fn from_rego_cached(review: &regorus::Value, parameters: &regorus::Value) -> CelInput {
+        thread_local! {
+            static REVIEW: RefCell<Option<(regorus::Value, CelInput)>> = const { RefCell::new(None) };
+            static PARAMS: RefCell<HashMap<usize, (regorus::Value, CelValue)>> = RefCell::new(HashMap::new());
+        }
+        let params = match identity(parameters) {
+            Some(id) => PARAMS.with(|cache| {
+                let mut cache = cache.borrow_mut();
+                if let Some((_, converted)) = cache.get(&id) {
+                    return converted.clone();
+                }
+                if cache.len() >= 1024 {
+                    cache.clear();
+                }
+                let converted = rego_to_cel(parameters);
+                cache.insert(id, (parameters.clone(), converted.clone()));
+                converted
+            }),
+            None => rego_to_cel(parameters),
+        };
+        let Some(id) = identity(review) else {
+            return CelInput::from_rego(review, parameters);
+        };
+        REVIEW.with(|cache| {
+            let mut cache = cache.borrow_mut();
+            match cache.as_ref() {
+                Some((kept, input)) if identity(kept) == Some(id) => CelInput {
+                    params,
+                    ..input.clone()
+                },
+                _ => {
+                    let input = CelInput::from_rego(review, &regorus::Value::Null);
+                    *cache = Some((review.clone(), input.clone()));
+                    CelInput { params, ..input }
+                }
+            }
+        })
+    }
+
     fn from_request(request: HashMap<String, CelValue>, params: CelValue) -> CelInput {
         let field = |name: &str| request.get(name).cloned().unwrap_or(CelValue::Null);
         CelInput {
@@ -362,6 +405,16 @@ impl CelInput {
         } else {
             self.object.clone()
         }
+    }
+}
+
+/// The address of an object's or array's contents: the same address (while a clone is held)
+/// is the same value.
+fn identity(value: &regorus::Value) -> Option<usize> {
+    match value {
+        regorus::Value::Object(o) => Some(&**o as *const _ as *const () as usize),
+        regorus::Value::Array(a) => Some(&**a as *const _ as *const () as usize),
+        _ => None,
     }
 }
 
@@ -569,6 +622,21 @@ mod tests {
             .violations
             .is_empty());
         assert_eq!(input.old_object, CelValue::Null);
+    }
+
+    #[test]
+    fn cached_conversion_follows_the_values() {
+        let a = crate::engine::to_rego(&json!({"object": {"n": 1}, "oldObject": null}));
+        let b = crate::engine::to_rego(&json!({"object": {"n": 2}, "oldObject": null}));
+        let p1 = crate::engine::to_rego(&json!({"max": 1}));
+        let p2 = crate::engine::to_rego(&json!({"max": 2}));
+        for (review, params) in [(&a, &p1), (&a, &p2), (&b, &p2), (&a, &p1), (&b, &p1)] {
+            let cached = CelInput::from_rego_cached(review, params);
+            let fresh = CelInput::from_rego(review, params);
+            assert_eq!(cached.object, fresh.object);
+            assert_eq!(cached.request, fresh.request);
+            assert_eq!(cached.params, fresh.params);
+        }
     }
 
     #[test]

@@ -232,7 +232,7 @@ impl CompiledTemplate {
             message,
         };
         if let Some(cel) = &self.cel {
-            let input = CelInput::from_rego(review, parameters);
+            let input = CelInput::from_rego_cached(review, parameters);
             return cel
                 .evaluate_input(&input)
                 .map(|o| o.violations)

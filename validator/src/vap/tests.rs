@@ -253,5 +253,10 @@ fn check_finds_params_given_with_the_policies() {
         .filter(|f| f.severity == crate::report::Severity::Deny)
         .map(|f| f.message.as_str())
         .collect();
-    assert_eq!(denies, vec!["replicas 5 exceed 3"], "{:?}", outcome.findings);
+    assert_eq!(
+        denies,
+        vec!["replicas 5 exceed 3"],
+        "{:?}",
+        outcome.findings
+    );
 }
