@@ -53,3 +53,15 @@ cargo test --workspace --lib --bins --tests
 # The binary that the workspace tests built (a `cargo run -p validator` would rebuild the
 # dependencies with the validator's features alone).
 target/debug/validator verify policies --coverage
+# The Gatekeeper library's own suites (library/general and library/pod-security-policy) with CEL
+# on and off, when a checkout of open-policy-agent/gatekeeper-library is at $GATEKEEPER_LIBRARY
+# or in the shared conformance data beside this checkout (it is not part of this repository).
+library="${GATEKEEPER_LIBRARY:-../shared/conformance/gatekeeper-library}"
+if [ -d "$library/library/general" ] && [ -d "$library/library/pod-security-policy" ]; then
+  for cel in true false; do
+    target/debug/validator verify --enable-cel="$cel" \
+      "$library/library/general" "$library/library/pod-security-policy"
+  done
+else
+  echo "Gatekeeper library suites skipped: $library/library is absent (set GATEKEEPER_LIBRARY to a checkout of open-policy-agent/gatekeeper-library)"
+fi

@@ -5,6 +5,12 @@
 //! `cargo bench -p validator --bench check -- 10000` runs one size in this process; add
 //! `--no-schemas` to leave out the schema checks (on by default, as in `validator check`), or
 //! `--no-policies` to time loading and schema checks alone.
+//!
+//! `-- --library DIR` (with or without a size) uses the Gatekeeper library's templates instead of
+//! the bundle: every `template.yaml` under `DIR/library` with its first sample constraint, plus
+//! the workload ExpansionTemplates of `policies/expansion`. The library is not part of this
+//! repository; give a checkout of open-policy-agent/gatekeeper-library. `--enable-cel=false`
+//! evaluates templates that carry both engines with Rego.
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
@@ -64,12 +70,48 @@ fn peak_rss_mb() -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
+/// The library set: each template with its first sample constraint, and the workload expansions.
+fn library_policies(dir: &std::path::Path) -> manifest::Loaded {
+    let mut paths: Vec<PathBuf> = Vec::new();
+    for group in ["general", "pod-security-policy"] {
+        let Ok(entries) = std::fs::read_dir(dir.join("library").join(group)) else {
+            continue;
+        };
+        let mut templates: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+        templates.sort();
+        for t in templates {
+            let template = t.join("template.yaml");
+            if !template.is_file() {
+                continue;
+            }
+            let mut samples: Vec<PathBuf> = std::fs::read_dir(t.join("samples"))
+                .map(|e| {
+                    e.flatten()
+                        .map(|e| e.path().join("constraint.yaml"))
+                        .collect()
+                })
+                .unwrap_or_default();
+            samples.retain(|c| c.is_file());
+            samples.sort();
+            paths.push(template);
+            paths.extend(samples.into_iter().take(1));
+        }
+    }
+    paths.push(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../policies/expansion"));
+    let loaded = manifest::load_paths(&paths);
+    assert!(loaded.errors.is_empty(), "{:?}", loaded.errors);
+    loaded
+}
+
 fn run_one(objects: usize, schemas: bool, policies: bool) {
     let dir = std::env::temp_dir().join(format!("validator-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let file: PathBuf = dir.join("corpus.yaml");
     std::fs::write(&file, corpus(objects)).expect("write corpus");
-    let policies = if policies {
+    let library = library_dir();
+    let policies = if let Some(dir) = &library {
+        library_policies(dir)
+    } else if policies {
         bundle::load(bundle::DEFAULT_BUNDLE).expect("embedded bundle")
     } else {
         manifest::Loaded::default()
@@ -80,6 +122,7 @@ fn run_one(objects: usize, schemas: bool, policies: bool) {
     if !schemas {
         options.schemas = None;
     }
+    options.enable_cel = !std::env::args().any(|a| a == "--enable-cel=false");
     let outcome = check::run(input, &policies.documents, &options);
     let secs = start.elapsed().as_secs_f64();
     let _ = std::fs::remove_dir_all(&dir);
@@ -103,6 +146,14 @@ fn run_one(objects: usize, schemas: bool, policies: bool) {
     );
 }
 
+fn library_dir() -> Option<PathBuf> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == "--library")
+        .and_then(|i| args.get(i + 1))
+        .map(PathBuf::from)
+}
+
 fn main() {
     let sizes: Vec<usize> = std::env::args()
         .skip(1)
@@ -118,9 +169,20 @@ fn main() {
         return;
     }
     let me = std::env::current_exe().expect("own path");
+    let passed: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a.starts_with("--") && a != "--bench")
+        .collect();
+    let mut extra = passed.clone();
+    if let Some(dir) = library_dir() {
+        extra.retain(|a| a != "--library");
+        extra.push("--library".into());
+        extra.push(dir.display().to_string());
+    }
     for size in [1_000, 10_000, 20_000] {
         let out = Command::new(&me)
             .arg(size.to_string())
+            .args(&extra)
             .output()
             .expect("child runs");
         print!("{}", String::from_utf8_lossy(&out.stdout));

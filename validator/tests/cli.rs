@@ -320,21 +320,46 @@ fn verify_reports_failures_and_junit() {
     snapshot!("verify_not_a_suite", run);
 }
 
-/// The Gatekeeper library's pod-security-policy suites, when the shared conformance data is
-/// present beside the checkout (it is not part of this repository; skipped otherwise).
+/// The Gatekeeper library's suites (library/general and library/pod-security-policy), with CEL
+/// on and off. The library is not part of this repository: it is read from
+/// `$GATEKEEPER_LIBRARY` or from the shared conformance data beside the checkout, and the test
+/// is skipped, saying so, when neither is present.
 #[test]
 fn verify_gatekeeper_library_conformance() {
-    let dir = root().join("../shared/conformance/gatekeeper-library/library/pod-security-policy");
-    if !dir.exists() {
-        eprintln!("skipped: {} is absent", dir.display());
+    let dir = std::env::var_os("GATEKEEPER_LIBRARY")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("../shared/conformance/gatekeeper-library"));
+    let suites: Vec<PathBuf> = ["library/general", "library/pod-security-policy"]
+        .iter()
+        .map(|s| dir.join(s))
+        .collect();
+    if let Some(missing) = suites.iter().find(|s| !s.is_dir()) {
+        eprintln!(
+            "skipped: the Gatekeeper library is absent ({} is not a directory; set GATEKEEPER_LIBRARY to a checkout of open-policy-agent/gatekeeper-library)",
+            missing.display()
+        );
         return;
     }
     for cel in ["--enable-cel=true", "--enable-cel=false"] {
-        let run = validator_in_process(&["verify", cel, dir.to_str().expect("utf8")]);
+        let mut args = vec!["verify", cel];
+        args.extend(suites.iter().map(|s| s.to_str().expect("utf8")));
+        let run = validator_in_process(&args);
         assert_eq!(run.code, 0, "{cel}: {}", run.transcript());
         assert!(
             run.stdout.ends_with(" passed, 0 failed\n"),
             "{}",
+            run.stdout
+        );
+        let passed: usize = run
+            .stdout
+            .rsplit('\n')
+            .nth(1)
+            .and_then(|l| l.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        assert!(
+            passed >= 250,
+            "{cel}: only {passed} cases ran: {}",
             run.stdout
         );
     }

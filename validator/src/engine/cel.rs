@@ -1,5 +1,6 @@
 //! Gatekeeper's K8sNativeValidation engine: CEL variables, match conditions and validations.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -18,7 +19,15 @@ struct Validation {
 /// A ValidatingAdmissionPolicy's `auditAnnotations` entry.
 struct Annotation {
     key: String,
+    text: String,
     value: Program,
+}
+
+/// A named expression: a variable or a match condition.
+struct Named {
+    name: String,
+    text: String,
+    program: Program,
 }
 
 /// One audit annotation a policy produced: `key` and the value its expression gave.
@@ -38,8 +47,8 @@ pub struct CelOutcome {
 /// A template's CEL code, every expression compiled once.
 pub struct CelTemplate {
     env: Arc<Env>,
-    variables: Vec<(String, Program)>,
-    match_conditions: Vec<(String, Program)>,
+    variables: Vec<Named>,
+    match_conditions: Vec<Named>,
     validations: Vec<Validation>,
     audit_annotations: Vec<Annotation>,
 }
@@ -91,24 +100,26 @@ impl CelTemplate {
             if name.is_empty() {
                 return Err(format!("variables[{i}]: name is missing"));
             }
-            variables.push((
-                name.to_string(),
-                compile(
+            variables.push(Named {
+                name: name.to_string(),
+                text: text_of(v, "expression").to_string(),
+                program: compile(
                     &format!("variables[{i}] ({name})"),
                     text_of(v, "expression"),
                 )?,
-            ));
+            });
         }
         let mut match_conditions = Vec::new();
         for (i, m) in list("matchConditions").iter().enumerate() {
             let name = text_of(m, "name").to_string();
-            match_conditions.push((
-                name.clone(),
-                compile(
+            match_conditions.push(Named {
+                name: name.clone(),
+                text: text_of(m, "expression").to_string(),
+                program: compile(
                     &format!("matchConditions[{i}] ({name})"),
                     text_of(m, "expression"),
                 )?,
-            ));
+            });
         }
         let mut validations = Vec::new();
         for (i, v) in list("validations").iter().enumerate() {
@@ -132,6 +143,7 @@ impl CelTemplate {
             }
             audit_annotations.push(Annotation {
                 key: key.to_string(),
+                text: text_of(a, "valueExpression").to_string(),
                 value: compile(
                     &format!("auditAnnotations[{i}].valueExpression"),
                     text_of(a, "valueExpression"),
@@ -157,34 +169,47 @@ impl CelTemplate {
 
     /// Evaluates the validations and the audit annotations.
     pub fn evaluate_all(&self, review: &Value, parameters: &Value) -> Result<CelOutcome, String> {
-        let object = review.get("object").cloned().unwrap_or(Value::Null);
-        let old_object = review.get("oldObject").cloned().unwrap_or(Value::Null);
-        let any_object = if object.is_null() {
-            old_object.clone()
-        } else {
-            object.clone()
-        };
-        let params = to_cel(parameters);
+        self.evaluate_input(&CelInput::from_json(review, parameters))
+    }
+
+    /// Evaluates the validations and the audit annotations on converted values.
+    pub fn evaluate_input(&self, input: &CelInput) -> Result<CelOutcome, String> {
         let mut vars: HashMap<String, CelValue> = HashMap::new();
-        vars.insert("anyObject".into(), to_cel(&any_object));
-        vars.insert("params".into(), params.clone());
+        vars.insert("anyObject".into(), input.any_object());
+        vars.insert("params".into(), input.params.clone());
         let mut context = Context::with_env(self.env.clone());
-        context.add_variable_from_value("object", to_cel(&object));
-        context.add_variable_from_value("oldObject", to_cel(&old_object));
-        context.add_variable_from_value("request", to_cel(review));
-        context.add_variable_from_value("params", params);
+        context.add_variable_from_value("object", input.object.clone());
+        context.add_variable_from_value("oldObject", input.old_object.clone());
+        context.add_variable_from_value("request", input.request.clone());
+        context.add_variable_from_value("params", input.params.clone());
         context.add_variable_from_value("namespaceObject", CelValue::Null);
         // Variables are evaluated in order, each seeing the ones before it. As in Kubernetes,
         // where variables are evaluated only when used, a variable that fails is left out:
-        // an expression that uses it fails, the others are unaffected.
-        for (name, program) in &self.variables {
+        // an expression that uses it fails with the variable's own error, the others are
+        // unaffected.
+        let mut failed: Vec<(String, String)> = Vec::new();
+        for variable in &self.variables {
             context.add_variable_from_value("variables", CelValue::from(vars.clone()));
-            if let Ok(value) = program.execute(&context) {
-                vars.insert(name.clone(), value);
+            match variable.program.execute(&context) {
+                Ok(value) => {
+                    vars.insert(variable.name.clone(), value);
+                }
+                Err(e) => {
+                    let message = explain(&variable.text, &failed).unwrap_or_else(|| e.to_string());
+                    failed.push((variable.name.clone(), message));
+                }
             }
         }
         context.add_variable_from_value("variables", CelValue::from(vars));
-        for (name, program) in &self.match_conditions {
+        let cause = |text: &str, e: &cel::ExecutionError| {
+            explain(text, &failed).unwrap_or_else(|| e.to_string())
+        };
+        for Named {
+            name,
+            text,
+            program,
+        } in &self.match_conditions
+        {
             match program.execute(&context) {
                 Ok(CelValue::Bool(true)) => {}
                 Ok(CelValue::Bool(false)) => return Ok(CelOutcome::default()),
@@ -194,7 +219,7 @@ impl CelTemplate {
                         other.type_of()
                     ))
                 }
-                Err(e) => return Err(format!("matchCondition {name}: {e}")),
+                Err(e) => return Err(format!("matchCondition {name}: {}", cause(text, &e))),
             }
         }
         let mut violations = Vec::new();
@@ -225,7 +250,13 @@ impl CelTemplate {
                         other.type_of()
                     ))
                 }
-                Err(e) => return Err(format!("validation `{}`: {e}", v.text.trim())),
+                Err(e) => {
+                    return Err(format!(
+                        "validation `{}`: {}",
+                        v.text.trim(),
+                        cause(&v.text, &e)
+                    ))
+                }
             }
         }
         violations.sort_by(|a, b| a.msg.cmp(&b.msg));
@@ -245,7 +276,7 @@ impl CelTemplate {
                         other.type_of()
                     ))
                 }
-                Err(e) => return Err(format!("auditAnnotation {}: {e}", a.key)),
+                Err(e) => return Err(format!("auditAnnotation {}: {}", a.key, cause(&a.text, &e))),
             }
         }
         Ok(CelOutcome {
@@ -255,7 +286,173 @@ impl CelTemplate {
     }
 }
 
-/// JSON to CEL: integers become `int` (`uint` above i64), other numbers `double`.
+/// The cause of an expression's error when it uses a variable that failed: that variable's
+/// own error (CEL reports only that the variable is missing).
+fn explain(text: &str, failed: &[(String, String)]) -> Option<String> {
+    failed.iter().find_map(|(name, message)| {
+        uses_variable(text, name).then(|| format!("variable `{name}` failed: {message}"))
+    })
+}
+
+/// Whether an expression reads `variables.<name>`.
+fn uses_variable(text: &str, name: &str) -> bool {
+    let pattern = format!("variables.{name}");
+    text.match_indices(&pattern).any(|(at, _)| {
+        let before_ok = text[..at]
+            .chars()
+            .next_back()
+            .is_none_or(|c| !(c.is_alphanumeric() || c == '_' || c == '.'));
+        let after_ok = text[at + pattern.len()..]
+            .chars()
+            .next()
+            .is_none_or(|c| !(c.is_alphanumeric() || c == '_'));
+        before_ok && after_ok
+    })
+}
+
+/// What a CEL expression sees of a review: `object`, `oldObject`, `request` and `params`,
+/// converted once. Fields whose value is null are left out of objects, as the API server drops
+/// them before admission (a `livenessProbe:` with no value is no probe).
+#[derive(Debug, Clone)]
+pub struct CelInput {
+    pub object: CelValue,
+    pub old_object: CelValue,
+    pub request: CelValue,
+    pub params: CelValue,
+}
+
+impl CelInput {
+    /// From the review (`input.review`) and the parameters as JSON.
+    pub fn from_json(review: &Value, parameters: &Value) -> CelInput {
+        let request: HashMap<String, CelValue> = review
+            .as_object()
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), to_cel(v))).collect())
+            .unwrap_or_default();
+        CelInput::from_request(request, to_cel(parameters))
+    }
+
+    /// From the review and the parameters as regorus values, without going through JSON text.
+    pub fn from_rego(review: &regorus::Value, parameters: &regorus::Value) -> CelInput {
+        let request: HashMap<String, CelValue> = match review {
+            regorus::Value::Object(fields) => fields
+                .iter()
+                .filter_map(|(k, v)| match k {
+                    regorus::Value::String(k) => Some((k.to_string(), rego_to_cel(v))),
+                    _ => None,
+                })
+                .collect(),
+            _ => HashMap::new(),
+        };
+        CelInput::from_request(request, rego_to_cel(parameters))
+    }
+
+    /// As [`CelInput::from_rego`], reusing on this thread the conversion of the same review
+    /// (the same allocation, kept alive by the cache) and of the same parameters: a review is
+    /// converted once however many CEL constraints match it.
+    pub fn from_rego_cached(review: &regorus::Value, parameters: &regorus::Value) -> CelInput {
+        thread_local! {
+            static REVIEW: RefCell<Option<(regorus::Value, CelInput)>> = const { RefCell::new(None) };
+            static PARAMS: RefCell<HashMap<usize, (regorus::Value, CelValue)>> = RefCell::new(HashMap::new());
+        }
+        let params = match identity(parameters) {
+            Some(id) => PARAMS.with(|cache| {
+                let mut cache = cache.borrow_mut();
+                if let Some((_, converted)) = cache.get(&id) {
+                    return converted.clone();
+                }
+                if cache.len() >= 1024 {
+                    cache.clear();
+                }
+                let converted = rego_to_cel(parameters);
+                cache.insert(id, (parameters.clone(), converted.clone()));
+                converted
+            }),
+            None => rego_to_cel(parameters),
+        };
+        let Some(id) = identity(review) else {
+            return CelInput::from_rego(review, parameters);
+        };
+        REVIEW.with(|cache| {
+            let mut cache = cache.borrow_mut();
+            match cache.as_ref() {
+                Some((kept, input)) if identity(kept) == Some(id) => CelInput {
+                    params,
+                    ..input.clone()
+                },
+                _ => {
+                    let input = CelInput::from_rego(review, &regorus::Value::Null);
+                    *cache = Some((review.clone(), input.clone()));
+                    CelInput { params, ..input }
+                }
+            }
+        })
+    }
+
+    fn from_request(request: HashMap<String, CelValue>, params: CelValue) -> CelInput {
+        let field = |name: &str| request.get(name).cloned().unwrap_or(CelValue::Null);
+        CelInput {
+            object: field("object"),
+            old_object: field("oldObject"),
+            request: CelValue::from(request),
+            params,
+        }
+    }
+
+    /// `object`, or `oldObject` when there is none (a DELETE).
+    fn any_object(&self) -> CelValue {
+        if matches!(self.object, CelValue::Null) {
+            self.old_object.clone()
+        } else {
+            self.object.clone()
+        }
+    }
+}
+
+/// The address of an object's or array's contents: the same address (while a clone is held)
+/// is the same value.
+fn identity(value: &regorus::Value) -> Option<usize> {
+    match value {
+        regorus::Value::Object(o) => Some(&**o as *const _ as *const () as usize),
+        regorus::Value::Array(a) => Some(&**a as *const _ as *const () as usize),
+        _ => None,
+    }
+}
+
+/// A regorus value to CEL: integers become `int` (`uint` above i64), other numbers `double`,
+/// sets lists; null object fields are left out.
+pub fn rego_to_cel(value: &regorus::Value) -> CelValue {
+    use regorus::Value as R;
+    match value {
+        R::Null | R::Undefined => CelValue::Null,
+        R::Bool(b) => CelValue::Bool(*b),
+        R::Number(n) => {
+            if let (true, Some(i)) = (n.is_integer(), n.as_i64()) {
+                CelValue::Int(i)
+            } else if let (true, Some(u)) = (n.is_integer(), n.as_u64()) {
+                CelValue::UInt(u)
+            } else {
+                CelValue::Float(n.as_f64().unwrap_or(0.0))
+            }
+        }
+        R::String(s) => CelValue::String(Arc::new(s.to_string())),
+        R::Array(items) => CelValue::List(Arc::new(items.iter().map(rego_to_cel).collect())),
+        R::Set(items) => CelValue::List(Arc::new(items.iter().map(rego_to_cel).collect())),
+        R::Object(fields) => {
+            let map: HashMap<String, CelValue> = fields
+                .iter()
+                .filter(|(_, v)| !matches!(v, R::Null))
+                .filter_map(|(k, v)| match k {
+                    R::String(k) => Some((k.to_string(), rego_to_cel(v))),
+                    _ => None,
+                })
+                .collect();
+            CelValue::from(map)
+        }
+    }
+}
+
+/// JSON to CEL: integers become `int` (`uint` above i64), other numbers `double`; null object
+/// fields are left out.
 pub fn to_cel(value: &Value) -> CelValue {
     match value {
         Value::Null => CelValue::Null,
@@ -272,8 +469,11 @@ pub fn to_cel(value: &Value) -> CelValue {
         Value::String(s) => CelValue::String(Arc::new(s.clone())),
         Value::Array(a) => CelValue::List(Arc::new(a.iter().map(to_cel).collect())),
         Value::Object(m) => {
-            let map: HashMap<String, CelValue> =
-                m.iter().map(|(k, v)| (k.clone(), to_cel(v))).collect();
+            let map: HashMap<String, CelValue> = m
+                .iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k.clone(), to_cel(v)))
+                .collect();
             CelValue::from(map)
         }
     }
@@ -386,6 +586,77 @@ mod tests {
             .evaluate(&json!({"object": {}}), &json!({}))
             .unwrap_err()
             .contains("expected a bool"));
+    }
+
+    /// A probe check in the style of the library's host-probes template.
+    fn probe_template() -> CelTemplate {
+        template(json!({
+            "variables": [
+                {"name": "containers", "expression": "has(object.spec.containers) ? object.spec.containers : []"},
+                {"name": "badProbeContainers", "expression": "variables.containers.filter(c, has(c.livenessProbe) && has(c.livenessProbe.httpGet) && has(c.livenessProbe.httpGet.host)).map(c, 'Container ' + c.name + ' has probe with host field set')"}
+            ],
+            "validations": [
+                {"expression": "size(variables.badProbeContainers) == 0", "messageExpression": "variables.badProbeContainers.join(', ')"}
+            ]
+        }))
+    }
+
+    #[test]
+    fn null_fields_are_absent() {
+        let t = probe_template();
+        let pod = |probe: Value| json!({"operation": "CREATE", "object": {"spec": {"containers": [{"name": "c", "livenessProbe": probe}]}}, "oldObject": null});
+        for probe in [Value::Null, json!({}), json!({"httpGet": null})] {
+            let v = t.evaluate(&pod(probe.clone()), &json!({}));
+            assert_eq!(v, Ok(Vec::new()), "livenessProbe: {probe}");
+        }
+        let v = t
+            .evaluate(&pod(json!({"httpGet": {"host": "x"}})), &json!({}))
+            .expect("evaluates");
+        assert_eq!(v[0].msg, "Container c has probe with host field set");
+        // The same through regorus values (the path `check` takes).
+        let review = crate::engine::to_rego(&pod(Value::Null));
+        let input = CelInput::from_rego(&review, &crate::engine::to_rego(&json!({})));
+        assert!(t
+            .evaluate_input(&input)
+            .expect("evaluates")
+            .violations
+            .is_empty());
+        assert_eq!(input.old_object, CelValue::Null);
+    }
+
+    #[test]
+    fn cached_conversion_follows_the_values() {
+        let a = crate::engine::to_rego(&json!({"object": {"n": 1}, "oldObject": null}));
+        let b = crate::engine::to_rego(&json!({"object": {"n": 2}, "oldObject": null}));
+        let p1 = crate::engine::to_rego(&json!({"max": 1}));
+        let p2 = crate::engine::to_rego(&json!({"max": 2}));
+        for (review, params) in [(&a, &p1), (&a, &p2), (&b, &p2), (&a, &p1), (&b, &p1)] {
+            let cached = CelInput::from_rego_cached(review, params);
+            let fresh = CelInput::from_rego(review, params);
+            assert_eq!(cached.object, fresh.object);
+            assert_eq!(cached.request, fresh.request);
+            assert_eq!(cached.params, fresh.params);
+        }
+    }
+
+    #[test]
+    fn error_in_a_variable_is_reported_as_its_own() {
+        let t = template(json!({
+            "variables": [
+                {"name": "first", "expression": "object.spec.missing.deeper"},
+                {"name": "second", "expression": "variables.first + 1"}
+            ],
+            "validations": [{"expression": "variables.second > 0"}]
+        }));
+        let e = t
+            .evaluate(&json!({"object": {"spec": {}}}), &json!({}))
+            .unwrap_err();
+        assert!(e.starts_with("validation `variables.second > 0`: variable `second` failed: variable `first` failed: "), "{e}");
+        assert!(!e.contains("No such key: second"), "{e}");
+        assert!(e.contains("missing"), "{e}");
+        assert!(uses_variable("variables.a+variables.bb", "bb"));
+        assert!(!uses_variable("variables.abc", "ab"));
+        assert!(!uses_variable("x.variables.ab", "ab"));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 mod cel;
 pub mod cel_lib;
 mod compat;
+mod sprintf;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -11,8 +12,9 @@ use regorus::Value as RegoValue;
 use serde_json::Value;
 use thiserror::Error;
 
-pub use cel::{to_cel, AuditAnnotation, CelOutcome, CelTemplate};
+pub use cel::{rego_to_cel, to_cel, AuditAnnotation, CelInput, CelOutcome, CelTemplate};
 pub use compat::{hoist_negated_call_arguments, normalize_v0, user_functions};
+pub use sprintf::rego_text;
 
 use crate::policy::Template;
 
@@ -156,6 +158,10 @@ impl CompiledTemplate {
             sources.push((path, text));
         }
         let uses_external_data = sources.iter().any(|(_, s)| s.contains("external_data"));
+        // OPA's sprintf in place of regorus's (which fails on a missing argument).
+        engine
+            .add_extension("sprintf".to_string(), 2, Box::new(sprintf::sprintf))
+            .map_err(|e| compile_error(template, e))?;
         let handler = options.external_data.clone();
         engine
             .add_extension(
@@ -226,9 +232,11 @@ impl CompiledTemplate {
             message,
         };
         if let Some(cel) = &self.cel {
-            let review = to_json(review).map_err(runtime)?;
-            let parameters = to_json(parameters).map_err(runtime)?;
-            return cel.evaluate(&review, &parameters).map_err(runtime);
+            let input = CelInput::from_rego_cached(review, parameters);
+            return cel
+                .evaluate_input(&input)
+                .map(|o| o.violations)
+                .map_err(runtime);
         }
         self.engine.set_input(input_value(review, parameters));
         let result =
@@ -270,29 +278,26 @@ pub fn input_value(review: &RegoValue, parameters: &RegoValue) -> RegoValue {
 }
 
 fn violations_of(result: &RegoValue) -> Vec<Violation> {
-    let json = match result {
-        RegoValue::Undefined => return Vec::new(),
-        other => other
-            .to_json_str()
-            .ok()
-            .and_then(|s| serde_json::from_str::<Value>(&s).ok())
-            .unwrap_or(Value::Null),
-    };
-    let items = match json {
-        Value::Array(items) => items,
+    let items: Vec<&RegoValue> = match result {
+        RegoValue::Set(items) => items.iter().collect(),
+        RegoValue::Array(items) => items.iter().collect(),
         _ => return Vec::new(),
+    };
+    let field = |item: &RegoValue, name: &str| match item {
+        RegoValue::Object(fields) => fields.get(&RegoValue::from(name)).cloned(),
+        _ => None,
     };
     let mut out: Vec<Violation> = items
         .into_iter()
         .map(|item| Violation {
-            msg: item
-                .get("msg")
-                .map(|m| match m {
-                    Value::String(s) => s.clone(),
-                    other => other.to_string(),
-                })
-                .unwrap_or_default(),
-            details: item.get("details").cloned().unwrap_or(Value::Null),
+            msg: match field(item, "msg") {
+                Some(RegoValue::String(s)) => s.to_string(),
+                Some(other) => to_json(&other).map(|v| v.to_string()).unwrap_or_default(),
+                None => String::new(),
+            },
+            details: field(item, "details")
+                .and_then(|d| to_json(&d).ok())
+                .unwrap_or(Value::Null),
         })
         .collect();
     out.sort_by(|a, b| a.msg.cmp(&b.msg));
@@ -325,14 +330,12 @@ fn external_data(handler: &Arc<ExternalDataFn>, args: Vec<RegoValue>) -> anyhow:
     Ok(RegoValue::from(response))
 }
 
-fn to_json(value: &RegoValue) -> Result<Value, String> {
+/// A regorus value as JSON (sets become arrays, undefined null).
+pub fn to_json(value: &RegoValue) -> Result<Value, String> {
     if matches!(value, RegoValue::Undefined) {
         return Ok(Value::Null);
     }
-    value
-        .to_json_str()
-        .map_err(|e| e.to_string())
-        .and_then(|s| serde_json::from_str(&s).map_err(|e| e.to_string()))
+    serde_json::to_value(value).map_err(|e| e.to_string())
 }
 
 /// Converts a JSON value to a regorus value.

@@ -140,3 +140,65 @@ fn external_data_goes_to_the_handler() {
         .expect("ok");
     assert!(v.iter().any(|v| v.msg.contains("not configured")));
 }
+
+/// Messages of a template's violations for an object and parameters (no error expected).
+fn messages(rego: &str, object: serde_json::Value, params: serde_json::Value) -> Vec<String> {
+    let t = template(rego);
+    let mut c = CompiledTemplate::compile(&t, &empty_inventory(), &CompileOptions::default())
+        .expect("compiles")
+        .expect("has rego");
+    c.evaluate(&review(object), &to_rego(&params), "c")
+        .expect("evaluates without error")
+        .into_iter()
+        .map(|v| v.msg)
+        .collect()
+}
+
+#[test]
+fn sprintf_with_fewer_arguments_than_verbs_still_reports() {
+    // As in the library's HPA template: six verbs, five arguments.
+    let rego = "package k8stest\nviolation[{\"msg\": msg}] {\n  hpa := input.review.object\n  hpa.spec.minReplicas < input.parameters.min\n  msg := sprintf(\"The %v <%v> minReplicas %v or maxReplicas %v is not allowed: %v. Allowed ranges: %v\", [hpa.kind, hpa.metadata.name, hpa.spec.minReplicas, hpa.spec.maxReplicas, input.parameters.ranges])\n}";
+    let object = serde_json::json!({"kind": "HorizontalPodAutoscaler", "metadata": {"name": "h"}, "spec": {"minReplicas": 1, "maxReplicas": 5}});
+    let params = serde_json::json!({"min": 2, "ranges": [{"min_replicas": 2, "max_replicas": 6}]});
+    assert_eq!(
+        messages(rego, object, params),
+        vec![
+            r#"The HorizontalPodAutoscaler <h> minReplicas 1 or maxReplicas 5 is not allowed: [{"max_replicas": 6, "min_replicas": 2}]. Allowed ranges: %!v(MISSING)"#
+        ]
+    );
+}
+
+#[test]
+fn iterating_null_or_a_scalar_is_undefined_not_an_error() {
+    let rego = "package k8stest\nviolation[{\"msg\": msg}] {\n  c := input.review.object.spec.containers[_]\n  msg := sprintf(\"container %v\", [c.name])\n}\nviolation[{\"msg\": msg}] {\n  some k\n  v := input.review.object.metadata.labels[k]\n  msg := sprintf(\"label %v=%v\", [k, v])\n}\nviolation[{\"msg\": \"no names\"}] {\n  names := [n | n := input.review.object.spec.containers[_].name]\n  count(names) == 0\n}";
+    for value in [
+        serde_json::Value::Null,
+        serde_json::json!("text"),
+        serde_json::json!(5),
+        serde_json::json!(true),
+    ] {
+        let object =
+            serde_json::json!({"metadata": {"labels": value}, "spec": {"containers": value}});
+        let got = messages(rego, object, serde_json::json!({}));
+        // OPA: iterating a string, number, bool or null gives nothing (an empty
+        // comprehension, no error).
+        assert_eq!(got, vec!["no names".to_string()], "over {value}");
+    }
+    let object = serde_json::json!({"metadata": {"labels": {"a": "b"}}, "spec": {"containers": [{"name": "x"}]}});
+    assert_eq!(
+        messages(rego, object, serde_json::json!({})),
+        vec!["container x", "label a=b"]
+    );
+}
+
+#[test]
+fn sprintf_of_sets_objects_and_numbers_matches_opa() {
+    let rego = "package k8stest\nviolation[{\"msg\": msg}] {\n  s := {x | x := input.review.object.tags[_]}\n  empty := {x | x := input.review.object.none[_]}\n  msg := sprintf(\"set=%v empty=%v obj=%v arr=%v ratio=%v half=%v big=%v neg=%d\", [s, empty, input.review.object.obj, input.review.object.tags, 10 / 4, 4 / 2, input.review.object.big, -3])\n}";
+    let object = serde_json::json!({"tags": ["b", "a", "b"], "obj": {"z": 1, "a": {"k": "v"}}, "big": 12345678.5});
+    assert_eq!(
+        messages(rego, object, serde_json::json!({})),
+        vec![
+            r#"set={"a", "b"} empty=set() obj={"a": {"k": "v"}, "z": 1} arr=["b", "a", "b"] ratio=2.5 half=2 big=1.23456785e+07 neg=-3"#
+        ]
+    );
+}

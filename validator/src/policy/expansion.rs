@@ -92,7 +92,10 @@ impl ExpansionTemplate {
             .any(|a| any(&a.groups, group) && any(&a.versions, version) && any(&a.kinds, kind))
     }
 
-    /// The generated resource for a parent object, if the parent carries the template source.
+    /// The generated resource for a parent object, if the parent carries the template source,
+    /// with the metadata Gatekeeper gives it: the parent's namespace, the name
+    /// `<parent name>-<generated kind>` in lowercase, and an owner reference to the parent.
+    /// Labels and annotations are the template's own.
     pub fn generate(&self, parent: &Value) -> Option<Value> {
         let mut cur = parent;
         for key in &self.template_source {
@@ -113,20 +116,67 @@ impl ExpansionTemplate {
             *metadata = Value::Object(Default::default());
         }
         if let Value::Object(m) = metadata {
-            let parent_meta = parent.get("metadata");
-            if let Some(ns) = parent_meta.and_then(|p| p.get("namespace")) {
-                m.insert("namespace".into(), ns.clone());
+            let parent_str = |field: &str| {
+                parent
+                    .get("metadata")
+                    .and_then(|p| p.get(field))
+                    .and_then(Value::as_str)
+            };
+            if let Some(ns) = parent_str("namespace") {
+                m.insert("namespace".into(), Value::String(ns.to_string()));
             }
-            if m.get("name")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .is_empty()
-            {
-                if let Some(n) = parent_meta.and_then(|p| p.get("name")) {
-                    m.insert("name".into(), n.clone());
+            let parent_name = parent_str("name").unwrap_or("");
+            m.insert(
+                "name".into(),
+                Value::String(generated_name(parent_name, &self.generated_kind)),
+            );
+            let text = |v: &Value, field: &str| {
+                v.get(field)
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string()
+            };
+            let owner = serde_json::json!({
+                "apiVersion": text(parent, "apiVersion"),
+                "kind": text(parent, "kind"),
+                "name": parent_name,
+            });
+            let complete = ["apiVersion", "kind", "name"].iter().all(|f| {
+                owner
+                    .get(*f)
+                    .and_then(Value::as_str)
+                    .is_some_and(|s| !s.is_empty())
+            });
+            if complete {
+                let refs = m
+                    .entry("ownerReferences")
+                    .or_insert_with(|| Value::Array(Vec::new()));
+                if !refs.is_array() {
+                    *refs = Value::Array(Vec::new());
+                }
+                if let Value::Array(refs) = refs {
+                    let same = |r: &Value| {
+                        ["apiVersion", "kind", "name"]
+                            .iter()
+                            .all(|f| r.get(*f) == owner.get(*f))
+                    };
+                    if !refs.iter().any(same) {
+                        refs.push(owner);
+                    }
                 }
             }
         }
         Some(Value::Object(generated))
     }
+}
+
+/// The name Gatekeeper gives a generated resource: `<parent name>-<kind>`, lowercased
+/// (a Deployment `web` generates the Pod `web-pod`).
+pub fn generated_name(parent_name: &str, kind: &str) -> String {
+    let name = if kind.is_empty() {
+        parent_name.to_string()
+    } else {
+        format!("{parent_name}-{kind}")
+    };
+    name.to_lowercase()
 }

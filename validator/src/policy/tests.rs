@@ -119,13 +119,37 @@ fn expansion_generates_pod_with_parent_namespace() {
     assert!(x.applies_to("apps", "v1", "Deployment"));
     assert!(!x.applies_to("apps", "v1", "StatefulSet"));
     assert_eq!(x.action, Some(EnforcementAction::Warn));
-    let parent = json!({"metadata": {"name": "web", "namespace": "prod"}, "spec": {"template": {"metadata": {"labels": {"a": "b"}}, "spec": {"containers": []}}}});
+    let parent = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "svc1-API", "namespace": "prod"}, "spec": {"template": {"metadata": {"name": "from-template", "namespace": "other", "labels": {"a": "b"}, "annotations": {"c": "d"}}, "spec": {"containers": []}}}});
     let pod = x.generate(&parent).expect("pod");
     assert_eq!(pod["kind"], "Pod");
     assert_eq!(pod["apiVersion"], "v1");
-    assert_eq!(pod["metadata"]["namespace"], "prod");
-    assert_eq!(pod["metadata"]["name"], "web");
-    assert_eq!(pod["metadata"]["labels"]["a"], "b");
+    // Gatekeeper's generated metadata: parent namespace, `<parent>-<kind>` lowercased (even
+    // over a name in the template), owner reference to the parent; labels and annotations kept.
+    assert_eq!(
+        pod["metadata"],
+        json!({
+            "name": "svc1-api-pod",
+            "namespace": "prod",
+            "labels": {"a": "b"},
+            "annotations": {"c": "d"},
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "svc1-API"}]
+        })
+    );
+    // An owner reference already there is not repeated; a parent without a namespace leaves
+    // the template's.
+    let mut again = parent.clone();
+    again["spec"]["template"]["metadata"]["ownerReferences"] =
+        json!([{"apiVersion": "apps/v1", "kind": "Deployment", "name": "svc1-API", "uid": "u"}]);
+    again["metadata"]
+        .as_object_mut()
+        .expect("metadata")
+        .remove("namespace");
+    let pod = x.generate(&again).expect("pod");
+    assert_eq!(
+        pod["metadata"]["ownerReferences"].as_array().map(Vec::len),
+        Some(1)
+    );
+    assert_eq!(pod["metadata"]["namespace"], "other");
     assert!(x.generate(&json!({"spec": {}})).is_none());
 }
 

@@ -78,3 +78,38 @@ fn group_versions() {
     assert_eq!(group_version("v1"), ("", "v1"));
     assert_eq!(group_version("apps/v1"), ("apps", "v1"));
 }
+
+#[test]
+fn expanded_deployment_is_reviewed_as_gatekeeper_names_it() {
+    let text = "apiVersion: expansion.gatekeeper.sh/v1beta1\nkind: ExpansionTemplate\nmetadata: {name: expand-deployments}\nspec:\n  applyTo:\n  - groups: [apps]\n    versions: [v1]\n    kinds: [Deployment]\n  templateSource: spec.template\n  generatedGVK: {kind: Pod, group: '', version: v1}\n";
+    let loaded = crate::manifest::load_bytes("x.yaml", text.as_bytes(), false);
+    let expansion = ExpansionTemplate::parse(&loaded.documents[0]).expect("expansion");
+    let deployment = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "svc1-api", "namespace": "prod"}, "spec": {"template": {"metadata": {"labels": {"app": "api"}}, "spec": {"containers": [{"name": "c", "image": "nginx"}]}}}});
+    let reviews = expand(7, &deployment, &[expansion], &RequestInfo::default());
+    assert_eq!(reviews.len(), 1);
+    let pod = &reviews[0];
+    assert_eq!(
+        (
+            pod.kind.as_str(),
+            pod.name.as_str(),
+            pod.namespace.as_deref()
+        ),
+        ("Pod", "svc1-api-pod", Some("prod"))
+    );
+    assert_eq!(pod.parent, 7);
+    assert_eq!(pod.expansion.as_deref(), Some("expand-deployments"));
+    let input: Value =
+        serde_json::from_str(&pod.input.to_json_str().expect("json")).expect("parse");
+    assert_eq!(input["name"], "svc1-api-pod");
+    assert_eq!(input["namespace"], "prod");
+    assert_eq!(
+        input["kind"],
+        json!({"group": "", "version": "v1", "kind": "Pod"})
+    );
+    assert_eq!(input["object"]["metadata"]["name"], "svc1-api-pod");
+    assert_eq!(input["object"]["metadata"]["labels"], json!({"app": "api"}));
+    assert_eq!(
+        input["object"]["metadata"]["ownerReferences"],
+        json!([{"apiVersion": "apps/v1", "kind": "Deployment", "name": "svc1-api"}])
+    );
+}

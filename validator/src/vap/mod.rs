@@ -132,11 +132,13 @@ pub struct Binding {
     pub line: usize,
 }
 
-/// Policies and bindings found in the inputs.
+/// Policies and bindings found in the inputs, with the objects given beside them that can be
+/// their params (users keep a policy's ConfigMap with the policy).
 #[derive(Debug, Clone, Default)]
 pub struct Set {
     pub policies: Vec<Policy>,
     pub bindings: Vec<Binding>,
+    pub params: Vec<Document>,
 }
 
 impl Set {
@@ -145,7 +147,14 @@ impl Set {
     ) -> (Set, Vec<PolicyError>) {
         let mut set = Set::default();
         let mut errors = Vec::new();
-        for doc in docs.into_iter().filter(|d| is_vap_document(d)) {
+        let mut others = Vec::new();
+        for doc in docs {
+            if !is_vap_document(doc) {
+                if !crate::policy::is_policy_document(doc) {
+                    others.push(doc);
+                }
+                continue;
+            }
             let spec = doc.object.get("spec").cloned().unwrap_or(Value::Null);
             let subject = format!("{} {}", doc.kind(), doc.name());
             let err = |m: String| PolicyError::at(doc, subject.clone(), m);
@@ -237,6 +246,17 @@ impl Set {
                 });
             }
         }
+        set.params = others
+            .into_iter()
+            .filter(|d| {
+                set.policies.iter().any(|p| {
+                    p.param_kind
+                        .as_ref()
+                        .is_some_and(|(v, k)| d.api_version() == v && d.kind() == k)
+                })
+            })
+            .cloned()
+            .collect();
         for b in &set.bindings {
             if !set.policies.iter().any(|p| p.name == b.policy) {
                 errors.push(PolicyError {
@@ -319,12 +339,7 @@ pub fn evaluate_review(
     namespace_labels: &std::collections::BTreeMap<String, Map<String, Value>>,
     objects: &[Document],
 ) -> Outcome {
-    let review_json: Value = review
-        .input
-        .to_json_str()
-        .ok()
-        .and_then(|s| serde_json::from_str(&s).ok())
-        .unwrap_or(Value::Null);
+    let review_json = crate::engine::to_json(&review.input).unwrap_or(Value::Null);
     let target = review.target(review.namespace_labels(namespace_labels));
     evaluate(set, review, &review_json, &target, objects)
 }
@@ -362,8 +377,9 @@ pub fn evaluate(
                     .clone()
                     .or_else(|| review.namespace.clone())
                     .unwrap_or_default();
-                objects
+                set.params
                     .iter()
+                    .chain(objects)
                     .filter(|d| d.api_version() == api_version && d.kind() == kind)
                     .filter(|d| d.namespace().is_empty() || d.namespace() == namespace)
                     .filter(|d| b.param_name.as_deref().is_none_or(|n| d.name() == n))

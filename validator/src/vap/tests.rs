@@ -136,3 +136,127 @@ fn audit_annotation_of_the_wrong_type_is_an_error() {
     let o = outcome(&set, &deployment("shop", 1), None, &[]);
     assert!(o.errors[0].contains("expected a string or null"), "{o:?}");
 }
+
+const CROSS_NAMESPACE_BINDING: &str = r#"apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicyBinding
+metadata:
+  name: replica-limit-shared
+spec:
+  policyName: replica-limit
+  validationActions: [Deny]
+  paramRef: {name: limits, namespace: policy-params, parameterNotFoundAction: Deny}
+"#;
+
+const PARAMS_IN_OTHER_NAMESPACE: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: limits, namespace: policy-params}\ndata: {maxReplicas: '3'}\n";
+
+/// The policy of POLICY with a binding whose params live in `policy-params`.
+fn cross_namespace_policy(with_params: bool) -> Set {
+    let policy = POLICY.split("\n---\n").next().expect("policy");
+    let mut text = format!("{policy}\n---\n{CROSS_NAMESPACE_BINDING}");
+    if with_params {
+        text.push_str("---\n");
+        text.push_str(PARAMS_IN_OTHER_NAMESPACE);
+    }
+    let (set, errors) = Set::from_documents(&docs(&text));
+    assert!(errors.is_empty(), "{errors:?}");
+    set
+}
+
+#[test]
+fn params_in_another_namespace_given_with_the_policies() {
+    let set = cross_namespace_policy(true);
+    assert_eq!(
+        set.params.len(),
+        1,
+        "the ConfigMap beside the policy is a param"
+    );
+    let prod: Map<String, Value> = [("env".to_string(), serde_json::json!("prod"))]
+        .into_iter()
+        .collect();
+    let (v, e) = run(&set, &deployment("shop", 5), Some(&prod), &[]);
+    assert!(e.is_empty(), "{e:?}");
+    assert_eq!(v.len(), 1, "{v:?}");
+    assert_eq!(v[0].message, "replicas 5 exceed 3");
+    assert_eq!(v[0].action(), Action::Deny);
+    assert!(run(&set, &deployment("shop", 3), Some(&prod), &[])
+        .0
+        .is_empty());
+}
+
+#[test]
+fn params_in_another_namespace_given_with_the_inputs() {
+    let set = cross_namespace_policy(false);
+    let prod: Map<String, Value> = [("env".to_string(), serde_json::json!("prod"))]
+        .into_iter()
+        .collect();
+    let inputs = docs(PARAMS_IN_OTHER_NAMESPACE);
+    let (v, e) = run(&set, &deployment("shop", 5), Some(&prod), &inputs);
+    assert!(e.is_empty(), "{e:?}");
+    assert_eq!(v.len(), 1, "{v:?}");
+    assert_eq!(v[0].message, "replicas 5 exceed 3");
+    // A ConfigMap of that name in the object's own namespace is not the param.
+    let wrong = docs("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: limits, namespace: shop}\ndata: {maxReplicas: '10'}\n");
+    let (v, _) = run(&set, &deployment("shop", 5), Some(&prod), &wrong);
+    assert_eq!(v.len(), 1);
+    assert!(v[0].message.contains("no params found"), "{v:?}");
+}
+
+#[test]
+fn missing_param_with_deny_denies() {
+    let set = cross_namespace_policy(false);
+    let prod: Map<String, Value> = [("env".to_string(), serde_json::json!("prod"))]
+        .into_iter()
+        .collect();
+    let (v, e) = run(&set, &deployment("shop", 1), Some(&prod), &[]);
+    assert!(e.is_empty(), "{e:?}");
+    assert_eq!(v.len(), 1, "{v:?}");
+    assert_eq!(v[0].action(), Action::Deny);
+    assert!(
+        v[0].message.contains("parameterNotFoundAction: Deny"),
+        "{v:?}"
+    );
+    // With Allow, a missing param allows.
+    let allow = CROSS_NAMESPACE_BINDING.replace(
+        "parameterNotFoundAction: Deny",
+        "parameterNotFoundAction: Allow",
+    );
+    let policy = POLICY.split("\n---\n").next().expect("policy");
+    let (set, errors) = Set::from_documents(&docs(&format!("{policy}\n---\n{allow}")));
+    assert!(errors.is_empty(), "{errors:?}");
+    assert!(run(&set, &deployment("shop", 1), Some(&prod), &[])
+        .0
+        .is_empty());
+}
+
+/// `validator check` with the policy, binding and param ConfigMap given as policies (as with
+/// `--policies DIR`): the param is found and the Deployment denied.
+#[test]
+fn check_finds_params_given_with_the_policies() {
+    let policy = POLICY.split("\n---\n").next().expect("policy");
+    let policies = docs(&format!(
+        "{policy}\n---\n{CROSS_NAMESPACE_BINDING}---\n{PARAMS_IN_OTHER_NAMESPACE}"
+    ));
+    let input = load_bytes(
+        "in.yaml",
+        b"apiVersion: v1\nkind: Namespace\nmetadata: {name: shop, labels: {env: prod}}\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: shop}\nspec: {replicas: 5}\n",
+        false,
+    );
+    let options = crate::check::Options {
+        schemas: None,
+        jobs: Some(1),
+        ..crate::check::Options::default()
+    };
+    let outcome = crate::check::run(input, &policies, &options);
+    let denies: Vec<&str> = outcome
+        .findings
+        .iter()
+        .filter(|f| f.severity == crate::report::Severity::Deny)
+        .map(|f| f.message.as_str())
+        .collect();
+    assert_eq!(
+        denies,
+        vec!["replicas 5 exceed 3"],
+        "{:?}",
+        outcome.findings
+    );
+}
