@@ -92,13 +92,7 @@ impl ClusterScoped {
     pub fn of(documents: &[Document]) -> ClusterScoped {
         let mut crds = HashMap::new();
         for doc in documents.iter().filter(|d| is_crd(d)) {
-            let spec = doc.object.get("spec").unwrap_or(&Value::Null);
-            let group = spec.get("group").and_then(Value::as_str).unwrap_or("");
-            let kind = spec
-                .get("names")
-                .and_then(|n| n.get("kind"))
-                .and_then(Value::as_str)
-                .unwrap_or("");
+            let (spec, group, kind) = crd_spec(doc);
             let cluster = spec.get("scope").and_then(Value::as_str) == Some("Cluster");
             crds.insert((group.to_string(), kind.to_string()), cluster);
         }
@@ -123,6 +117,18 @@ impl ClusterScoped {
                 | "externaldata.gatekeeper.sh"
         ) || (group == "policy" && kind == "PodSecurityPolicy")
     }
+}
+
+/// A CustomResourceDefinition's spec, and the group and kind it defines ("" when absent).
+fn crd_spec(doc: &Document) -> (&Value, &str, &str) {
+    let spec = doc.object.get("spec").unwrap_or(&Value::Null);
+    let group = spec.get("group").and_then(Value::as_str).unwrap_or("");
+    let kind = spec
+        .get("names")
+        .and_then(|n| n.get("kind"))
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    (spec, group, kind)
 }
 
 /// True for a CustomResourceDefinition.
@@ -202,13 +208,7 @@ impl Schemas {
         if !is_crd(doc) {
             return false;
         }
-        let spec = doc.object.get("spec").unwrap_or(&Value::Null);
-        let group = spec.get("group").and_then(Value::as_str).unwrap_or("");
-        let kind = spec
-            .get("names")
-            .and_then(|n| n.get("kind"))
-            .and_then(Value::as_str)
-            .unwrap_or("");
+        let (spec, group, kind) = crd_spec(doc);
         if group.is_empty() || kind.is_empty() {
             return true;
         }
