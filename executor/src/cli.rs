@@ -391,56 +391,9 @@ pub struct PromotionArgs {
     pub rollback_timeout: Duration,
 }
 
-/// `300`, `300s`, `5m`, `1h`, `1m30s`, `500ms`.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    if let Ok(secs) = text.parse::<u64>() {
-        return Ok(Duration::from_secs(secs));
-    }
-    let mut total = Duration::ZERO;
-    let mut number = String::new();
-    let mut chars = text.chars().peekable();
-    let mut any = false;
-    while let Some(c) = chars.next() {
-        if c.is_ascii_digit() || c == '.' {
-            number.push(c);
-            continue;
-        }
-        let unit = if c == 'm' && chars.peek() == Some(&'s') {
-            chars.next();
-            "ms"
-        } else {
-            match c {
-                'h' => "h",
-                'm' => "m",
-                's' => "s",
-                _ => {
-                    return Err(format!(
-                        "invalid duration `{text}` (use e.g. 90s, 5m, 1h, 500ms)"
-                    ))
-                }
-            }
-        };
-        let n: f64 = number
-            .parse()
-            .map_err(|_| format!("invalid duration `{text}` (use e.g. 90s, 5m, 1h, 500ms)"))?;
-        number.clear();
-        let secs = match unit {
-            "h" => n * 3600.0,
-            "m" => n * 60.0,
-            "s" => n,
-            _ => n / 1000.0,
-        };
-        total += Duration::from_secs_f64(secs);
-        any = true;
-    }
-    if !number.is_empty() || !any {
-        return Err(format!(
-            "invalid duration `{text}` (use e.g. 90s, 5m, 1h, 500ms)"
-        ));
-    }
-    Ok(total)
-}
+/// `300`, `300s`, `5m`, `1h`, `1m30s`, `500ms`: the validator's duration parser, shared by
+/// both binaries (bounded; huge values are refused, never wrapped).
+pub use validator::duration::parse as parse_duration;
 
 /// Whether `name` is a DNS label of at most `max` characters: lowercase letters, digits and
 /// `-`, starting and ending with a letter or digit.
@@ -501,8 +454,10 @@ pub fn parse_since(when: &str, now: jiff::Timestamp) -> Result<jiff::Timestamp, 
     let ago = match when.strip_suffix('d') {
         Some(days) => days
             .parse::<u64>()
-            .map(|d| Duration::from_secs(d * 86_400))
-            .map_err(|_| format!("--since {when}: not a number of days")),
+            .ok()
+            .and_then(|d| d.checked_mul(86_400))
+            .map(Duration::from_secs)
+            .ok_or_else(|| format!("--since {when}: not a number of days")),
         None => parse_duration(when),
     }
     .map_err(|e| format!("--since {when}: {e}; give e.g. 30d, 12h or 2026-01-01T00:00:00Z"))?;
@@ -687,7 +642,9 @@ mod tests {
         assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
         assert_eq!(parse_duration("1h").unwrap(), Duration::from_secs(3600));
         assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
-        assert!(parse_duration("5 minutes").is_err());
+        assert!(parse_duration("5 parsecs").is_err());
+        assert!(parse_duration("100000000000000000000").is_err());
+        assert!(parse_since("213503982334601d", jiff::Timestamp::UNIX_EPOCH).is_err());
         assert!(parse_duration("5").is_ok());
         assert!(parse_duration("m").is_err());
     }

@@ -1,7 +1,10 @@
 //! Load benchmark of `validator serve`: a separate server process, driven at a fixed request
 //! rate over HTTPS with realistic AdmissionReviews (Deployments and Pods), production policies.
 //!
-//! `cargo bench -p validator --bench webhook -- [RATE] [SECONDS]` (default 500 requests/s for 60 s).
+//! `cargo bench -p validator --bench webhook -- [RATE] [SECONDS]` (default 500 requests/s for 60 s):
+//! latency percentiles, errors, the server's CPU time per request and its RSS.
+//! `cargo bench -p validator --bench webhook -- burst`: 12 oversized Pods (24,000 containers)
+//! at once, then the server's RSS and CPU time until it is idle again.
 //! The production bundle is used without its image-signature constraint, which needs an
 //! external data provider that a benchmark does not have.
 
@@ -117,7 +120,37 @@ fn rss_mb(pid: u32) -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
+/// CPU time (user + system) of a process so far, in seconds.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let Some(end) = stat.rfind(')') else {
+        return 0.0;
+    };
+    let fields: Vec<&str> = stat[end + 2..].split_whitespace().collect();
+    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    ticks / 100.0
+}
+
+/// An AdmissionReview of a Pod with `containers` containers (about 130 bytes each).
+fn oversized(uid: usize, containers: usize) -> String {
+    let containers: Vec<Value> = (0..containers)
+        .map(|i| {
+            json!({"name": format!("c{i}"), "image": format!("registry.example/app:{i}"),
+            "resources": {"limits": {"cpu": "100m", "memory": "64Mi"}}})
+        })
+        .collect();
+    json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
+        "uid": format!("burst-{uid}"), "operation": "CREATE", "namespace": "shop", "name": "huge",
+        "kind": {"group": "", "version": "v1", "kind": "Pod"},
+        "object": {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "huge", "namespace": "shop"},
+            "spec": {"containers": containers}},
+        "userInfo": {"username": "alice"}
+    }})
+    .to_string()
+}
+
 fn main() {
+    let burst = std::env::args().any(|a| a == "burst");
     let args: Vec<u64> = std::env::args()
         .skip(1)
         .filter_map(|a| a.parse().ok())
@@ -143,6 +176,8 @@ fn main() {
             "--listen",
             &format!("127.0.0.1:{port}"),
             "--no-default-policies",
+            "--max-body-bytes",
+            "16777216",
         ])
         .arg("--policies")
         .arg(&policy_dir)
@@ -179,7 +214,53 @@ fn main() {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        if burst {
+            let idle = rss_mb(pid);
+            let cpu_idle = cpu_seconds(pid);
+            let start = Instant::now();
+            let handles: Vec<_> = (0..12)
+                .map(|i| {
+                    let (client, url, body) = (client.clone(), url.clone(), oversized(i, 24_000));
+                    tokio::spawn(async move {
+                        let r = client.post(&url).header("content-type", "application/json").body(body).send().await;
+                        let status = r.as_ref().map(|r| r.status().as_u16()).unwrap_or(0);
+                        let text = match r { Ok(r) => r.text().await.unwrap_or_default(), Err(e) => e.to_string() };
+                        (start.elapsed(), status, text)
+                    })
+                })
+                .collect();
+            let mut peak = idle;
+            let mut answers = Vec::new();
+            for h in handles {
+                while !h.is_finished() {
+                    peak = peak.max(rss_mb(pid));
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                answers.push(h.await.unwrap());
+            }
+            let answered = start.elapsed();
+            let cpu_answered = cpu_seconds(pid);
+            let slowest = answers.iter().map(|a| a.0).max().unwrap();
+            let deadline = answers.iter().filter(|a| a.2.contains("deadline")).count();
+            let other: Vec<String> = answers.iter().filter(|a| !a.2.contains("deadline")).map(|a| format!("{} {}", a.1, a.2.chars().take(160).collect::<String>())).collect();
+            let mut after = Vec::new();
+            for _ in 0..10 {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                peak = peak.max(rss_mb(pid));
+                after.push(rss_mb(pid));
+            }
+            println!(
+                "burst: 12 pods x 24000 containers; slowest answer {:.2} s ({} at the deadline, others {:?}); server CPU {:.2} s until answered ({:.2} s wall), {:.2} s in the 10 s after",
+                slowest.as_secs_f64(), deadline, other, cpu_answered - cpu_idle, answered.as_secs_f64(), cpu_seconds(pid) - cpu_answered
+            );
+            println!(
+                "burst_rss_mb: before={idle:.1} peak={peak:.1} after_1s={:.1} after_5s={:.1} after_10s={:.1}",
+                after[0], after[4], after[9]
+            );
+            return;
+        }
         let bodies = Arc::new(reviews());
+        let cpu_start = cpu_seconds(pid);
         let total = rate * seconds;
         let interval = Duration::from_secs_f64(1.0 / rate as f64);
         let start = Instant::now();
@@ -196,14 +277,20 @@ fn main() {
             let body = bodies[(i % bodies.len() as u64) as usize].clone();
             handles.push(tokio::spawn(async move {
                 let t = Instant::now();
-                let ok = client
+                // An answer by the failure policy (deadline, overload) counts as an error.
+                let ok = match client
                     .post(&url)
                     .header("content-type", "application/json")
                     .body(body)
                     .send()
                     .await
-                    .map(|r| r.status() == 200)
-                    .unwrap_or(false);
+                {
+                    Ok(r) if r.status() == 200 => r
+                        .text()
+                        .await
+                        .is_ok_and(|t| !t.contains("failure policy")),
+                    _ => false,
+                };
                 (t.elapsed(), ok)
             }));
         }
@@ -217,6 +304,7 @@ fn main() {
             }
         }
         let elapsed = start.elapsed().as_secs_f64();
+        let cpu = cpu_seconds(pid) - cpu_start;
         latencies.sort_by(|a, b| a.partial_cmp(b).unwrap());
         let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
         println!(
@@ -227,6 +315,10 @@ fn main() {
             pct(0.9),
             pct(0.99),
             latencies[latencies.len() - 1]
+        );
+        println!(
+            "server_cpu: {cpu:.1} s for {total} requests = {:.3} ms per request",
+            cpu * 1000.0 / total as f64
         );
         let first = rss.iter().skip(1).copied().next().unwrap_or(0.0);
         let max = rss.iter().copied().fold(0.0, f64::max);

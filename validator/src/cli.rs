@@ -2,6 +2,7 @@
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
@@ -67,10 +68,13 @@ pub struct ServeArgs {
     /// Evaluate templates that carry CEL with CEL; `--enable-cel=false` uses their Rego.
     #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
     pub enable_cel: bool,
-    /// Deadline of one evaluation (keep it under the API server's webhook timeout).
-    #[arg(long, default_value = "2s", value_name = "DURATION")]
-    pub timeout: String,
-    /// On a deadline or internal error: `fail` denies, `ignore` allows.
+    /// Deadline of one admission request: the wait for an evaluation slot, the evaluation and
+    /// the answer (keep it under the API server's webhook timeout; at most 30s). Evaluations
+    /// are stopped at it.
+    #[arg(long, default_value = "2s", value_name = "DURATION",
+        value_parser = crate::duration::between(Duration::from_millis(1), Duration::from_secs(30)))]
+    pub timeout: Duration,
+    /// On a deadline, a full queue or an internal error: `fail` denies, `ignore` allows.
     #[arg(long, default_value = "fail", value_name = "POLICY")]
     pub failure_policy: String,
     /// Namespaces (globs) allowed without evaluation (repeatable). Namespace objects given with
@@ -80,12 +84,27 @@ pub struct ServeArgs {
     /// Largest request body accepted; larger ones get 413.
     #[arg(long, default_value_t = 3 * 1024 * 1024, value_name = "BYTES")]
     pub max_body_bytes: usize,
-    /// Evaluations running at once; further requests wait.
-    #[arg(long, default_value_t = 16, value_name = "N")]
-    pub max_concurrency: usize,
+    /// Evaluations running at once; further requests wait in the queue.
+    #[arg(long, default_value_t = 16, value_name = "N",
+        value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub max_concurrency: u32,
+    /// Requests waiting for an evaluation slot; beyond them a request is answered at once by
+    /// the failure policy (counted in validator_requests_shed_total).
+    #[arg(long, default_value_t = 32, value_name = "N")]
+    pub max_queue: usize,
+    /// Connections open at once; further clients wait to be accepted.
+    #[arg(long, default_value_t = 1024, value_name = "N",
+        value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
+    /// Time a client has for its TLS handshake, for each request's headers and for its body;
+    /// slower clients are disconnected.
+    #[arg(long, default_value = "5s", value_name = "DURATION",
+        value_parser = crate::duration::between(Duration::from_millis(10), Duration::from_secs(300)))]
+    pub read_timeout: Duration,
     /// How often policy files are checked for changes.
-    #[arg(long, default_value = "2s", value_name = "DURATION")]
-    pub reload_interval: String,
+    #[arg(long, default_value = "2s", value_name = "DURATION",
+        value_parser = crate::duration::between(Duration::from_millis(100), crate::duration::MAX))]
+    pub reload_interval: Duration,
     /// Waiver file of policy exceptions (repeatable); reloaded with the policies.
     #[arg(long = "waivers", value_name = "FILE")]
     pub waivers: Vec<PathBuf>,
@@ -448,9 +467,6 @@ pub fn run_verify_to(args: VerifyArgs, out: &mut dyn Write) -> Result<u8, CliErr
 
 /// The webhook configuration from `serve` arguments.
 pub fn serve_config(args: &ServeArgs) -> Result<crate::webhook::Config, CliError> {
-    let duration = |flag: &str, v: &str| {
-        crate::webhook::parse_duration(v).map_err(|e| CliError::Usage(format!("{flag}: {e}")))
-    };
     let fail_closed = match args.failure_policy.as_str() {
         "fail" => true,
         "ignore" => false,
@@ -467,7 +483,15 @@ pub fn serve_config(args: &ServeArgs) -> Result<crate::webhook::Config, CliError
             bundle::names().join(", ")
         )));
     }
-    let verifier = args.signatures.verifier().map_err(CliError::Usage)?;
+    // A registry request must not outlive the admission request that waits for it.
+    let mut signatures = args.signatures.clone();
+    if crate::duration::parse(&signatures.registry_timeout)
+        .map_err(|e| CliError::Usage(format!("--registry-timeout: {e}")))?
+        > args.timeout
+    {
+        signatures.registry_timeout = crate::duration::display(args.timeout);
+    }
+    let verifier = signatures.verifier().map_err(CliError::Usage)?;
     if args.provider && verifier.is_none() {
         return Err(CliError::Usage(
             "--provider serves signature verification and needs a trust policy: give --trust-policy FILE or --signature-key FILE".into(),
@@ -495,16 +519,22 @@ pub fn serve_config(args: &ServeArgs) -> Result<crate::webhook::Config, CliError
             context: args.context.clone(),
         },
         sources,
-        timeout: duration("--timeout", &args.timeout)?,
+        timeout: args.timeout,
         fail_closed,
         max_body_bytes: args.max_body_bytes,
-        max_concurrency: args.max_concurrency,
-        reload_interval: duration("--reload-interval", &args.reload_interval)?,
+        max_concurrency: args.max_concurrency as usize,
+        reload_interval: args.reload_interval,
+        limits: crate::webhook::Limits {
+            max_queue: args.max_queue,
+            max_connections: args.max_connections as usize,
+            read_timeout: args.read_timeout,
+        },
     })
 }
 
 pub fn run_serve(args: ServeArgs) -> Result<u8, CliError> {
     let config = serve_config(&args)?;
+    crate::webhook::log::init();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

@@ -9,6 +9,7 @@ pub mod chart;
 pub mod check;
 pub mod cli;
 pub mod digest;
+pub mod duration;
 pub mod engine;
 pub mod manifest;
 pub mod policy;

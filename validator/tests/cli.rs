@@ -567,3 +567,36 @@ fn help_names_the_kubernetes_version_of_the_schemas() {
         assert!(run.stdout.contains(flag), "{flag}: {}", run.stdout);
     }
 }
+
+#[test]
+fn serve_refuses_durations_out_of_bounds() {
+    let serve = |flag: &str| {
+        validator(
+            &[
+                "serve",
+                "--tls-cert",
+                "tls.crt",
+                "--tls-key",
+                "tls.key",
+                flag,
+            ],
+            None,
+        )
+    };
+    let run = serve("--timeout=0");
+    assert_eq!(run.code, 2);
+    snapshot!("serve_timeout_zero", run);
+    let run = serve("--reload-interval=0");
+    assert_eq!(run.code, 2);
+    snapshot!("serve_reload_interval_zero", run);
+    let run = serve("--timeout=100000000000000000000");
+    assert_eq!(run.code, 2);
+    snapshot!("serve_timeout_huge", run);
+    let run = serve("--timeout=1m");
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.contains("`1m` is longer than 30s"),
+        "{}",
+        run.stderr
+    );
+}

@@ -1089,6 +1089,7 @@ fn serve_denies_unsigned_images_and_answers_provider_requests() {
         reload_interval: Duration::from_secs(60),
         provider,
         cluster: Default::default(),
+        limits: Default::default(),
     };
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {

@@ -136,6 +136,7 @@ fn config(pki: &Pki, sources: Sources, timeout: Duration, fail_closed: bool) -> 
         reload_interval: Duration::from_millis(100),
         provider: false,
         cluster: Default::default(),
+        limits: Default::default(),
     }
 }
 
@@ -332,6 +333,35 @@ async fn malformed_and_oversize_bodies() {
         .await
         .expect("post");
     assert_eq!(resp.status(), 413);
+    assert_eq!(
+        resp.headers()["content-type"],
+        "application/json",
+        "413 is answered as JSON like the other errors"
+    );
+    let body: Value = resp.json().await.expect("json");
+    assert_eq!(
+        body["error"],
+        "request body is larger than 65536 bytes (--max-body-bytes)"
+    );
+    // No request.kind: refused, not allowed.
+    let mut no_kind = review("CREATE", "shop", json!({}), "admission.k8s.io/v1");
+    no_kind["request"]
+        .as_object_mut()
+        .expect("request")
+        .remove("kind");
+    let resp = s
+        .client
+        .post(format!("{}/validate", s.base))
+        .body(no_kind.to_string())
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(resp.status(), 400);
+    let body: Value = resp.json().await.expect("json");
+    assert!(body["error"]
+        .as_str()
+        .expect("error")
+        .contains("request.kind"));
     // Still serving.
     let r = post(
         &s,

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::fmt::Write;
+use std::time::Instant;
 
 use serde_json::{json, Value};
 
@@ -77,6 +78,14 @@ pub fn parse(body: &[u8]) -> Result<Request, String> {
     if uid.is_empty() {
         return Err("request.uid is missing".into());
     }
+    let kind = request
+        .get("kind")
+        .and_then(|k| k.get("kind"))
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    if kind.is_empty() {
+        return Err("request.kind is missing (group, version and kind of the object)".into());
+    }
     Ok(Request {
         api_version: api_version.to_string(),
         uid,
@@ -105,8 +114,47 @@ fn request_info(request: &Value) -> RequestInfo {
     }
 }
 
+/// The evaluation passed its deadline and was stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeadlineExceeded;
+
+/// When an evaluation must end, and whether its engines go back to the pool afterwards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    /// Checked before each (review, constraint) evaluation; one that runs over it is stopped by
+    /// the Rego engine's execution timer (see [`super::bound_rego_evaluations`]).
+    pub deadline: Option<Instant>,
+    /// Give the engines back for later requests. Engines keep the last input they evaluated, so
+    /// those of an oversized request are dropped rather than kept alive in the pool.
+    pub reuse_engines: bool,
+}
+
+impl Budget {
+    /// No deadline, engines reused.
+    pub const UNBOUNDED: Budget = Budget {
+        deadline: None,
+        reuse_engines: true,
+    };
+
+    fn check(&self) -> Result<(), DeadlineExceeded> {
+        match self.deadline {
+            Some(d) if Instant::now() >= d => Err(DeadlineExceeded),
+            _ => Ok(()),
+        }
+    }
+}
+
 /// Evaluates a request against the policy set, as Gatekeeper's webhook does.
 pub fn evaluate(state: &PolicyState, request: &Value) -> Decision {
+    evaluate_within(state, request, Budget::UNBOUNDED).unwrap_or_default()
+}
+
+/// [`evaluate`], stopped when its budget's deadline passes.
+pub fn evaluate_within(
+    state: &PolicyState,
+    request: &Value,
+    budget: Budget,
+) -> Result<Decision, DeadlineExceeded> {
     let main = Review::from_admission_request(0, request);
     let namespace = main.namespace.clone().unwrap_or_default();
     let subject_ns = if main.group.is_empty() && main.kind == "Namespace" {
@@ -115,10 +163,10 @@ pub fn evaluate(state: &PolicyState, request: &Value) -> Decision {
         namespace
     };
     if state.is_exempt(&subject_ns) {
-        return Decision {
+        return Ok(Decision {
             exempt: true,
             ..Decision::default()
-        };
+        });
     }
     let mut reviews = vec![main];
     let operation = request
@@ -141,13 +189,24 @@ pub fn evaluate(state: &PolicyState, request: &Value) -> Decision {
         .map(|(c, p)| (c, p.clone()))
         .collect();
     // Engines come from the policy set's pool: cloned once per concurrent evaluation, then reused.
+    budget.check()?;
     let mut engines = state.take_engines();
-    let mut decision = evaluate_reviews(state, &reviews, &constraints, &mut engines.templates);
-    state.return_engines(engines);
+    let decision = evaluate_reviews(
+        state,
+        &reviews,
+        &constraints,
+        &mut engines.templates,
+        &budget,
+    );
+    if decision.is_ok() && budget.reuse_engines {
+        state.return_engines(engines);
+    }
+    let mut decision = decision?;
     if let Some(main) = reviews.first().filter(|_| !state.vap.is_empty()) {
+        budget.check()?;
         evaluate_bindings(state, main, &mut decision);
     }
-    decision
+    Ok(decision)
 }
 
 /// Adds the violations of the ValidatingAdmissionPolicy bindings matching the request: `Deny`
@@ -181,12 +240,18 @@ fn evaluate_reviews(
     reviews: &[Review],
     constraints: &[(&Constraint, regorus::Value)],
     engines: &mut HashMap<String, crate::engine::CompiledTemplate>,
-) -> Decision {
+    budget: &Budget,
+) -> Result<Decision, DeadlineExceeded> {
     let mut decision = Decision::default();
-    for r in reviews {
+    // One constraint at a time, so that the deadline is checked between evaluations.
+    for (r, constraint) in reviews
+        .iter()
+        .flat_map(|r| constraints.iter().map(move |c| (r, c)))
+    {
+        budget.check()?;
         evaluate_review(
             r,
-            constraints,
+            std::slice::from_ref(constraint),
             &state.templates,
             &state.namespace_labels,
             engines,
@@ -214,7 +279,7 @@ fn evaluate_reviews(
     decision
         .hits
         .sort_by(|a, b| (&a.constraint, &a.message).cmp(&(&b.constraint, &b.message)));
-    decision
+    Ok(decision)
 }
 
 /// The waiver covering a violation of `kind`/`name` by the review's object, as a note.

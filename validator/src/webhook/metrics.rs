@@ -16,6 +16,7 @@ pub struct Metrics {
     violations: Mutex<BTreeMap<(String, String), u64>>,
     latency: Mutex<([u64; BUCKETS.len()], u64, f64)>,
     evaluation_errors: AtomicU64,
+    shed: AtomicU64,
     reload_ok: AtomicU64,
     reload_failed: AtomicU64,
 }
@@ -44,6 +45,10 @@ impl Metrics {
     pub fn evaluation_error(&self) {
         self.evaluation_errors.fetch_add(1, Ordering::Relaxed);
     }
+    /// A request answered by the failure policy at once because the queue was full.
+    pub fn shed(&self) {
+        self.shed.fetch_add(1, Ordering::Relaxed);
+    }
     pub fn reload(&self, ok: bool) {
         let c = if ok {
             &self.reload_ok
@@ -53,7 +58,8 @@ impl Metrics {
         c.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn render(&self, generation: u64) -> String {
+    /// The metrics text; `waiting` is the number of requests waiting for an evaluation slot now.
+    pub fn render(&self, generation: u64, waiting: usize) -> String {
         let mut out = String::new();
         out.push_str("# HELP validator_requests_total Admission requests by decision.\n# TYPE validator_requests_total counter\n");
         if let Ok(m) = self.requests.lock() {
@@ -90,6 +96,15 @@ impl Metrics {
             out,
             "# HELP validator_evaluation_errors_total Evaluations that failed or timed out.\n# TYPE validator_evaluation_errors_total counter\nvalidator_evaluation_errors_total {}",
             self.evaluation_errors.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP validator_requests_shed_total Requests answered by the failure policy at once because the queue was full.\n# TYPE validator_requests_shed_total counter\nvalidator_requests_shed_total {}",
+            self.shed.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP validator_requests_waiting Requests waiting for an evaluation slot.\n# TYPE validator_requests_waiting gauge\nvalidator_requests_waiting {waiting}"
         );
         let _ = writeln!(
             out,

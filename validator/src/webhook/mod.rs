@@ -1,28 +1,37 @@
 //! `validator serve`: the admission webhook over HTTPS, with hot policy and certificate reloads.
+//!
+//! Every admission request has one deadline, `--timeout` from the moment its body is read: the
+//! wait for an evaluation slot, the evaluation and the writing of the answer all fit in it. An
+//! evaluation is stopped at the deadline, and holds its slot until it has really stopped.
 
 pub mod decide;
+pub mod listener;
+pub mod log;
 pub mod metrics;
 pub mod state;
 pub mod sync;
 pub mod tls;
 
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use futures::StreamExt;
 use serde_json::{json, Value};
 use thiserror::Error;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{watch, Semaphore, TryAcquireError};
 
-use decide::Decision;
+use decide::{Budget, Decision};
 use metrics::Metrics;
 use state::{Current, PolicyState, Sources};
 
@@ -51,11 +60,12 @@ pub struct Config {
     pub tls_cert: PathBuf,
     pub tls_key: PathBuf,
     pub sources: Sources,
-    /// Deadline of one evaluation.
+    /// Deadline of one admission request: queue wait, evaluation and answer.
     pub timeout: Duration,
-    /// On a deadline or internal error: deny (`fail`) or allow (`ignore`).
+    /// On a deadline, a full queue or an internal error: deny (`fail`) or allow (`ignore`).
     pub fail_closed: bool,
     pub max_body_bytes: usize,
+    /// Evaluations running at once.
     pub max_concurrency: usize,
     /// How often policy files are checked for changes.
     pub reload_interval: Duration,
@@ -63,7 +73,34 @@ pub struct Config {
     pub provider: bool,
     /// The cluster `sources.inventory` is synced from.
     pub cluster: sync::ClusterConfig,
+    pub limits: Limits,
 }
+
+/// Bounds that keep the webhook answering under overload and against slow clients.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Requests waiting for an evaluation slot; beyond them a request is answered at once by
+    /// the failure policy.
+    pub max_queue: usize,
+    /// Connections open at once.
+    pub max_connections: usize,
+    /// Time a client has for its TLS handshake, for each request's headers, and for its body.
+    pub read_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_queue: 32,
+            max_connections: 1024,
+            read_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Requests larger than this do not give their evaluation engines back to the pool (the engines
+/// keep their last input, which would keep the memory of a huge object alive).
+const POOLED_REQUEST_BYTES: usize = 256 * 1024;
 
 struct App {
     current: Current,
@@ -71,13 +108,20 @@ struct App {
     sources: Sources,
     timeout: Duration,
     fail_closed: bool,
-    permits: Semaphore,
+    permits: Arc<Semaphore>,
+    max_concurrency: usize,
+    max_queue: usize,
+    waiting: AtomicUsize,
+    max_body_bytes: usize,
+    read_timeout: Duration,
 }
 
 /// A running webhook.
 pub struct Running {
     pub addr: SocketAddr,
     app: Arc<App>,
+    shutdown: watch::Sender<bool>,
+    server: Option<tokio::task::JoinHandle<()>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -89,27 +133,46 @@ impl Running {
     pub fn generation(&self) -> u64 {
         self.app.current.generation()
     }
-    /// Waits until the server stops (it runs until the process ends).
+    /// Waits until the server has stopped: after SIGTERM, SIGINT or [`Running::shutdown`], once
+    /// in-flight requests are answered.
     pub async fn wait(mut self) {
-        for t in self.tasks.drain(..) {
-            let _ = t.await;
+        if let Some(server) = self.server.take() {
+            let _ = server.await;
         }
+        for t in self.tasks.drain(..) {
+            t.abort();
+        }
+        tracing::info!(event = "stopped");
     }
+    /// Stops accepting connections and drains in-flight requests (as SIGTERM does).
+    pub fn shutdown(&self) {
+        let _ = self.shutdown.send(true);
+    }
+    /// Stops everything now, in-flight requests included.
     pub fn stop(&self) {
+        self.shutdown();
+        if let Some(server) = &self.server {
+            server.abort();
+        }
         for t in &self.tasks {
             t.abort();
         }
     }
 }
 
-fn log(line: Value) {
-    eprintln!("{line}");
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-fn now() -> f64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
+/// Bounds every Rego evaluation of the process by `limit` (regorus's execution timer): a
+/// constraint that runs longer fails with a time-limit error instead of running on.
+pub fn bound_rego_evaluations(limit: Duration) {
+    regorus::utils::limits::set_fallback_execution_timer_config(Some(
+        regorus::utils::limits::ExecutionTimerConfig {
+            limit,
+            check_interval: NonZeroU32::MIN.saturating_add(255),
+        },
+    ));
 }
 
 /// Fingerprint of the policy files: paths, sizes and modification times.
@@ -141,22 +204,28 @@ async fn reload(app: &Arc<App>) -> Result<u64, String> {
         Ok(state) => {
             let constraints = state.constraints.len();
             for (kind, wanted) in &state.unmet_sync {
-                log(
-                    json!({"ts": now(), "event": "inventory_not_synced", "constraint_kind": kind, "requires": wanted,
-                    "hint": "referential policies see no such objects; add --sync auto (or --sync KIND)"}),
+                tracing::warn!(
+                    event = "inventory_not_synced",
+                    constraint_kind = kind.as_str(),
+                    requires = wanted.as_str(),
+                    hint = "referential policies see no such objects; add --sync auto (or --sync KIND)",
                 );
             }
             app.current.set(state);
             app.metrics.reload(true);
-            log(
-                json!({"ts": now(), "event": "policies_loaded", "generation": generation, "constraints": constraints}),
+            tracing::info!(
+                event = "policies_loaded",
+                generation,
+                constraints = constraints as u64,
             );
             Ok(generation)
         }
         Err(e) => {
             app.metrics.reload(false);
-            log(
-                json!({"ts": now(), "event": "policy_reload_failed", "error": e, "serving_generation": app.current.generation()}),
+            tracing::error!(
+                event = "policy_reload_failed",
+                error = e.as_str(),
+                serving_generation = app.current.generation(),
             );
             Err(e)
         }
@@ -181,13 +250,19 @@ pub async fn start(config: Config) -> Result<Running, WebhookError> {
             addr: config.listen,
             source,
         })?;
+    bound_rego_evaluations(config.timeout);
     let app = Arc::new(App {
         current: Current::default(),
         metrics: Metrics::default(),
         sources: config.sources.clone(),
         timeout: config.timeout,
         fail_closed: config.fail_closed,
-        permits: Semaphore::new(config.max_concurrency.max(1)),
+        permits: Arc::new(Semaphore::new(config.max_concurrency.max(1))),
+        max_concurrency: config.max_concurrency.max(1),
+        max_queue: config.limits.max_queue,
+        waiting: AtomicUsize::new(0),
+        max_body_bytes: config.max_body_bytes,
+        read_timeout: config.limits.read_timeout,
     });
     // The first set must load: a webhook without policies would only fail or allow everything.
     reload(&app).await.map_err(WebhookError::Policies)?;
@@ -196,8 +271,9 @@ pub async fn start(config: Config) -> Result<Running, WebhookError> {
     }
     let mut tasks = Vec::new();
     if let Some(inventory) = &config.sources.inventory {
-        log(
-            json!({"ts": now(), "event": "sync_starting", "kinds": inventory.kinds.iter().map(ToString::to_string).collect::<Vec<_>>()}),
+        tracing::info!(
+            event = "sync_starting",
+            kinds = %json!(inventory.kinds.iter().map(ToString::to_string).collect::<Vec<_>>()),
         );
         tasks.extend(
             sync::start(
@@ -219,30 +295,20 @@ pub async fn start(config: Config) -> Result<Running, WebhookError> {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
-        .layer(DefaultBodyLimit::max(config.max_body_bytes))
         .with_state(app.clone());
 
-    tasks.push(tokio::spawn(async move {
-        loop {
-            let Ok((stream, _peer)) = listener.accept().await else {
-                continue;
-            };
-            let acceptor = acceptor.clone();
-            let router = router.clone();
-            tokio::spawn(async move {
-                let Ok(tls) = acceptor.accept(stream).await else {
-                    return;
-                };
-                let io = hyper_util::rt::TokioIo::new(tls);
-                let service = hyper_util::service::TowerToHyperService::new(router);
-                let _ = hyper_util::server::conn::auto::Builder::new(
-                    hyper_util::rt::TokioExecutor::new(),
-                )
-                .serve_connection(io, service)
-                .await;
-            });
-        }
-    }));
+    let (shutdown, on_shutdown) = watch::channel(false);
+    let server = tokio::spawn(listener::run(
+        listener::Serve {
+            listener,
+            tls: acceptor,
+            router,
+            max_connections: config.limits.max_connections,
+            read_timeout: config.limits.read_timeout,
+            drain: config.timeout + config.limits.read_timeout,
+        },
+        on_shutdown,
+    ));
     let watched = app.clone();
     let interval = config.reload_interval;
     tasks.push(tokio::spawn(async move {
@@ -265,18 +331,38 @@ pub async fn start(config: Config) -> Result<Running, WebhookError> {
     }));
     #[cfg(unix)]
     {
+        use tokio::signal::unix::{signal, SignalKind};
         let on_hup = app.clone();
-        if let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-        {
+        if let Ok(mut hup) = signal(SignalKind::hangup()) {
             tasks.push(tokio::spawn(async move {
                 while hup.recv().await.is_some() {
                     let _ = reload(&on_hup).await;
                 }
             }));
         }
+        if let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            let shutdown = shutdown.clone();
+            tasks.push(tokio::spawn(async move {
+                let name = tokio::select! {
+                    _ = term.recv() => "SIGTERM",
+                    _ = int.recv() => "SIGINT",
+                };
+                tracing::info!(event = "shutting_down", signal = name);
+                let _ = shutdown.send(true);
+            }));
+        }
     }
-    log(json!({"ts": now(), "event": "listening", "address": addr.to_string()}));
-    Ok(Running { addr, app, tasks })
+    tracing::info!(event = "listening", address = %addr);
+    Ok(Running {
+        addr,
+        app,
+        shutdown,
+        server: Some(server),
+        tasks,
+    })
 }
 
 async fn readyz(State(app): State<Arc<App>>) -> Response {
@@ -298,71 +384,251 @@ async fn readyz(State(app): State<Arc<App>>) -> Response {
 async fn metrics_text(State(app): State<Arc<App>>) -> Response {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        app.metrics.render(app.current.generation()),
+        app.metrics.render(
+            app.current.generation(),
+            app.waiting.load(Ordering::Relaxed),
+        ),
     )
         .into_response()
+}
+
+fn json_text(status: StatusCode, text: String) -> Response {
+    (status, [(header::CONTENT_TYPE, "application/json")], text).into_response()
 }
 
 fn json_response(status: StatusCode, body: &Value) -> Response {
-    (
-        status,
-        [(header::CONTENT_TYPE, "application/json")],
-        body.to_string(),
-    )
-        .into_response()
+    json_text(status, body.to_string())
 }
 
-async fn validate(State(app): State<Arc<App>>, body: Bytes) -> Response {
+fn error_response(status: StatusCode, message: &str) -> Response {
+    json_response(status, &json!({"error": message}))
+}
+
+/// Why a request body could not be read.
+#[derive(Debug)]
+enum BodyError {
+    TooLarge(usize),
+    Slow(Duration),
+    Broken(String),
+}
+
+impl BodyError {
+    fn response(&self) -> Response {
+        match self {
+            BodyError::TooLarge(limit) => error_response(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &format!("request body is larger than {limit} bytes (--max-body-bytes)"),
+            ),
+            BodyError::Slow(limit) => error_response(
+                StatusCode::REQUEST_TIMEOUT,
+                &format!(
+                    "request body not received within {} ms (--read-timeout)",
+                    millis(*limit)
+                ),
+            ),
+            BodyError::Broken(e) => {
+                error_response(StatusCode::BAD_REQUEST, &format!("cannot read body: {e}"))
+            }
+        }
+    }
+}
+
+/// Reads a body of at most `limit` bytes within `within`.
+async fn read_body(body: Body, limit: usize, within: Duration) -> Result<Bytes, BodyError> {
+    let read = async {
+        let mut stream = body.into_data_stream();
+        let mut out = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| BodyError::Broken(e.to_string()))?;
+            if out.len() + chunk.len() > limit {
+                return Err(BodyError::TooLarge(limit));
+            }
+            out.extend_from_slice(&chunk);
+        }
+        Ok(Bytes::from(out))
+    };
+    tokio::time::timeout(within, read)
+        .await
+        .unwrap_or(Err(BodyError::Slow(within)))
+}
+
+/// A request counted as waiting for an evaluation slot while this lives.
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Why a request got no evaluation slot.
+enum NoSlot {
+    /// The queue is full: answered at once.
+    QueueFull,
+    /// The deadline passed while waiting.
+    Deadline,
+    ShuttingDown,
+}
+
+/// An evaluation slot now, or a place in the bounded queue until one frees up or the deadline
+/// passes.
+async fn slot(app: &App, deadline: Instant) -> Result<tokio::sync::OwnedSemaphorePermit, NoSlot> {
+    match app.permits.clone().try_acquire_owned() {
+        Ok(permit) => return Ok(permit),
+        Err(TryAcquireError::Closed) => return Err(NoSlot::ShuttingDown),
+        Err(TryAcquireError::NoPermits) => {}
+    }
+    if app.waiting.fetch_add(1, Ordering::Relaxed) >= app.max_queue {
+        app.waiting.fetch_sub(1, Ordering::Relaxed);
+        return Err(NoSlot::QueueFull);
+    }
+    let _waiting = Waiting(&app.waiting);
+    match tokio::time::timeout_at(deadline.into(), app.permits.clone().acquire_owned()).await {
+        Ok(Ok(permit)) => Ok(permit),
+        Ok(Err(_)) => Err(NoSlot::ShuttingDown),
+        Err(_) => Err(NoSlot::Deadline),
+    }
+}
+
+/// What the log line of a decision names.
+struct Subject {
+    kind: String,
+    namespace: String,
+    name: String,
+    operation: String,
+}
+
+impl Subject {
+    fn of(request: &Value) -> Self {
+        let at = |path: &[&str]| {
+            path.iter()
+                .try_fold(request, |v, k| v.get(k))
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string()
+        };
+        Subject {
+            kind: at(&["kind", "kind"]),
+            namespace: at(&["namespace"]),
+            name: at(&["name"]),
+            operation: at(&["operation"]),
+        }
+    }
+}
+
+/// An evaluated request: its decision and the serialised answer.
+struct Answered {
+    decision: Decision,
+    label: &'static str,
+    text: String,
+}
+
+async fn validate(State(app): State<Arc<App>>, request: Request) -> Response {
     let start = Instant::now();
+    let body = match read_body(request.into_body(), app.max_body_bytes, app.read_timeout).await {
+        Ok(body) => body,
+        Err(e) => {
+            app.metrics
+                .request("malformed", start.elapsed().as_secs_f64());
+            return e.response();
+        }
+    };
+    let start = Instant::now();
+    let deadline = start.checked_add(app.timeout).unwrap_or(start);
     let request = match decide::parse(&body) {
         Ok(r) => r,
         Err(e) => {
             app.metrics
                 .request("malformed", start.elapsed().as_secs_f64());
-            return json_response(StatusCode::BAD_REQUEST, &json!({"error": e}));
+            return error_response(StatusCode::BAD_REQUEST, &e);
         }
     };
-    let Ok(_permit) = app.permits.acquire().await else {
-        return json_response(
-            StatusCode::SERVICE_UNAVAILABLE,
-            &json!({"error": "shutting down"}),
-        );
+    let subject = Subject::of(&request.request);
+    let reply_to = decide::Request {
+        api_version: request.api_version.clone(),
+        uid: request.uid.clone(),
+        request: Value::Null,
+    };
+    let failure = |reason: &str| {
+        (
+            decide::respond_failure(&reply_to, reason, app.fail_closed).to_string(),
+            failure_label(app.fail_closed),
+        )
     };
     let Some(state) = app.current.get() else {
-        let body = decide::respond_failure(&request, "policies are not loaded", app.fail_closed);
-        return json_response(StatusCode::OK, &body);
+        let (text, _) = failure("policies are not loaded");
+        return json_text(StatusCode::OK, text);
     };
     let generation = state.generation;
-    let object_request = request.request.clone();
-    let work = tokio::task::spawn_blocking(move || decide::evaluate(&state, &object_request));
-    let outcome = tokio::time::timeout(app.timeout, work).await;
-    let (body, decision_name, decision) = match outcome {
-        Ok(Ok(decision)) => {
-            if !decision.errors.is_empty() {
-                app.metrics.evaluation_error();
+    let deadline_reason = || {
+        format!(
+            "policy evaluation exceeded its deadline of {} ms (--timeout)",
+            millis(app.timeout)
+        )
+    };
+    let mut waited = Duration::ZERO;
+    let (text, label, decision) = match slot(&app, deadline).await {
+        Err(NoSlot::ShuttingDown) => {
+            return error_response(StatusCode::SERVICE_UNAVAILABLE, "shutting down")
+        }
+        Err(NoSlot::QueueFull) => {
+            app.metrics.shed();
+            let (text, label) = failure(&format!(
+                "overloaded: {} evaluations running and {} waiting (--max-concurrency, --max-queue)",
+                app.max_concurrency, app.max_queue
+            ));
+            (text, label, None)
+        }
+        Err(NoSlot::Deadline) => {
+            app.metrics.evaluation_error();
+            waited = start.elapsed();
+            let (text, label) = failure(&deadline_reason());
+            (text, label, None)
+        }
+        Ok(permit) => {
+            waited = start.elapsed();
+            let fail_closed = app.fail_closed;
+            let budget = Budget {
+                deadline: Some(deadline),
+                reuse_engines: body.len() <= POOLED_REQUEST_BYTES,
+            };
+            drop(body);
+            // The slot is held by the evaluation itself: it is free again only once the work
+            // has stopped, not when the answer leaves.
+            let work = tokio::task::spawn_blocking(move || {
+                let _permit = permit;
+                let decision = decide::evaluate_within(&state, &request.request, budget)?;
+                budget_left(deadline)?;
+                let body = decide::respond(&request, &decision, fail_closed);
+                let label = decision_label(&decision, &body);
+                let text = body.to_string();
+                budget_left(deadline)?;
+                Ok::<_, decide::DeadlineExceeded>(Answered {
+                    decision,
+                    label,
+                    text,
+                })
+            });
+            match tokio::time::timeout_at(deadline.into(), work).await {
+                Ok(Ok(Ok(answered))) => {
+                    if !answered.decision.errors.is_empty() {
+                        app.metrics.evaluation_error();
+                    }
+                    (answered.text, answered.label, Some(answered.decision))
+                }
+                Ok(Ok(Err(decide::DeadlineExceeded))) | Err(_) => {
+                    app.metrics.evaluation_error();
+                    let (text, label) = failure(&deadline_reason());
+                    (text, label, None)
+                }
+                Ok(Err(e)) => {
+                    app.metrics.evaluation_error();
+                    let (text, label) = failure(&format!("evaluation failed: {e}"));
+                    (text, label, None)
+                }
             }
-            let body = decide::respond(&request, &decision, app.fail_closed);
-            let name = decision_label(&decision, &body);
-            (body, name, Some(decision))
-        }
-        Ok(Err(e)) => {
-            app.metrics.evaluation_error();
-            let reason = format!("evaluation failed: {e}");
-            let body = decide::respond_failure(&request, &reason, app.fail_closed);
-            (body, failure_label(app.fail_closed), None)
-        }
-        Err(_) => {
-            app.metrics.evaluation_error();
-            let reason = format!(
-                "policy evaluation exceeded its deadline of {} ms",
-                app.timeout.as_millis()
-            );
-            let body = decide::respond_failure(&request, &reason, app.fail_closed);
-            (body, failure_label(app.fail_closed), None)
         }
     };
-    let seconds = start.elapsed().as_secs_f64();
-    app.metrics.request(decision_name, seconds);
     let mut violations = Vec::new();
     if let Some(d) = &decision {
         for h in &d.hits {
@@ -370,36 +636,46 @@ async fn validate(State(app): State<Arc<App>>, body: Bytes) -> Response {
             violations.push(json!({"constraint": format!("{}/{}", h.kind, h.constraint), "action": h.action.as_str(), "message": h.message}));
         }
     }
-    let r = &request.request;
-    let str_at = |v: &Value, path: &[&str]| {
-        path.iter()
-            .try_fold(v, |v, k| v.get(k))
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string()
-    };
-    log(json!({
-        "ts": now(),
-        "event": "decision",
-        "uid": request.uid,
-        "kind": str_at(r, &["kind", "kind"]),
-        "namespace": str_at(r, &["namespace"]),
-        "name": str_at(r, &["name"]),
-        "operation": str_at(r, &["operation"]),
-        "decision": decision_name,
-        "violations": violations,
-        "policy_generation": generation,
-        "duration_ms": seconds * 1000.0,
-    }));
-    json_response(StatusCode::OK, &body)
+    let violations = serde_json::Value::Array(violations);
+    let response = json_text(StatusCode::OK, text);
+    let seconds = start.elapsed().as_secs_f64();
+    app.metrics.request(label, seconds);
+    tracing::info!(
+        event = "decision",
+        uid = reply_to.uid.as_str(),
+        kind = subject.kind.as_str(),
+        namespace = subject.namespace.as_str(),
+        name = subject.name.as_str(),
+        operation = subject.operation.as_str(),
+        decision = label,
+        violations = %violations,
+        policy_generation = generation,
+        waited_ms = waited.as_secs_f64() * 1000.0,
+        duration_ms = seconds * 1000.0,
+    );
+    response
+}
+
+/// `Err` once the deadline has passed.
+fn budget_left(deadline: Instant) -> Result<(), decide::DeadlineExceeded> {
+    if Instant::now() >= deadline {
+        Err(decide::DeadlineExceeded)
+    } else {
+        Ok(())
+    }
 }
 
 /// Answers a Gatekeeper ProviderRequest: every key is an image, verified as the trust policy says.
-async fn provider(State(app): State<Arc<App>>, body: Bytes) -> Response {
+async fn provider(State(app): State<Arc<App>>, request: Request) -> Response {
+    let body = match read_body(request.into_body(), app.max_body_bytes, app.read_timeout).await {
+        Ok(body) => body,
+        Err(e) => return e.response(),
+    };
     let start = Instant::now();
+    let deadline = start.checked_add(app.timeout).unwrap_or(start);
     let keys = match crate::signature::parse_provider_request(&body) {
         Ok(keys) => keys,
-        Err(e) => return json_response(StatusCode::BAD_REQUEST, &json!({"error": e})),
+        Err(e) => return error_response(StatusCode::BAD_REQUEST, &e),
     };
     let Some(verifier) = app.sources.verifier.clone() else {
         let body = crate::signature::provider_response(
@@ -408,39 +684,52 @@ async fn provider(State(app): State<Arc<App>>, body: Bytes) -> Response {
         );
         return json_response(StatusCode::OK, &body);
     };
-    let Ok(_permit) = app.permits.acquire().await else {
-        return json_response(
-            StatusCode::SERVICE_UNAVAILABLE,
-            &json!({"error": "shutting down"}),
-        );
-    };
     let count = keys.len();
-    let work = tokio::task::spawn_blocking(move || verifier.provider_response(&keys));
-    let body = match tokio::time::timeout(app.timeout, work).await {
-        Ok(Ok(body)) => body,
-        Ok(Err(e)) => {
-            crate::signature::provider_response(Vec::new(), &format!("verification failed: {e}"))
+    let timeout_reason = || {
+        format!(
+            "timeout: signature verification exceeded its deadline of {} ms (--timeout)",
+            millis(app.timeout)
+        )
+    };
+    let body = match slot(&app, deadline).await {
+        Err(NoSlot::ShuttingDown) => {
+            return error_response(StatusCode::SERVICE_UNAVAILABLE, "shutting down")
         }
-        Err(_) => crate::signature::provider_response(
-            Vec::new(),
-            &format!(
-                "timeout: signature verification exceeded its deadline of {} ms (--timeout)",
-                app.timeout.as_millis()
-            ),
-        ),
+        Err(NoSlot::QueueFull) => {
+            app.metrics.shed();
+            crate::signature::provider_response(
+                Vec::new(),
+                "overloaded: too many requests waiting (--max-queue)",
+            )
+        }
+        Err(NoSlot::Deadline) => crate::signature::provider_response(Vec::new(), &timeout_reason()),
+        Ok(permit) => {
+            let work = tokio::task::spawn_blocking(move || {
+                let _permit = permit;
+                verifier.provider_response(&keys)
+            });
+            match tokio::time::timeout_at(deadline.into(), work).await {
+                Ok(Ok(body)) => body,
+                Ok(Err(e)) => crate::signature::provider_response(
+                    Vec::new(),
+                    &format!("verification failed: {e}"),
+                ),
+                Err(_) => crate::signature::provider_response(Vec::new(), &timeout_reason()),
+            }
+        }
     };
     let errors = body["response"]["items"].as_array().map_or(0, |items| {
         items.iter().filter(|i| i.get("error").is_some()).count()
     });
-    log(json!({
-        "ts": now(),
-        "event": "provider",
-        "keys": count,
-        "errors": errors,
-        "system_error": body["response"]["systemError"],
-        "duration_ms": start.elapsed().as_secs_f64() * 1000.0,
-    }));
-    json_response(StatusCode::OK, &body)
+    let response = json_response(StatusCode::OK, &body);
+    tracing::info!(
+        event = "provider",
+        keys = count as u64,
+        errors = errors as u64,
+        system_error = %body["response"]["systemError"],
+        duration_ms = start.elapsed().as_secs_f64() * 1000.0,
+    );
+    response
 }
 
 fn failure_label(fail_closed: bool) -> &'static str {
@@ -471,23 +760,9 @@ fn decision_label(decision: &Decision, body: &Value) -> &'static str {
     }
 }
 
-/// Parses `2s`, `500ms`, `1m` or a number of seconds.
+/// Parses a duration flag; see [`crate::duration::parse`].
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let (number, unit) = match s.find(|c: char| !c.is_ascii_digit() && c != '.') {
-        Some(i) => s.split_at(i),
-        None => (s, "s"),
-    };
-    let n: f64 = number
-        .parse()
-        .map_err(|_| format!("`{s}` is not a duration like 2s or 500ms"))?;
-    let secs = match unit {
-        "ms" => n / 1000.0,
-        "s" => n,
-        "m" => n * 60.0,
-        _ => return Err(format!("`{s}`: unknown unit `{unit}`; use ms, s or m")),
-    };
-    Ok(Duration::from_secs_f64(secs))
+    crate::duration::parse(s)
 }
 
 #[cfg(test)]

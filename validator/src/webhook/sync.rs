@@ -94,10 +94,6 @@ impl std::fmt::Debug for Inventory {
     }
 }
 
-fn log(line: Value) {
-    eprintln!("{line}");
-}
-
 impl Inventory {
     pub fn new(kinds: Vec<Kind>) -> Inventory {
         let empty = crate::engine::to_rego(&crate::review::inventory(std::iter::empty()));
@@ -214,12 +210,12 @@ pub async fn start(
         let resource = match kube::discovery::pinned_kind(&client, &gvk).await {
             Ok((resource, _)) => resource,
             Err(kube::Error::Discovery(_)) => {
-                log(json!({"event": "sync_kind_not_served", "kind": kind.to_string()}));
+                tracing::warn!(event = "sync_kind_not_served", kind = %kind);
                 inventory.mark_listed();
                 continue;
             }
             Err(kube::Error::Api(s)) if s.code == 404 => {
-                log(json!({"event": "sync_kind_not_served", "kind": kind.to_string()}));
+                tracing::warn!(event = "sync_kind_not_served", kind = %kind);
                 inventory.mark_listed();
                 continue;
             }
@@ -288,8 +284,10 @@ async fn watch(client: kube::Client, resource: ApiResource, kind: Kind, inventor
                     first_list = false;
                     inventory.rebuild();
                     inventory.mark_listed();
-                    log(
-                        json!({"event": "sync_listed", "kind": kind.to_string(), "objects": inventory.len()}),
+                    tracing::info!(
+                        event = "sync_listed",
+                        kind = %kind,
+                        objects = inventory.len() as u64,
                     );
                 }
             }
@@ -303,9 +301,7 @@ async fn watch(client: kube::Client, resource: ApiResource, kind: Kind, inventor
                     inventory.delete(&kind, &value);
                 }
             }
-            Err(e) => log(
-                json!({"event": "sync_watch_error", "kind": kind.to_string(), "error": e.to_string()}),
-            ),
+            Err(e) => tracing::warn!(event = "sync_watch_error", kind = %kind, error = %e),
         }
     }
 }

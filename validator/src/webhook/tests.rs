@@ -68,6 +68,11 @@ fn malformed_requests_are_explained() {
     )
     .unwrap_err()
     .contains("uid"));
+    let mut no_kind = review("CREATE", "shop", json!({}));
+    no_kind["request"]["kind"] = json!({"group": "", "version": "v1"});
+    assert!(parse(no_kind.to_string().as_bytes())
+        .unwrap_err()
+        .contains("request.kind is missing"));
 }
 
 #[test]
@@ -106,7 +111,7 @@ fn durations() {
     assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
     assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
     assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
-    assert!(parse_duration("2h").is_err());
+    assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
     assert!(parse_duration("x").is_err());
 }
 
@@ -117,7 +122,7 @@ fn metrics_render_in_prometheus_text() {
     m.violation("no-latest", "deny");
     m.reload(true);
     m.reload(false);
-    let text = m.render(7);
+    let text = m.render(7, 3);
     assert!(text.contains("validator_requests_total{decision=\"denied\"} 1"));
     assert!(text.contains(
         "validator_violations_total{constraint=\"no-latest\",enforcement_action=\"deny\"} 1"
@@ -258,4 +263,26 @@ fn a_broken_validating_admission_policy_rejects_the_set() {
     .expect("write");
     let e = PolicyState::load(&sources(vec![dir.path().to_path_buf()]), 1).unwrap_err();
     assert!(e.contains("vap.yaml"), "{e}");
+}
+
+#[test]
+fn evaluation_stops_at_its_deadline() {
+    use super::decide::{evaluate_within, Budget, DeadlineExceeded};
+    let state = PolicyState::load(&sources(vec![fixtures()]), 1).expect("loads");
+    let req = parse(review("CREATE", "shop", json!({})).to_string().as_bytes()).expect("parses");
+    let passed = Budget {
+        deadline: Some(std::time::Instant::now()),
+        reuse_engines: true,
+    };
+    assert_eq!(
+        evaluate_within(&state, &req.request, passed),
+        Err(DeadlineExceeded)
+    );
+    let ample = Budget {
+        deadline: Some(std::time::Instant::now() + Duration::from_secs(60)),
+        reuse_engines: false,
+    };
+    let decision = evaluate_within(&state, &req.request, ample).expect("in time");
+    assert_eq!(decision, evaluate(&state, &req.request));
+    assert_eq!(decision.hits.len(), 2);
 }
