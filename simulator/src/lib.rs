@@ -24,6 +24,7 @@ pub mod clock;
 mod controller;
 mod defaults;
 pub mod fields;
+mod refusal;
 pub mod resources;
 pub mod selector;
 mod server;
@@ -123,6 +124,7 @@ impl Simulator {
             requests: Mutex::new(Vec::new()),
             server_address: Mutex::new(format!("127.0.0.1:{port}")),
             bookmark_interval: options.bookmark_interval,
+            refusals: Mutex::new(refusal::Refusals::default()),
         });
         seed(&shared, options.nodes);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -196,6 +198,23 @@ impl Simulator {
         hook: impl Fn(&Admission<'_>) -> Option<String> + Send + Sync + 'static,
     ) {
         self.shared.state().admission.push(Arc::new(hook));
+    }
+
+    /// Answers every request for objects of `kind` (of `api_version`) with 403 Forbidden, as
+    /// the API server does when the client's RBAC does not allow it; discovery still lists
+    /// the kind.
+    pub fn forbid(&self, api_version: &str, kind: &str) {
+        if let Ok(mut r) = self.shared.refusals.lock() {
+            r.forbid(api_version, kind);
+        }
+    }
+
+    /// Fails the next `times` list requests for `kind` that carry a `continue` token with 500,
+    /// as a paged list interrupted part-way.
+    pub fn fail_continued_lists(&self, api_version: &str, kind: &str, times: usize) {
+        if let Ok(mut r) = self.shared.refusals.lock() {
+            r.fail_continued_lists(api_version, kind, times);
+        }
     }
 
     /// The latest resourceVersion: unchanged means nothing was written.
