@@ -251,6 +251,27 @@ async fn audit_counts_violations_skips_excluded_namespaces_and_names_forbidden_k
         ],
     );
     assert_eq!(sarif.code, 2, "Secrets are still matched: {}", sarif.stdout);
+    let skipped = audit(
+        &kubeconfig,
+        &[
+            "--no-default-policies",
+            "--policies",
+            owner,
+            "--namespace",
+            "shop",
+            "--skip-kinds",
+            "Secret",
+            "-o",
+            "json",
+        ],
+    );
+    assert_eq!(skipped.code, 1, "{}", skipped.stdout);
+    let report: Value = serde_json::from_str(&skipped.stdout).unwrap();
+    assert!(!report["kinds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|k| k["kind"] == "Secret"));
     let only_pods = dir.path().join("pods");
     std::fs::create_dir_all(&only_pods).unwrap();
     std::fs::write(only_pods.join("template.yaml"), TEMPLATE).unwrap();

@@ -19,6 +19,10 @@ pub struct AuditArgs {
     /// labelled admission.gatekeeper.sh/ignore are never audited.
     #[arg(long = "exclude-namespace", value_name = "NS")]
     pub exclude_namespaces: Vec<String>,
+    /// Kinds never listed, so never audited: `Kind` or `apiVersion/Kind`, comma-separated
+    /// (repeatable), e.g. `Secret` for an identity that may not read Secrets.
+    #[arg(long, value_name = "KINDS", value_delimiter = ',')]
+    pub skip_kinds: Vec<String>,
     /// Kubeconfig (default: KUBECONFIG, then ~/.kube/config, then in-cluster).
     #[arg(long, value_name = "FILE")]
     pub kubeconfig: Option<PathBuf>,
@@ -137,6 +141,12 @@ pub fn run_audit_to(args: AuditArgs, out: &mut dyn Write, colour: bool) -> Resul
         },
         violations_limit: args.constraint_violations_limit,
         progress: true,
+        skip_kinds: args
+            .skip_kinds
+            .iter()
+            .map(|k| k.trim().to_string())
+            .filter(|k| !k.is_empty())
+            .collect(),
     };
     let mut audit = super::run(&policies, baseline.as_ref(), &check_options, &options)
         .map_err(|e| CliError::Usage(format!("audit: {e}")))?;

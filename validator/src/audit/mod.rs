@@ -38,6 +38,8 @@ pub struct Options {
     pub violations_limit: usize,
     /// A progress line on stderr while listing, when it is a terminal.
     pub progress: bool,
+    /// Kinds never listed: `Kind` or `apiVersion/Kind`.
+    pub skip_kinds: Vec<String>,
 }
 
 /// An audit that could not read the cluster at all.
@@ -148,7 +150,13 @@ async fn read_cluster(
         .await
         .map_err(list::ListError::Connect)?;
     let served = list::discover(&client, &cluster_url(&options.cluster)).await?;
-    let selected = kinds::select(wanted, &served);
+    let mut selected = kinds::select(wanted, &served);
+    selected.retain(|s| {
+        !options
+            .skip_kinds
+            .iter()
+            .any(|k| *k == s.kind || *k == s.to_string())
+    });
     let unserved = wanted.unserved(&served);
     let bar = progress_bar(options.progress, selected.len());
     let report = |served: &Served, n: usize| {
