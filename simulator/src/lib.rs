@@ -125,6 +125,7 @@ impl Simulator {
             server_address: Mutex::new(format!("127.0.0.1:{port}")),
             bookmark_interval: options.bookmark_interval,
             refusals: Mutex::new(refusal::Refusals::default()),
+            controllers_paused: std::sync::atomic::AtomicBool::new(false),
         });
         seed(&shared, options.nodes);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -215,6 +216,15 @@ impl Simulator {
         if let Ok(mut r) = self.shared.refusals.lock() {
             r.fail_continued_lists(api_version, kind, times);
         }
+    }
+
+    /// Stops (`true`) or resumes the controllers and the kubelet: while paused, objects are
+    /// stored and served but nothing reconciles them (to load many objects quickly).
+    pub fn pause_controllers(&self, paused: bool) {
+        self.shared
+            .controllers_paused
+            .store(paused, std::sync::atomic::Ordering::Release);
+        self.shared.changed.notify_one();
     }
 
     /// The latest resourceVersion: unchanged means nothing was written.
@@ -422,6 +432,12 @@ async fn run_controllers(shared: Arc<Shared>, tick: Duration) {
         tokio::select! {
             _ = shared.changed.notified() => {}
             _ = tokio::time::sleep(tick) => {}
+        }
+        if shared
+            .controllers_paused
+            .load(std::sync::atomic::Ordering::Acquire)
+        {
+            continue;
         }
         let behaviours = shared
             .behaviours

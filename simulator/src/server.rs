@@ -48,6 +48,7 @@ pub struct Shared {
     pub server_address: Mutex<String>,
     pub bookmark_interval: Duration,
     pub refusals: Mutex<crate::refusal::Refusals>,
+    pub controllers_paused: std::sync::atomic::AtomicBool,
 }
 
 impl Shared {

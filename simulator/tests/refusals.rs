@@ -1,6 +1,6 @@
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
-//! Refusals a test can ask for: a kind forbidden as RBAC forbids it, and paged lists that
-//! fail part-way.
+//! What a test can ask of the server besides objects: a kind forbidden as RBAC forbids it,
+//! paged lists that fail part-way, controllers paused.
 
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::{Api, ListParams, PostParams};
@@ -76,4 +76,26 @@ async fn continued_list_pages_fail_as_often_as_asked() {
     let second = maps.list(&next).await.unwrap();
     assert_eq!(second.items.len(), 1);
     assert!(second.metadata.continue_.is_none());
+}
+
+#[tokio::test]
+async fn paused_controllers_leave_objects_as_created_until_resumed() {
+    use std::time::Duration;
+    let sim = Simulator::start().unwrap();
+    sim.pause_controllers(true);
+    let pod = serde_json::json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "web", "namespace": "default"},
+        "spec": {"containers": [{"name": "app", "image": "registry.example.com/web:1"}]}
+    });
+    sim.create(pod).unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let phase = |sim: &Simulator| {
+        sim.get("v1", "Pod", "default", "web").unwrap()["status"]["phase"]
+            .as_str()
+            .map(String::from)
+    };
+    assert_eq!(phase(&sim), None, "the kubelet ran while paused");
+    sim.pause_controllers(false);
+    assert!(sim.wait_until(Duration::from_secs(10), |s| phase(s).is_some()));
 }
