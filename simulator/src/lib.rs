@@ -25,6 +25,7 @@ pub mod clock;
 mod controller;
 mod defaults;
 pub mod fields;
+mod refusal;
 pub mod resources;
 pub mod selector;
 mod server;
@@ -130,6 +131,8 @@ impl Simulator {
             server_address: Mutex::new(format!("127.0.0.1:{port}")),
             bookmark_interval: options.bookmark_interval,
             apply_requires_port_protocol: options.apply_requires_port_protocol,
+            refusals: Mutex::new(refusal::Refusals::default()),
+            controllers_paused: std::sync::atomic::AtomicBool::new(false),
         });
         seed(&shared, options.nodes);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -203,6 +206,32 @@ impl Simulator {
         hook: impl Fn(&Admission<'_>) -> Option<String> + Send + Sync + 'static,
     ) {
         self.shared.state().admission.push(Arc::new(hook));
+    }
+
+    /// Answers every request for objects of `kind` (of `api_version`) with 403 Forbidden, as
+    /// the API server does when the client's RBAC does not allow it; discovery still lists
+    /// the kind.
+    pub fn forbid(&self, api_version: &str, kind: &str) {
+        if let Ok(mut r) = self.shared.refusals.lock() {
+            r.forbid(api_version, kind);
+        }
+    }
+
+    /// Fails the next `times` list requests for `kind` that carry a `continue` token with 500,
+    /// as a paged list interrupted part-way.
+    pub fn fail_continued_lists(&self, api_version: &str, kind: &str, times: usize) {
+        if let Ok(mut r) = self.shared.refusals.lock() {
+            r.fail_continued_lists(api_version, kind, times);
+        }
+    }
+
+    /// Stops (`true`) or resumes the controllers and the kubelet: while paused, objects are
+    /// stored and served but nothing reconciles them (to load many objects quickly).
+    pub fn pause_controllers(&self, paused: bool) {
+        self.shared
+            .controllers_paused
+            .store(paused, std::sync::atomic::Ordering::Release);
+        self.shared.changed.notify_one();
     }
 
     /// The latest resourceVersion: unchanged means nothing was written.
@@ -410,6 +439,12 @@ async fn run_controllers(shared: Arc<Shared>, tick: Duration) {
         tokio::select! {
             _ = shared.changed.notified() => {}
             _ = tokio::time::sleep(tick) => {}
+        }
+        if shared
+            .controllers_paused
+            .load(std::sync::atomic::Ordering::Acquire)
+        {
+            continue;
         }
         let behaviours = shared
             .behaviours

@@ -48,6 +48,8 @@ pub struct Shared {
     pub server_address: Mutex<String>,
     pub bookmark_interval: Duration,
     pub apply_requires_port_protocol: bool,
+    pub refusals: Mutex<crate::refusal::Refusals>,
+    pub controllers_paused: std::sync::atomic::AtomicBool,
 }
 
 impl Shared {
@@ -274,6 +276,18 @@ fn resource(
         .ok_or_else(not_found)?;
     if namespace.is_some() && !rt.namespaced {
         return Err(not_found());
+    }
+    let verb = match (&req.method, name) {
+        (&Method::GET, None) if req.flag("watch") => "watch",
+        (&Method::GET, None) => "list",
+        (&Method::GET, Some(_)) => "get",
+        (&Method::POST, _) => "create",
+        (&Method::PUT, _) => "update",
+        (&Method::PATCH, _) => "patch",
+        _ => "delete",
+    };
+    if let Ok(mut refusals) = shared.refusals.lock() {
+        refusals.check(&rt, verb, namespace, req.query.contains_key("continue"))?;
     }
     if rt.namespaced && namespace.is_none() && name.is_some() {
         return Err(not_found());

@@ -43,6 +43,9 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Serve the policies as a Kubernetes validating admission webhook over HTTPS.
     Serve(Box<ServeArgs>),
+    /// Audit what a live cluster holds against the policies, as Gatekeeper's audit does
+    /// (reads only: list and get).
+    Audit(Box<crate::audit::command::AuditArgs>),
 }
 
 #[derive(Debug, clap::Args)]
@@ -363,6 +366,7 @@ pub fn run_to(cli: Cli, out: &mut dyn Write, colour: bool) -> Result<u8, CliErro
         Command::Check(args) => run_check_to(*args, out, colour),
         Command::Verify(args) => run_verify_to(args, out),
         Command::Serve(args) => run_serve(*args),
+        Command::Audit(args) => crate::audit::command::run_audit_to(*args, out, colour),
     }
 }
 

@@ -827,3 +827,55 @@ fn validator_webhook_syncs_with_read_only_rbac_and_verifies_signatures() {
         .unwrap_err();
     assert!(e.contains("syncRules"), "{e}");
 }
+
+#[test]
+fn validator_webhook_audit_cronjob_reads_only_and_passes_the_policies() {
+    require_helm();
+    let render = Render::new("validator-webhook").set("audit.enabled=true");
+    let rendered = render.rendered();
+    let docs = objects(&rendered);
+    let role = find(&docs, "ClusterRole", "admission-validator-webhook-audit");
+    for rule in role["rules"].as_sequence().unwrap() {
+        assert_eq!(
+            serde_yaml::to_string(&rule["verbs"]).unwrap(),
+            "- get\n- list\n",
+            "{rule:?}"
+        );
+        let resources = serde_yaml::to_string(&rule["resources"]).unwrap();
+        assert!(
+            !resources.contains("secrets") && !resources.contains('*'),
+            "{resources}"
+        );
+    }
+    let cronjob = find(&docs, "CronJob", "admission-validator-webhook-audit");
+    let pod = &cronjob["spec"]["jobTemplate"]["spec"]["template"];
+    assert_eq!(
+        pod["spec"]["automountServiceAccountToken"].as_bool(),
+        Some(false)
+    );
+    assert_eq!(
+        pod["spec"]["serviceAccountName"].as_str(),
+        Some("admission-validator-webhook-audit")
+    );
+    let args = serde_yaml::to_string(&pod["spec"]["containers"][0]["args"]).unwrap();
+    assert!(
+        args.starts_with("- audit\n")
+            && args.contains("--bundle=production")
+            && args.contains("--skip-kinds=Secret")
+            && args.contains("--exclude-namespace=kube-system"),
+        "{args}"
+    );
+    // The webhook's Service and PodDisruptionBudget do not select audit pods.
+    let labels = &pod["metadata"]["labels"];
+    assert_eq!(
+        labels["app.kubernetes.io/name"].as_str(),
+        Some("validator-webhook-audit")
+    );
+    render.assert_lints();
+    render.check(&[]).assert_clean(&rendered);
+    // Off by default.
+    let default = Render::new("validator-webhook").rendered();
+    assert!(!objects(&default)
+        .iter()
+        .any(|o| o["kind"].as_str() == Some("CronJob")));
+}

@@ -232,6 +232,17 @@ pub fn evaluate_review(
 
 /// Runs a check over loaded inputs with the given policy documents (embedded and `--policies`).
 pub fn run(input: Loaded, policy_docs: &[Document], options: &Options) -> Outcome {
+    run_with_request(input, policy_docs, options, &RequestInfo::default())
+}
+
+/// Runs a check as [`run`] does, with every object reviewed as part of `request` (the
+/// operation and user that `input.review` carries).
+pub fn run_with_request(
+    input: Loaded,
+    policy_docs: &[Document],
+    options: &Options,
+    request: &RequestInfo,
+) -> Outcome {
     let pool = match rayon::ThreadPoolBuilder::new()
         .num_threads(options.jobs.unwrap_or(0))
         .build()
@@ -255,10 +266,15 @@ pub fn run(input: Loaded, policy_docs: &[Document], options: &Options) -> Outcom
             }
         }
     };
-    pool.install(|| run_in_pool(input, policy_docs, options))
+    pool.install(|| run_in_pool(input, policy_docs, options, request))
 }
 
-fn run_in_pool(input: Loaded, policy_docs: &[Document], options: &Options) -> Outcome {
+fn run_in_pool(
+    input: Loaded,
+    policy_docs: &[Document],
+    options: &Options,
+    request: &RequestInfo,
+) -> Outcome {
     let mut findings: Vec<Finding> = input.errors.iter().map(load_error_finding).collect();
     findings.extend(input.notes.iter().map(load_note_finding));
     let (input_policies, resources): (Vec<Document>, Vec<Document>) = input
@@ -327,13 +343,12 @@ fn run_in_pool(input: Loaded, policy_docs: &[Document], options: &Options) -> Ou
     let excluded = |ns: Option<&str>| {
         ns.is_some_and(|ns| options.exclude_namespaces.iter().any(|p| glob_match(p, ns)))
     };
-    let request = RequestInfo::default();
     let reviews: Vec<Review> = resources
         .par_iter()
         .enumerate()
         .flat_map_iter(|(i, doc)| {
-            let mut out = vec![Review::new(i, &doc.object, &request)];
-            out.extend(review::expand(i, &doc.object, &set.expansions, &request));
+            let mut out = vec![Review::new(i, &doc.object, request)];
+            out.extend(review::expand(i, &doc.object, &set.expansions, request));
             out
         })
         .filter(|r| {

@@ -238,7 +238,9 @@ pub async fn start(
     Ok(tasks)
 }
 
-async fn client(cluster: &ClusterConfig) -> Result<kube::Client, String> {
+/// A client for the cluster: the kubeconfig given, else KUBECONFIG, ~/.kube/config or the
+/// in-cluster service account.
+pub async fn client(cluster: &ClusterConfig) -> Result<kube::Client, String> {
     let options = kube::config::KubeConfigOptions {
         context: cluster.context.clone(),
         ..Default::default()
@@ -255,7 +257,7 @@ async fn client(cluster: &ClusterConfig) -> Result<kube::Client, String> {
             .await
             .map_err(|e| format!("--context: {e}"))?,
         None => kube::Config::infer().await.map_err(|e| {
-            format!("--sync needs a cluster (--kubeconfig, KUBECONFIG, ~/.kube/config or in-cluster): {e}")
+            format!("no cluster to connect to (--kubeconfig, KUBECONFIG, ~/.kube/config or in-cluster): {e}")
         })?,
     };
     kube::Client::try_from(config).map_err(|e| format!("cannot create a cluster client: {e}"))
