@@ -3,7 +3,7 @@
 //! with a format version; and the pure transformations around it (removing what the server
 //! manages, moving everything to another namespace).
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -70,16 +70,16 @@ pub fn encode(archive: &Archive) -> std::io::Result<Vec<u8>> {
     gz.finish()
 }
 
+/// The largest archive read, decompressed: 4 GiB of JSON.
+const MAX_ARCHIVE_JSON: u64 = 4 << 30;
+
 /// Reads an archive; `path` names it in errors.
 pub fn decode(bytes: &[u8], path: &str) -> Result<Archive, ArchiveError> {
     let invalid = |message: String| ArchiveError::Invalid {
         path: path.to_string(),
         message,
     };
-    let mut json = Vec::new();
-    flate2::read::GzDecoder::new(bytes)
-        .read_to_end(&mut json)
-        .map_err(|e| invalid(e.to_string()))?;
+    let json = crate::files::gunzip(bytes, MAX_ARCHIVE_JSON).map_err(|e| invalid(e.to_string()))?;
     let value: Value = serde_json::from_slice(&json).map_err(|e| invalid(e.to_string()))?;
     let format = value["format"].as_str().unwrap_or_default();
     if format != FORMAT {
@@ -110,24 +110,7 @@ pub fn write(path: &Path, archive: &Archive) -> Result<(), ArchiveError> {
         source,
     };
     let bytes = encode(archive).map_err(err)?;
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = std::path::PathBuf::from(tmp);
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let written = options
-        .open(&tmp)
-        .and_then(|mut f| f.write_all(&bytes).and_then(|_| f.sync_all()))
-        .and_then(|_| std::fs::rename(&tmp, path));
-    if written.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    written.map_err(err)
+    crate::files::replace(path, &bytes, 0o600).map_err(err)
 }
 
 /// Annotations the server or its controllers write.

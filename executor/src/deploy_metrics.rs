@@ -130,7 +130,9 @@ pub fn record(args: &RecordArgs, report: &Report) -> Vec<String> {
     }
     if let Some(url) = &args.pushgateway {
         if let Err(e) = push(url, &event, &text) {
-            problems.push(format!("cannot push metrics to {url}: {e}"));
+            problems.push(crate::redact::credentials(&format!(
+                "cannot push metrics to {url}: {e}"
+            )));
         }
     }
     problems
@@ -148,10 +150,7 @@ pub fn append_log(path: &Path, event: &DeployEvent) -> std::io::Result<()> {
 
 /// Writes beside the target and renames, so a collector never reads half a file.
 fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    std::fs::write(&tmp, text)?;
-    std::fs::rename(&tmp, path)
+    crate::files::replace(path, text.as_bytes(), 0o644)
 }
 
 fn label_value(s: &str) -> String {

@@ -4,7 +4,8 @@
 //! gates), [`hook`] (hook Jobs), [`release`] (history and rollback), [`lock`] (one operation
 //! per release at a time), [`metrics`] (durations and results), [`deploy_metrics`] (deploy
 //! log, Prometheus metrics, delivery metrics), [`events`] (Kubernetes Events on the workloads)
-//! and [`backup`] (archives of releases for restores and recovery drills).
+//! [`backup`] (archives of releases for restores and recovery drills) and [`files`] (whole-file
+//! writes, bounded decompression).
 
 pub mod analysis;
 pub mod apply;
@@ -14,6 +15,7 @@ pub mod cluster;
 mod commands;
 pub mod deploy_metrics;
 pub mod events;
+pub mod files;
 pub mod gate;
 pub mod health;
 pub mod hook;
@@ -22,6 +24,7 @@ pub mod metrics;
 pub mod object;
 pub mod plan;
 pub mod progress;
+pub mod redact;
 pub mod release;
 pub mod strategy;
 

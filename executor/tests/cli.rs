@@ -109,7 +109,12 @@ fn usage_errors_exit_2() {
     snapshot!("executor_bad_release_name", r);
     let r = run(None, &["apply", "-r", "api", "x.yaml", "--timeout", "soon"]);
     assert_eq!(r.code, 2);
-    assert!(r.stderr.contains("invalid duration"), "{}", r.transcript());
+    assert!(
+        r.stderr
+            .contains("`soon` is not a duration; use e.g. 500ms, 2s, 1m30s or 1h"),
+        "{}",
+        r.transcript()
+    );
 }
 
 #[test]

@@ -695,6 +695,24 @@ fn smoke_gate_passes_on_the_expected_status_and_fails_otherwise() {
         d["spec"]["template"]["spec"]["containers"][0]["image"],
         image("api", 2)
     );
+    // Credentials in the URL are used, never shown: not in the report, not in the progress.
+    let secret_url = url.replacen("http://", "http://ops:s3cret@", 1);
+    let v4 = write(&env, "v4.yaml", &api_manifests(4, ""));
+    let run = apply(
+        &env,
+        &v4,
+        &["--smoke-url", &secret_url, "--smoke-status", "204"],
+    );
+    assert_eq!(run.code, 0, "{run}");
+    let message = run.json()["gates"][1]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        message.starts_with("GET http://***@127.0.0.1:"),
+        "{message}"
+    );
+    assert!(!run.to_string().contains("s3cret"), "{run}");
 }
 
 #[test]

@@ -554,6 +554,7 @@ impl State {
     }
 
     /// Server-side apply (`application/apply-patch+yaml`).
+    // The arguments of one server-side apply request as the API server receives them.
     #[allow(clippy::too_many_arguments)]
     pub fn apply(
         &mut self,
@@ -651,6 +652,7 @@ impl State {
         self.finish_update_tracked(rt, key, old, new, status_only, w, true)
     }
 
+    // One step shared by update, patch and apply; each passes what its request carried.
     #[allow(clippy::too_many_arguments)]
     fn finish_update_tracked(
         &mut self,

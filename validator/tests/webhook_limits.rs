@@ -383,6 +383,34 @@ async fn slow_clients_are_disconnected() {
     s.running.stop();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_deadline_covers_the_body_read() {
+    // A generous read timeout, a short deadline: the body must be in by the deadline.
+    let limits = Limits {
+        read_timeout: Duration::from_secs(30),
+        ..Limits::default()
+    };
+    let s = server(Duration::from_millis(700), true, 2, limits).await;
+    let mut slow_body = tls_connect(&s).await;
+    let started = Instant::now();
+    slow_body
+        .write_all(b"POST /validate HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{\"apiVersion\"")
+        .await
+        .unwrap();
+    slow_body.flush().await.unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), slow_body.read_to_end(&mut answer)).await;
+    let waited = started.elapsed();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(
+        answer.contains("\"error\":\"request body not received within 700 ms"),
+        "{answer}"
+    );
+    assert!(waited < Duration::from_secs(5), "answered after {waited:?}");
+    s.running.stop();
+}
+
 /// A `validator serve` process on a free port with the slow policy; extra flags appended.
 struct Process {
     child: std::process::Child,

@@ -68,16 +68,14 @@ pub async fn query(client: &reqwest::Client, prometheus: &str, query: &str) -> R
         "{}/api/v1/query?{encoded}",
         prometheus.trim_end_matches('/')
     );
-    let response = client
-        .get(&url)
-        .send()
-        .await
-        .map_err(|e| format!("cannot reach Prometheus at {prometheus}: {e}"))?;
+    let response = client.get(&url).send().await.map_err(|e| {
+        crate::redact::credentials(&format!("cannot reach Prometheus at {prometheus}: {e}"))
+    })?;
     let status = response.status();
     let body = response
         .text()
         .await
-        .map_err(|e| format!("cannot read Prometheus' answer: {e}"))?;
+        .map_err(|e| crate::redact::credentials(&format!("cannot read Prometheus' answer: {e}")))?;
     match parse(&body) {
         Ok(v) => Ok(v),
         Err(e) if status.is_success() => Err(e),

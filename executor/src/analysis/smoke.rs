@@ -8,6 +8,7 @@ pub async fn evaluate(client: &reqwest::Client, smoke: &Smoke, progress: &Progre
     let attempts = smoke.retries.saturating_add(1);
     let mut last = String::new();
     let mut last_status: Option<u16> = None;
+    let shown = crate::redact::credentials(&smoke.url);
     for attempt in 1..=attempts {
         if attempt > 1 {
             tokio::time::sleep(smoke.interval).await;
@@ -20,26 +21,22 @@ pub async fn evaluate(client: &reqwest::Client, smoke: &Smoke, progress: &Progre
                     return GateResult::new(
                         name,
                         GateOutcome::Passed,
-                        format!(
-                            "GET {} answered {status} (attempt {attempt} of {attempts})",
-                            smoke.url
-                        ),
+                        format!("GET {shown} answered {status} (attempt {attempt} of {attempts})"),
                     )
                     .with_value(f64::from(status));
                 }
                 last = format!("answered {status}, expected {}", smoke.status);
             }
-            Err(e) => last = format!("no answer: {e}"),
+            Err(e) => last = crate::redact::credentials(&format!("no answer: {e}")),
         }
         progress.note(format!(
-            "smoke: GET {} {last} (attempt {attempt} of {attempts})",
-            smoke.url
+            "smoke: GET {shown} {last} (attempt {attempt} of {attempts})"
         ));
     }
     let result = GateResult::new(
         name,
         GateOutcome::Failed,
-        format!("GET {} {last} after {attempts} attempt(s)", smoke.url),
+        format!("GET {shown} {last} after {attempts} attempt(s)"),
     );
     match last_status {
         Some(s) => result.with_value(f64::from(s)),

@@ -313,6 +313,8 @@ enum Next {
     Failed(finish::Failed),
 }
 
+// The apply run's state, each borrowed separately: the caller keeps ownership of the timer,
+// report and progress it reports from after this returns.
 #[allow(clippy::too_many_arguments)]
 async fn locked(
     args: &ApplyArgs,
@@ -541,6 +543,7 @@ async fn locked(
 }
 
 /// Gates once the workloads are complete, then (blue-green) the switch or the pause.
+// What the rollout produced, borrowed from `locked`, which goes on using it afterwards.
 #[allow(clippy::too_many_arguments)]
 async fn after_rollout(
     args: &ApplyArgs,

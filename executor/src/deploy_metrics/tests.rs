@@ -231,7 +231,13 @@ fn record_writes_the_log_and_the_textfile_and_reports_problems() {
     );
     let prom = std::fs::read_to_string(dir.path().join("api.prom")).expect("textfile");
     assert!(prom.contains("executor_release_success{release=\"api\",namespace=\"shop\"} 1"));
-    assert!(!dir.path().join("api.prom.tmp").exists());
+    // Only the log and the textfile: no temporary file is left beside them.
+    let mut names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["api.prom", "log.jsonl"]);
     let bad = RecordArgs {
         deploy_log: Some(dir.path().join("no/such/dir/log")),
         metrics_file: Some(dir.path().join("no/such/dir/m.prom")),

@@ -8,7 +8,7 @@ pub mod rollback;
 mod tests;
 
 use std::fmt;
-use std::io::{Read, Write};
+use std::io::Write;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -173,11 +173,12 @@ pub fn encode(record: &Record) -> Result<Vec<u8>, RecordError> {
     gz.finish().map_err(RecordError::Compress)
 }
 
+/// The largest release record read, decompressed. A record is stored in a Secret (at most
+/// 1 MiB), and manifests compress about tenfold; anything far beyond that is not a record.
+const MAX_RECORD_JSON: u64 = 64 << 20;
+
 pub fn decode(bytes: &[u8]) -> Result<Record, RecordError> {
-    let mut json = Vec::new();
-    flate2::read::GzDecoder::new(bytes)
-        .read_to_end(&mut json)
-        .map_err(RecordError::Decompress)?;
+    let json = crate::files::gunzip(bytes, MAX_RECORD_JSON).map_err(RecordError::Decompress)?;
     serde_json::from_slice(&json).map_err(RecordError::Decode)
 }
 

@@ -66,6 +66,8 @@ enum Event {
 struct Events<'a> {
     parser: Parser<&'a mut &'a [u8]>,
     done: bool,
+    /// Where the last event started: the place named when the parser gives up.
+    last: Position,
 }
 
 impl<'a> Events<'a> {
@@ -75,8 +77,28 @@ impl<'a> Events<'a> {
         Events {
             parser,
             done: false,
+            last: Position { line: 1, column: 1 },
         }
     }
+}
+
+/// Runs one step of the parser, turning a panic inside it (the port has a few unfinished
+/// branches, e.g. a tag directly followed by `,` in a flow collection) into `None`. The panic
+/// message is kept off stderr: the caller reports the input error instead.
+fn guarded<T>(step: impl FnOnce() -> T) -> Option<T> {
+    static QUIET: std::sync::Once = std::sync::Once::new();
+    QUIET.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let in_parser = info
+                .location()
+                .is_some_and(|l| l.file().contains("libyaml-safer"));
+            if !in_parser {
+                previous(info);
+            }
+        }));
+    });
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(step)).ok()
 }
 
 impl Iterator for Events<'_> {
@@ -84,7 +106,15 @@ impl Iterator for Events<'_> {
 
     fn next(&mut self) -> Option<Self::Item> {
         while !self.done {
-            let event = match self.parser.parse() {
+            let parser = &mut self.parser;
+            let Some(step) = guarded(|| parser.parse()) else {
+                self.done = true;
+                return Some(Err(YamlError {
+                    position: self.last,
+                    message: "invalid YAML at or after this point: the parser cannot read it (e.g. a tag directly followed by `,` in `[...]` or `{...}`); check the syntax".into(),
+                }));
+            };
+            let event = match step {
                 Ok(e) => e,
                 Err(e) => {
                     self.done = true;
@@ -100,6 +130,7 @@ impl Iterator for Events<'_> {
                 }
             };
             let position = Position::of(event.start_mark);
+            self.last = position;
             let ours = match event.data {
                 EventData::StreamEnd => {
                     self.done = true;

@@ -797,9 +797,8 @@ impl Args {
         } else if !self.signature_annotations.is_empty() {
             return Err("--signature-annotation applies to --signature-key and --certificate-identity; put annotations of trust policy rules in the file".into());
         }
-        let duration = |flag: &str, v: &str| {
-            crate::webhook::parse_duration(v).map_err(|e| format!("{flag}: {e}"))
-        };
+        let duration =
+            |flag: &str, v: &str| crate::duration::parse(v).map_err(|e| format!("{flag}: {e}"));
         let credentials = match self
             .registry_config
             .clone()

@@ -105,6 +105,7 @@ pub fn init() {
 
 #[cfg(test)]
 mod tests {
+    // A test fails loudly on what the library must handle.
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;

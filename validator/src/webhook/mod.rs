@@ -1,8 +1,9 @@
 //! `validator serve`: the admission webhook over HTTPS, with hot policy and certificate reloads.
 //!
-//! Every admission request has one deadline, `--timeout` from the moment its body is read: the
-//! wait for an evaluation slot, the evaluation and the writing of the answer all fit in it. An
-//! evaluation is stopped at the deadline, and holds its slot until it has really stopped.
+//! Every admission request has one deadline, `--timeout` from the moment its headers are in:
+//! reading its body, the wait for an evaluation slot, the evaluation and the writing of the
+//! answer all fit in it. An evaluation is stopped at the deadline, and holds its slot until it
+//! has really stopped.
 
 pub mod decide;
 pub mod listener;
@@ -114,6 +115,14 @@ struct App {
     waiting: AtomicUsize,
     max_body_bytes: usize,
     read_timeout: Duration,
+}
+
+impl App {
+    /// How long a request's body may take to arrive: `--read-timeout`, and never past the
+    /// request's deadline (an answer after it would reach nobody).
+    fn body_time(&self) -> Duration {
+        self.read_timeout.min(self.timeout)
+    }
 }
 
 /// A running webhook.
@@ -422,7 +431,7 @@ impl BodyError {
             BodyError::Slow(limit) => error_response(
                 StatusCode::REQUEST_TIMEOUT,
                 &format!(
-                    "request body not received within {} ms (--read-timeout)",
+                    "request body not received within {} ms (--read-timeout, or --timeout when shorter)",
                     millis(*limit)
                 ),
             ),
@@ -525,7 +534,8 @@ struct Answered {
 
 async fn validate(State(app): State<Arc<App>>, request: Request) -> Response {
     let start = Instant::now();
-    let body = match read_body(request.into_body(), app.max_body_bytes, app.read_timeout).await {
+    let deadline = start.checked_add(app.timeout).unwrap_or(start);
+    let body = match read_body(request.into_body(), app.max_body_bytes, app.body_time()).await {
         Ok(body) => body,
         Err(e) => {
             app.metrics
@@ -533,8 +543,6 @@ async fn validate(State(app): State<Arc<App>>, request: Request) -> Response {
             return e.response();
         }
     };
-    let start = Instant::now();
-    let deadline = start.checked_add(app.timeout).unwrap_or(start);
     let request = match decide::parse(&body) {
         Ok(r) => r,
         Err(e) => {
@@ -667,12 +675,12 @@ fn budget_left(deadline: Instant) -> Result<(), decide::DeadlineExceeded> {
 
 /// Answers a Gatekeeper ProviderRequest: every key is an image, verified as the trust policy says.
 async fn provider(State(app): State<Arc<App>>, request: Request) -> Response {
-    let body = match read_body(request.into_body(), app.max_body_bytes, app.read_timeout).await {
+    let start = Instant::now();
+    let deadline = start.checked_add(app.timeout).unwrap_or(start);
+    let body = match read_body(request.into_body(), app.max_body_bytes, app.body_time()).await {
         Ok(body) => body,
         Err(e) => return e.response(),
     };
-    let start = Instant::now();
-    let deadline = start.checked_add(app.timeout).unwrap_or(start);
     let keys = match crate::signature::parse_provider_request(&body) {
         Ok(keys) => keys,
         Err(e) => return error_response(StatusCode::BAD_REQUEST, &e),
@@ -758,11 +766,6 @@ fn decision_label(decision: &Decision, body: &Value) -> &'static str {
     } else {
         "allowed"
     }
-}
-
-/// Parses a duration flag; see [`crate::duration::parse`].
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    crate::duration::parse(s)
 }
 
 #[cfg(test)]

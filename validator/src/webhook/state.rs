@@ -73,17 +73,15 @@ impl std::fmt::Debug for PolicyState {
 pub const IGNORE_LABEL: &str = "admission.gatekeeper.sh/ignore";
 
 impl PolicyState {
-    /// Loads and compiles a policy set; any error rejects the whole set.
+    /// Loads and compiles a policy set; any error rejects the whole set, and the error names
+    /// every problem found (one per line), not only the first.
     pub fn load(sources: &Sources, generation: u64) -> Result<PolicyState, String> {
         let (policy_docs, other) = documents(sources)?;
+        let mut problems: Vec<String> = Vec::new();
         let (set, errors) = Set::from_documents(&policy_docs);
-        if let Some(e) = errors.first() {
-            return Err(e.to_string());
-        }
+        problems.extend(errors.iter().map(ToString::to_string));
         let (vap, errors) = crate::vap::Set::from_documents(&policy_docs);
-        if let Some(e) = errors.first() {
-            return Err(e.to_string());
-        }
+        problems.extend(errors.iter().map(ToString::to_string));
         let mut options = CompileOptions {
             enable_cel: sources.enable_cel,
             ..CompileOptions::default()
@@ -92,33 +90,35 @@ impl PolicyState {
             options.external_data = verifier.handler();
         }
         let compiled = compile_set(&set, &review::inventory(std::iter::empty()), &options);
-        if let Some(f) = compiled
-            .findings
-            .iter()
-            .find(|f| f.severity == crate::report::Severity::Error)
-        {
-            return Err(format!("{}: {}", f.location(), f.message));
-        }
+        problems.extend(
+            compiled
+                .findings
+                .iter()
+                .filter(|f| f.severity == crate::report::Severity::Error)
+                .map(|f| format!("{}: {}", f.location(), f.message)),
+        );
         let mut constraints = Vec::new();
         for c in &set.constraints {
             let Some(t) = compiled.templates.get(&c.kind) else {
                 continue;
             };
             if t.uses_external_data && sources.verifier.is_none() {
-                return Err(format!(
+                problems.push(format!(
                     "constraint {}/{} calls external_data (image signature verification) and signature verification is not configured; give a trust policy (--trust-policy FILE or --signature-key FILE), or leave the constraint out (e.g. --bundle restricted)",
                     c.kind, c.name
                 ));
+                continue;
             }
             constraints.push((c.clone(), crate::engine::to_rego(&c.parameters)));
         }
         let mut waivers = Vec::new();
         for path in &sources.waivers {
             let (w, errors) = crate::waiver::load(path);
-            if let Some(e) = errors.first() {
-                return Err(e.to_string());
-            }
+            problems.extend(errors.iter().map(ToString::to_string));
             waivers.extend(w);
+        }
+        if !problems.is_empty() {
+            return Err(problems.join("\n"));
         }
         let synced = sources
             .inventory

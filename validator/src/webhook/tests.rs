@@ -106,16 +106,6 @@ fn external_data_without_provider_refuses_to_load() {
 }
 
 #[test]
-fn durations() {
-    assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
-    assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-    assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
-    assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
-    assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
-    assert!(parse_duration("x").is_err());
-}
-
-#[test]
 fn metrics_render_in_prometheus_text() {
     let m = metrics::Metrics::default();
     m.request("denied", 0.002);
@@ -263,6 +253,17 @@ fn a_broken_validating_admission_policy_rejects_the_set() {
     .expect("write");
     let e = PolicyState::load(&sources(vec![dir.path().to_path_buf()]), 1).unwrap_err();
     assert!(e.contains("vap.yaml"), "{e}");
+    // With a broken constraint as well, the error names both problems, not the first only.
+    let broken =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/broken-policies");
+    let e = PolicyState::load(
+        &sources(vec![fixtures(), broken, dir.path().to_path_buf()]),
+        1,
+    )
+    .unwrap_err();
+    assert!(e.contains("wrong-type"), "{e}");
+    assert!(e.contains("vap.yaml"), "{e}");
+    assert!(e.lines().count() >= 2, "{e}");
 }
 
 #[test]

@@ -325,3 +325,12 @@ fn quoted_scalars_continued_at_the_keys_indentation_are_read_as_go_yaml_reads_th
         json!("When set, the value is optional.")
     );
 }
+
+#[test]
+fn text_the_parser_gives_up_on_is_an_input_error_near_its_place() {
+    let error = parse_document("items:\n  - [ \n!,").unwrap_err();
+    assert!(error.message.starts_with("invalid YAML"), "{error:?}");
+    assert!(error.position.line >= 2, "{error:?}");
+    // The parser is still usable for the next document.
+    assert_eq!(value("a: [1, 2]\n"), json!({"a": [1, 2]}));
+}

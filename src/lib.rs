@@ -1,1 +1,0 @@
-//! Owner of the cross-crate integration and end-to-end tests in `tests/`.
