@@ -10,69 +10,14 @@ use kube::runtime::wait::await_condition;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::cluster::{Cluster, ClusterError};
+use crate::cluster::{describe, Cluster, ClusterError};
 use crate::object::ObjectId;
 use crate::plan::Desired;
 
-/// The field manager of everything the executor applies.
-pub const FIELD_MANAGER: &str = "executor";
-
-/// Create and replace (the Lease, Events) with the executor's field manager, so that no
-/// field of its writes is owned by a manager `unknown`.
-pub fn post_params() -> kube::api::PostParams {
-    kube::api::PostParams {
-        field_manager: Some(FIELD_MANAGER.to_string()),
-        ..Default::default()
-    }
-}
+pub use crate::cluster::{post_params, FIELD_MANAGER};
 
 /// How long a CRD may take to be established.
 const CRD_ESTABLISHED: Duration = Duration::from_secs(60);
-
-/// A server answer in one line: the API's own message when there is one.
-pub fn describe(e: &kube::Error) -> String {
-    match e {
-        kube::Error::Api(s) => {
-            let reason = if s.reason.is_empty() {
-                String::new()
-            } else {
-                format!(" ({})", s.reason)
-            };
-            format!("{}{reason}{}", s.message, hint(&s.message))
-        }
-        other => other.to_string(),
-    }
-}
-
-/// What to change when the server's message is a known trap.
-fn hint(message: &str) -> String {
-    // Kubernetes before 1.21 refuses, in server-side apply only, a port without `protocol`:
-    // `.spec.ports: element 0: associative list with keys has an element that omits key
-    // field "protocol"`.
-    let Some(at) = message.find("omits key field \"protocol\"") else {
-        return String::new();
-    };
-    let before = &message[..at];
-    let list = before
-        .rfind(": element ")
-        .map(|end| {
-            let start = before[..end]
-                .rfind(|c: char| c.is_whitespace())
-                .map(|i| i + 1)
-                .unwrap_or(0);
-            before[start..end].to_string()
-        })
-        .filter(|l| !l.is_empty())
-        .unwrap_or_else(|| "ports".into());
-    let element = before
-        .rfind(": element ")
-        .and_then(|i| before[i + ": element ".len()..].split(':').next())
-        .map(|n| format!(" (entry {})", n.trim()))
-        .unwrap_or_default();
-    format!(
-        "; add `protocol: TCP` (or UDP, SCTP) to every entry of {list}{element}: Kubernetes before 1.21 requires it for server-side apply"
-    )
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -365,17 +310,6 @@ fn merge_into(target: &mut Value, part: Value) {
 mod extract_tests {
     use super::*;
     use serde_json::json;
-
-    #[test]
-    fn a_port_without_protocol_names_the_field_to_add() {
-        let m = "failed to create typed patch object: .spec.template.spec.containers[name=\"api\"].ports: element 0: associative list with keys has an element that omits key field \"protocol\" (and doesn't have default value)";
-        assert_eq!(
-            hint(m),
-            "; add `protocol: TCP` (or UDP, SCTP) to every entry of .spec.template.spec.containers[name=\"api\"].ports (entry 0): Kubernetes before 1.21 requires it for server-side apply"
-        );
-        assert!(hint("omits key field \"protocol\"").contains("every entry of ports"));
-        assert_eq!(hint("Deployment.apps \"api\" is invalid"), "");
-    }
 
     #[test]
     fn extracts_what_the_manager_applied() {

@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand};
 use crate::analysis::{GateErrors, Gates, Metric, Smoke};
 use crate::deploy_metrics::RecordArgs;
 use crate::gate::PolicyArgs;
-use crate::metrics::{Outcome, Report};
+use crate::outcome::{Outcome, Report};
 use crate::progress::Progress;
 use crate::strategy::Strategy;
 use crate::{commands, Error};
@@ -500,7 +500,7 @@ fn archive_command(
                 if let Command::DrDrill(a) = command {
                     let mut report = Report::new(name, "", "");
                     report.message = e.to_string();
-                    let now = crate::metrics::now_rfc3339();
+                    let now = crate::clock::now_rfc3339();
                     report.timeline.insert("started".into(), now.clone().into());
                     report.timeline.insert("finished".into(), now.into());
                     for problem in crate::deploy_metrics::record(&a.record, &report) {
@@ -603,7 +603,7 @@ pub fn run_to(cli: Cli, out: &mut dyn Write, colour: bool) -> Result<u8, Error> 
             let mut report = Report::new(command, &name, namespace.as_deref().unwrap_or(""));
             report.outcome = Outcome::Error;
             report.message = e.to_string();
-            let now = crate::metrics::now_rfc3339();
+            let now = crate::clock::now_rfc3339();
             report.timeline.insert("started".into(), now.clone().into());
             report.timeline.insert("finished".into(), now.into());
             if let Some(record) = &record {

@@ -11,18 +11,72 @@ use kube::core::GroupVersionKind;
 use kube::discovery::{self, ApiResource, Scope};
 use kube::{Client, Config};
 
+/// The field manager of everything the executor applies.
+pub const FIELD_MANAGER: &str = "executor";
+
+/// Create and replace (the Lease, Events) with the executor's field manager, so that no
+/// field of its writes is owned by a manager `unknown`.
+pub fn post_params() -> kube::api::PostParams {
+    kube::api::PostParams {
+        field_manager: Some(FIELD_MANAGER.to_string()),
+        ..Default::default()
+    }
+}
+
+/// A server answer in one line: the API's own message when there is one.
+pub fn describe(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(s) => {
+            let reason = if s.reason.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", s.reason)
+            };
+            format!("{}{reason}{}", s.message, hint(&s.message))
+        }
+        other => other.to_string(),
+    }
+}
+
+/// What to change when the server's message is a known trap.
+fn hint(message: &str) -> String {
+    // Kubernetes before 1.21 refuses, in server-side apply only, a port without `protocol`:
+    // `.spec.ports: element 0: associative list with keys has an element that omits key
+    // field "protocol"`.
+    let Some(at) = message.find("omits key field \"protocol\"") else {
+        return String::new();
+    };
+    let before = &message[..at];
+    let list = before
+        .rfind(": element ")
+        .map(|end| {
+            let start = before[..end]
+                .rfind(|c: char| c.is_whitespace())
+                .map(|i| i + 1)
+                .unwrap_or(0);
+            before[start..end].to_string()
+        })
+        .filter(|l| !l.is_empty())
+        .unwrap_or_else(|| "ports".into());
+    let element = before
+        .rfind(": element ")
+        .and_then(|i| before[i + ": element ".len()..].split(':').next())
+        .map(|n| format!(" (entry {})", n.trim()))
+        .unwrap_or_default();
+    format!(
+        "; add `protocol: TCP` (or UDP, SCTP) to every entry of {list}{element}: Kubernetes before 1.21 requires it for server-side apply"
+    )
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
     #[error("cannot read the kubeconfig: {0}")]
     Kubeconfig(#[source] kube::config::KubeconfigError),
     #[error("cannot find a cluster configuration (KUBECONFIG, ~/.kube/config or in-cluster): {0}")]
     Infer(#[source] kube::config::InferConfigError),
-    #[error("cannot connect to the cluster: {}", crate::apply::describe(.0))]
+    #[error("cannot connect to the cluster: {}", describe(.0))]
     Client(#[source] kube::Error),
-    #[error(
-        "cannot discover {api_version} {kind}: {}",
-        crate::apply::describe(source)
-    )]
+    #[error("cannot discover {api_version} {kind}: {}", describe(source))]
     Discovery {
         api_version: String,
         kind: String,
@@ -131,5 +185,21 @@ impl Cluster {
         } else {
             Api::all_with(self.client.clone(), &resolved.resource)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_port_without_protocol_names_the_field_to_add() {
+        let m = "failed to create typed patch object: .spec.template.spec.containers[name=\"api\"].ports: element 0: associative list with keys has an element that omits key field \"protocol\" (and doesn't have default value)";
+        assert_eq!(
+            hint(m),
+            "; add `protocol: TCP` (or UDP, SCTP) to every entry of .spec.template.spec.containers[name=\"api\"].ports (entry 0): Kubernetes before 1.21 requires it for server-side apply"
+        );
+        assert!(hint("omits key field \"protocol\"").contains("every entry of ports"));
+        assert_eq!(hint("Deployment.apps \"api\" is invalid"), "");
     }
 }

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::metrics::{Outcome, Report};
+use crate::outcome::{Outcome, Report};
 
 /// Where a release's numbers go.
 #[derive(Debug, Clone, Default, clap::Args)]

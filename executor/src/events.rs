@@ -143,7 +143,7 @@ pub async fn record(
                 "warning: cannot record the event {} on {id} (the release is not affected; check that the executor may create events in namespace {}): {}",
                 reason.as_str(),
                 id.namespace,
-                crate::apply::describe(&err)
+                crate::cluster::describe(&err)
             ));
         }
     }

@@ -13,7 +13,7 @@ use kube::runtime::wait::await_condition;
 use serde_json::Value;
 
 use crate::analysis::{GateOutcome, GateResult};
-use crate::apply::{self, FIELD_MANAGER};
+use crate::apply::FIELD_MANAGER;
 use crate::cluster::Cluster;
 use crate::plan::Desired;
 use crate::progress::Progress;
@@ -159,7 +159,7 @@ async fn run_one(
                 GateOutcome::Error,
                 format!(
                     "cannot delete the Job of an earlier run: {}",
-                    apply::describe(&e)
+                    crate::cluster::describe(&e)
                 ),
             )
         }
@@ -172,7 +172,7 @@ async fn run_one(
         return GateResult::new(
             name,
             GateOutcome::Failed,
-            format!("cannot create the Job: {}", apply::describe(&e)),
+            format!("cannot create the Job: {}", crate::cluster::describe(&e)),
         );
     }
     progress.note(format!("{name} started"));

@@ -2,7 +2,7 @@
 //! [`gate`] (validation), [`plan`] (order, dry run, diff), [`apply`] (server-side apply),
 //! [`strategy`] (rolling, blue-green), [`health`] (verdicts), [`analysis`] (smoke and metric
 //! gates), [`hook`] (hook Jobs), [`release`] (history and rollback), [`lock`] (one operation
-//! per release at a time), [`metrics`] (durations and results), [`deploy_metrics`] (deploy
+//! per release at a time), [`outcome`] (durations and results), [`deploy_metrics`] (deploy
 //! log, Prometheus metrics, delivery metrics), [`events`] (Kubernetes Events on the workloads)
 //! [`backup`] (archives of releases for restores and recovery drills) and [`files`] (whole-file
 //! writes, bounded decompression).
@@ -11,6 +11,7 @@ pub mod analysis;
 pub mod apply;
 pub mod backup;
 pub mod cli;
+pub mod clock;
 pub mod cluster;
 mod commands;
 pub mod deploy_metrics;
@@ -20,8 +21,8 @@ pub mod gate;
 pub mod health;
 pub mod hook;
 pub mod lock;
-pub mod metrics;
 pub mod object;
+pub mod outcome;
 pub mod plan;
 pub mod progress;
 pub mod redact;

@@ -68,7 +68,7 @@ pub enum LockError {
     },
     #[error(
         "cannot take the lock of release {release}: {}",
-        crate::apply::describe(source)
+        crate::cluster::describe(source)
     )]
     Api {
         release: String,

@@ -59,7 +59,7 @@ impl GateResult {
             outcome,
             value: None,
             message: message.into(),
-            time: crate::metrics::now_rfc3339(),
+            time: crate::clock::now_rfc3339(),
         }
     }
 
@@ -214,7 +214,7 @@ async fn readiness_during(
                     return GateResult::new(
                         "readiness",
                         GateOutcome::Error,
-                        format!("cannot read {id}: {}", crate::apply::describe(&e)),
+                        format!("cannot read {id}: {}", crate::cluster::describe(&e)),
                     )
                 }
             }

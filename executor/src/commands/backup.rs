@@ -22,8 +22,8 @@ use crate::events;
 use crate::gate::{self, PolicyArgs};
 use crate::health::{Failure, Thresholds};
 use crate::lock;
-use crate::metrics::{ObjectReport, Outcome, Report};
 use crate::object::ObjectId;
+use crate::outcome::{ObjectReport, Outcome, Report};
 use crate::plan;
 use crate::progress::Progress;
 use crate::release::{self, History, OWNER_LABEL, SECRET_TYPE};
@@ -65,7 +65,7 @@ async fn releases_in(cluster: &Cluster, namespace: &str) -> Result<Vec<String>, 
         .map_err(|e| {
             Error::Api(format!(
                 "cannot list the release Secrets of namespace {namespace}: {}",
-                apply::describe(&e)
+                crate::cluster::describe(&e)
             ))
         })?;
     let names: BTreeSet<String> = secrets
@@ -93,7 +93,7 @@ async fn live(cluster: &Cluster, id: &ObjectId) -> Result<Option<Value>, Error> 
         Ok(None) => Ok(None),
         Err(e) => Err(Error::Api(format!(
             "cannot read {id}: {}",
-            apply::describe(&e)
+            crate::cluster::describe(&e)
         ))),
     }
 }
@@ -329,7 +329,7 @@ async fn shared_objects(
                 return Err(Error::Api(format!(
                     "cannot read {}: {}",
                     d.id,
-                    apply::describe(&e)
+                    crate::cluster::describe(&e)
                 )))
             }
         }
@@ -838,7 +838,7 @@ pub async fn drill(args: &DrillArgs, progress: &Progress, colour: bool) -> Resul
             {
                 Ok(_) => Ok(()),
                 Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
-                Err(e) => Err(apply::describe(&e)),
+                Err(e) => Err(crate::cluster::describe(&e)),
             },
         )
     };

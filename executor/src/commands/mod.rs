@@ -15,7 +15,7 @@ use validator::report::{self, Format, Summary};
 use crate::apply::Applied;
 use crate::cli::ReleaseArgs;
 use crate::cluster::Cluster;
-use crate::metrics::{ObjectReport, Report};
+use crate::outcome::{ObjectReport, Report};
 use crate::release::{self, History, Record};
 use crate::Error;
 
@@ -90,7 +90,7 @@ where
         .map_err(|e| {
             Error::Api(format!(
                 "cannot read namespace {namespace}: {}",
-                crate::apply::describe(&e)
+                crate::cluster::describe(&e)
             ))
         })
 }
@@ -115,7 +115,7 @@ where
     .map_err(|e| {
         Error::Api(format!(
             "cannot create namespace {namespace}: {}",
-            crate::apply::describe(&e)
+            crate::cluster::describe(&e)
         ))
     })
 }
@@ -168,5 +168,5 @@ pub async fn write_record(history: &History, record: &Record, note: impl Fn(Stri
 }
 
 pub fn now() -> String {
-    crate::metrics::now_rfc3339()
+    crate::clock::now_rfc3339()
 }

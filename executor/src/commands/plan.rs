@@ -4,7 +4,7 @@ use super::{connect, pass_gate, unreadable, Done};
 use crate::apply::Action;
 use crate::cli::{exit, PlanArgs};
 use crate::gate;
-use crate::metrics::{ObjectReport, Outcome, Report, Timer};
+use crate::outcome::{ObjectReport, Outcome, Report, Timer};
 use crate::plan::{self, diff};
 use crate::progress::Progress;
 use crate::release::{self, History};

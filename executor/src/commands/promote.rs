@@ -7,7 +7,7 @@ use super::{connect, Done};
 use crate::cli::{exit, PromotionArgs};
 use crate::health::{Failure, Reason, Thresholds};
 use crate::lock;
-use crate::metrics::{Outcome, Report, Timer};
+use crate::outcome::{Outcome, Report, Timer};
 use crate::progress::Progress;
 use crate::release::{self, History, Record};
 use crate::strategy::Settings;

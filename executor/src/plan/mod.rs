@@ -9,7 +9,7 @@ use kube::api::{Patch, PatchParams};
 use serde_json::{json, Value};
 use validator::manifest::Document;
 
-use crate::apply::FIELD_MANAGER;
+use crate::cluster::FIELD_MANAGER;
 use crate::cluster::{Cluster, ClusterError, Resolved};
 use crate::object::ObjectId;
 
@@ -260,7 +260,7 @@ pub async fn dry_run(
         let live = match api.get_opt(&d.id.name).await {
             Ok(l) => l.map(|o| serde_json::to_value(o).unwrap_or(Value::Null)),
             Err(e) => {
-                errors.push((d.id.clone(), crate::apply::describe(&e)));
+                errors.push((d.id.clone(), crate::cluster::describe(&e)));
                 None
             }
         };
@@ -272,7 +272,7 @@ pub async fn dry_run(
         {
             Ok(o) => Some(serde_json::to_value(o).unwrap_or(Value::Null)),
             Err(e) => {
-                errors.push((d.id.clone(), crate::apply::describe(&e)));
+                errors.push((d.id.clone(), crate::cluster::describe(&e)));
                 None
             }
         };

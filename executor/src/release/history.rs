@@ -13,7 +13,7 @@ use super::{decode, encode, Record, RecordError, OWNER_LABEL, SECRET_TYPE};
 pub enum HistoryError {
     #[error(
         "cannot read the history of release {release}: {}",
-        crate::apply::describe(source)
+        crate::cluster::describe(source)
     )]
     List {
         release: String,
@@ -22,7 +22,7 @@ pub enum HistoryError {
     },
     #[error(
         "cannot write revision {revision} of release {release}: {}",
-        crate::apply::describe(source)
+        crate::cluster::describe(source)
     )]
     Write {
         release: String,
@@ -32,7 +32,7 @@ pub enum HistoryError {
     },
     #[error(
         "cannot delete revision {revision} of release {release}: {}",
-        crate::apply::describe(source)
+        crate::cluster::describe(source)
     )]
     Delete {
         release: String,

@@ -274,7 +274,10 @@ pub async fn serving(
                 sel.get(COLOR_LABEL).and_then(|c| Color::parse(c))
             })))
         }
-        Err(e) => Err(format!("cannot read {service}: {}", apply::describe(&e))),
+        Err(e) => Err(format!(
+            "cannot read {service}: {}",
+            crate::cluster::describe(&e)
+        )),
     }
 }
 
@@ -287,7 +290,10 @@ pub async fn ready(cluster: &Cluster, id: &ObjectId) -> Result<Option<(i32, i32)
             d.status.and_then(|s| s.ready_replicas).unwrap_or(0),
             d.spec.replicas.unwrap_or(1),
         ))),
-        Err(e) => Err(format!("cannot read {id}: {}", apply::describe(&e))),
+        Err(e) => Err(format!(
+            "cannot read {id}: {}",
+            crate::cluster::describe(&e)
+        )),
     }
 }
 
@@ -319,7 +325,12 @@ pub async fn switch(
     )
     .await
     .map(|_| ())
-    .map_err(|e| format!("cannot switch {id} to {color}: {}", apply::describe(&e)))
+    .map_err(|e| {
+        format!(
+            "cannot switch {id} to {color}: {}",
+            crate::cluster::describe(&e)
+        )
+    })
 }
 
 /// Sets a Deployment's replicas, always by server-side apply with the executor's field
@@ -334,8 +345,12 @@ pub async fn scale(
     recorded: Option<&Value>,
 ) -> Result<(), String> {
     let api: Api<Deployment> = Api::namespaced(cluster.client.clone(), &id.namespace);
-    let failed =
-        |e: &kube::Error| format!("cannot scale {id} to {replicas}: {}", apply::describe(e));
+    let failed = |e: &kube::Error| {
+        format!(
+            "cannot scale {id} to {replicas}: {}",
+            crate::cluster::describe(e)
+        )
+    };
     let mut object = match recorded {
         Some(object) => object.clone(),
         None => match api.get_opt(&id.name).await {

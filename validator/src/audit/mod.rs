@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::check;
+use crate::glob::glob_match;
 use crate::manifest::{Document, Loaded};
-use crate::policy::matching::glob_match;
 use crate::report::{Code, Finding, Severity};
 use crate::review::RequestInfo;
 use crate::webhook::sync::ClusterConfig;
@@ -231,18 +231,7 @@ fn kind_status(listed: &Listed) -> KindStatus {
 }
 
 fn note(file: &str, message: String) -> Finding {
-    Finding {
-        rendered_line: None,
-        file: file.to_string(),
-        line: 0,
-        column: 0,
-        severity: Severity::Info,
-        code: Code::Note,
-        policy: None,
-        action: None,
-        object: None,
-        message,
-    }
+    Finding::new(Severity::Info, Code::Note, message).at(file, 0, 0)
 }
 
 /// The finding for a resource that was not completely read, if any.
@@ -268,11 +257,13 @@ pub fn problem_finding(listed: &Listed) -> Option<Finding> {
             ))
         }
     };
-    Some(Finding {
-        severity: Severity::Error,
-        code: Code::InvalidInput,
-        ..note(&format!("cluster:{kind}"), message)
-    })
+    Some(
+        Finding::new(Severity::Error, Code::InvalidInput, message).at(
+            format!("cluster:{kind}"),
+            0,
+            0,
+        ),
+    )
 }
 
 /// The documents to audit: every listed object outside excluded and ignored namespaces,

@@ -8,8 +8,9 @@ use rayon::prelude::*;
 use serde_json::{Map, Value};
 
 use crate::engine::{CompileOptions, CompiledTemplate, ExternalDataFn};
+use crate::glob::glob_match;
 use crate::manifest::{Document, LoadError, Loaded};
-use crate::policy::{self, matching::glob_match, Constraint, EnforcementAction, PolicyError, Set};
+use crate::policy::{self, Constraint, EnforcementAction, PolicyError, Set};
 use crate::report::{Code, Finding, ObjectRef, PolicyRef, Severity};
 use crate::review::{self, RequestInfo, Review};
 use crate::schema::{self, Schemas};
@@ -63,18 +64,11 @@ pub struct Outcome {
 }
 
 pub fn load_error_finding(e: &LoadError) -> Finding {
-    Finding {
-        rendered_line: None,
-        file: e.source.to_string(),
-        line: e.line,
-        column: e.column,
-        severity: Severity::Error,
-        code: Code::InvalidInput,
-        policy: None,
-        action: None,
-        object: None,
-        message: e.message.clone(),
-    }
+    Finding::new(Severity::Error, Code::InvalidInput, e.message.clone()).at(
+        e.source.to_string(),
+        e.line,
+        e.column,
+    )
 }
 
 /// A note about an input skipped on purpose.
@@ -94,44 +88,22 @@ pub fn no_objects_finding(required: bool) -> Finding {
     } else {
         (Severity::Warn, "; with --require-objects this is an error")
     };
-    Finding {
-        rendered_line: None,
-        file: String::new(),
-        line: 0,
-        column: 0,
+    Finding::new(
         severity,
-        code: Code::NoObjects,
-        policy: None,
-        action: None,
-        object: None,
-        message: format!(
+        Code::NoObjects,
+        format!(
             "no Kubernetes objects found in the inputs, so nothing was checked (an empty stdin often means the command before the pipe failed){advice}"
         ),
-    }
+    )
 }
 
 pub fn policy_error_finding(e: &PolicyError) -> Finding {
-    Finding {
-        rendered_line: None,
-        file: e.file.to_string(),
-        line: e.line,
-        column: 0,
-        severity: Severity::Error,
-        code: Code::InvalidPolicy,
-        policy: None,
-        action: None,
-        object: None,
-        message: format!("{}: {}", e.subject, e.message),
-    }
-}
-
-pub fn object_ref(doc: &Document) -> ObjectRef {
-    ObjectRef {
-        api_version: doc.api_version().to_string(),
-        kind: doc.kind().to_string(),
-        namespace: doc.namespace().to_string(),
-        name: doc.name().to_string(),
-    }
+    Finding::new(
+        Severity::Error,
+        Code::InvalidPolicy,
+        format!("{}: {}", e.subject, e.message),
+    )
+    .at(e.file.to_string(), e.line, 0)
 }
 
 /// Templates compiled against one inventory, by constraint kind, plus the errors found.
@@ -155,33 +127,24 @@ pub fn compile_set(set: &Set, inventory: &Value, options: &CompileOptions) -> Co
             Ok(Some(c)) => {
                 templates.insert(kind.clone(), c);
             }
-            Ok(None) => findings.push(Finding {
-                rendered_line: None,
-                file: t.source.to_string(),
-                line: t.line,
-                column: 0,
-                severity: Severity::Info,
-                code: Code::Note,
-                policy: None,
-                action: None,
-                object: None,
-                message: format!(
-                    "ConstraintTemplate {} has no Rego code and CEL is disabled (--enable-cel=false); its constraints are skipped",
-                    t.name
+            Ok(None) => findings.push(
+                Finding::new(
+                    Severity::Info,
+                    Code::Note,
+                    format!(
+                        "ConstraintTemplate {} has no Rego code and CEL is disabled (--enable-cel=false); its constraints are skipped",
+                        t.name
+                    ),
+                )
+                .at(t.source.to_string(), t.line, 0),
+            ),
+            Err(e) => findings.push(
+                Finding::new(Severity::Error, Code::InvalidPolicy, e.to_string()).at(
+                    t.source.to_string(),
+                    t.line,
+                    0,
                 ),
-            }),
-            Err(e) => findings.push(Finding {
-                rendered_line: None,
-                file: t.source.to_string(),
-                line: t.line,
-                column: 0,
-                severity: Severity::Error,
-                code: Code::InvalidPolicy,
-                policy: None,
-                action: None,
-                object: None,
-                message: e.to_string(),
-            }),
+            ),
         }
     }
     Compiled {
@@ -250,18 +213,11 @@ pub fn run_with_request(
         Ok(pool) => pool,
         Err(e) => {
             return Outcome {
-                findings: vec![Finding {
-                    rendered_line: None,
-                    file: String::new(),
-                    line: 0,
-                    column: 0,
-                    severity: Severity::Error,
-                    code: Code::EvaluationError,
-                    policy: None,
-                    action: None,
-                    object: None,
-                    message: format!("cannot start worker threads: {e}"),
-                }],
+                findings: vec![Finding::new(
+                    Severity::Error,
+                    Code::EvaluationError,
+                    format!("cannot start worker threads: {e}"),
+                )],
                 ..Outcome::default()
             }
         }
@@ -320,21 +276,17 @@ fn run_in_pool(
                     "not evaluated: signature verification is not configured (its template calls external_data and no trust policy is given)".to_string(),
                 )
             };
-            findings.push(Finding {
-                rendered_line: None,
-                file: c.source.to_string(),
-                line: c.line,
-                column: 0,
-                severity,
-                code,
-                policy: Some(PolicyRef {
-                    kind: c.kind.clone(),
-                    constraint: c.name.clone(),
-                }),
-                action: Some(c.action.to_string()),
-                object: None,
-                message,
-            });
+            findings.push(
+                Finding::new(severity, code, message)
+                    .at(c.source.to_string(), c.line, 0)
+                    .of_policy(
+                        PolicyRef {
+                            kind: c.kind.clone(),
+                            constraint: c.name.clone(),
+                        },
+                        Some(c.action.to_string()),
+                    ),
+            );
             continue;
         }
         runnable.push((c, crate::engine::to_rego(&c.parameters)));
@@ -435,17 +387,15 @@ fn vap_findings(
                 code: Code,
                 policy: Option<PolicyRef>,
                 action: Option<String>,
-                message: String| Finding {
-        file: doc.source.to_string(),
-        line: doc.line,
-        column: 0,
-        rendered_line: doc.rendered_line,
-        severity,
-        code,
-        policy,
-        action,
-        object: Some(object_ref(doc)),
-        message,
+                message: String| {
+        let finding = Finding::new(severity, code, message)
+            .at(doc.source.to_string(), doc.line, 0)
+            .rendered_at(doc.rendered_line)
+            .about(ObjectRef::of(doc));
+        match policy {
+            Some(policy) => finding.of_policy(policy, action),
+            None => finding,
+        }
     };
     let mut out: Vec<Finding> = outcome
         .violations
@@ -531,10 +481,10 @@ pub fn violation_findings(
     constraint: &Constraint,
     result: Result<Vec<crate::engine::Violation>, crate::engine::EngineError>,
 ) -> Vec<Finding> {
-    let policy = Some(PolicyRef {
+    let policy = PolicyRef {
         kind: constraint.kind.clone(),
         constraint: constraint.name.clone(),
-    });
+    };
     match result {
         Ok(violations) => {
             let action = review.action_override.unwrap_or(constraint.action);
@@ -542,36 +492,25 @@ pub fn violation_findings(
                 .into_iter()
                 .map(|v| {
                     let (line, column, rendered_line) = violation_position(doc, &v.msg);
-                    Finding {
-                        rendered_line,
-                        file: doc.source.to_string(),
-                        line,
-                        column,
-                        severity: severity_of(action),
-                        code: Code::PolicyViolation,
-                        policy: policy.clone(),
-                        action: Some(action.to_string()),
-                        object: Some(object_ref(doc)),
-                        message: match &review.expansion {
-                            Some(x) => format!("[Implied by {x}] {}", v.msg),
-                            None => v.msg,
-                        },
-                    }
+                    let message = match &review.expansion {
+                        Some(x) => format!("[Implied by {x}] {}", v.msg),
+                        None => v.msg,
+                    };
+                    Finding::new(severity_of(action), Code::PolicyViolation, message)
+                        .at(doc.source.to_string(), line, column)
+                        .rendered_at(rendered_line)
+                        .of_policy(policy.clone(), Some(action.to_string()))
+                        .about(ObjectRef::of(doc))
                 })
                 .collect()
         }
-        Err(e) => vec![Finding {
-            rendered_line: doc.rendered_line,
-            file: doc.source.to_string(),
-            line: doc.line,
-            column: 0,
-            severity: Severity::Error,
-            code: Code::EvaluationError,
-            policy,
-            action: None,
-            object: Some(object_ref(doc)),
-            message: e.to_string(),
-        }],
+        Err(e) => vec![
+            Finding::new(Severity::Error, Code::EvaluationError, e.to_string())
+                .at(doc.source.to_string(), doc.line, 0)
+                .rendered_at(doc.rendered_line)
+                .of_policy(policy, None)
+                .about(ObjectRef::of(doc)),
+        ],
     }
 }
 

@@ -196,10 +196,9 @@ fn excluded(root: &Path, file: &Path, exclude: &[String]) -> bool {
         .file_name()
         .map(|n| n.to_string_lossy())
         .unwrap_or_default();
-    exclude.iter().any(|g| {
-        crate::policy::matching::glob_match(g, &relative)
-            || crate::policy::matching::glob_match(g, &name)
-    })
+    exclude
+        .iter()
+        .any(|g| crate::glob::glob_match(g, &relative) || crate::glob::glob_match(g, &name))
 }
 
 fn expand_path_excluding(path: &Path, exclude: &[String]) -> Result<Vec<PathBuf>, LoadError> {

@@ -1,5 +1,6 @@
 //! Gatekeeper's `spec.match`: kinds, scope, namespaces, label and namespace selectors, names.
 
+use crate::glob::glob_match;
 use serde_json::{Map, Value};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -131,17 +132,6 @@ fn scalar_string(v: &Value) -> Option<String> {
         Value::Bool(b) => Some(b.to_string()),
         Value::Number(n) => Some(n.to_string()),
         _ => None,
-    }
-}
-
-/// Matches a name against a pattern that may start or end with `*` (Gatekeeper's namespace and name globs).
-pub fn glob_match(pattern: &str, value: &str) -> bool {
-    match (pattern.strip_prefix('*'), pattern.strip_suffix('*')) {
-        _ if pattern == "*" => true,
-        (Some(suffix), _) if !suffix.ends_with('*') => value.ends_with(suffix),
-        (_, Some(prefix)) if !prefix.starts_with('*') => value.starts_with(prefix),
-        (Some(inner), Some(_)) => value.contains(inner.trim_end_matches('*')),
-        _ => pattern == value,
     }
 }
 

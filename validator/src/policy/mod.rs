@@ -50,7 +50,17 @@ pub fn is_policy_document(doc: &Document) -> bool {
     matches!(
         group,
         "templates.gatekeeper.sh" | "constraints.gatekeeper.sh" | "expansion.gatekeeper.sh"
-    ) || crate::vap::is_vap_document(doc)
+    ) || is_vap_document(doc)
+}
+
+/// Whether a document is a ValidatingAdmissionPolicy or a binding of one.
+pub fn is_vap_document(doc: &Document) -> bool {
+    doc.api_version()
+        .starts_with("admissionregistration.k8s.io/")
+        && matches!(
+            doc.kind(),
+            "ValidatingAdmissionPolicy" | "ValidatingAdmissionPolicyBinding"
+        )
 }
 
 /// Templates, constraints and expansions, keyed for lookup; constraints in a stable order.

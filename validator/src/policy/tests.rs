@@ -1,5 +1,6 @@
-use super::matching::{glob_match, Target};
+use super::matching::Target;
 use super::*;
+use crate::glob::glob_match;
 use crate::manifest::load_bytes;
 use proptest::prelude::*;
 use serde_json::{json, Map};

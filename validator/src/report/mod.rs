@@ -16,8 +16,7 @@ pub use json::render as json;
 pub use json::render_attested as json_attested;
 
 /// How much a finding matters. Ordered from most to least severe.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Severity {
     /// The input, a policy, or an evaluation is broken (exit 2).
     Error,
@@ -40,42 +39,43 @@ impl Severity {
     }
 }
 
-/// Stable codes, one per kind of finding.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+impl Serialize for Severity {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+/// Stable codes, one per kind of finding; [`Code::as_str`] names them (in every format).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Code {
     /// A constraint's violation.
-    #[serde(rename = "policy-violation")]
     PolicyViolation,
     /// An input that cannot be read as Kubernetes objects.
-    #[serde(rename = "invalid-input")]
     InvalidInput,
     /// A template, constraint or expansion that cannot be used.
-    #[serde(rename = "invalid-policy")]
     InvalidPolicy,
     /// Rego failed while evaluating an object.
-    #[serde(rename = "evaluation-error")]
     EvaluationError,
     /// An object that does not conform to its schema.
-    #[serde(rename = "schema-violation")]
     SchemaViolation,
     /// An object whose kind has no schema (a warning, or an error with --require-schemas).
-    #[serde(rename = "missing-schema")]
     MissingSchema,
     /// An informational note about the run.
-    #[serde(rename = "note")]
     Note,
     /// A waiver past its expiry date.
-    #[serde(rename = "expired-waiver")]
     ExpiredWaiver,
     /// A waiver file that cannot be used.
-    #[serde(rename = "invalid-waiver")]
     InvalidWaiver,
     /// An audit annotation a ValidatingAdmissionPolicy recorded for an object.
-    #[serde(rename = "audit-annotation")]
     AuditAnnotation,
     /// The inputs held no Kubernetes object to check.
-    #[serde(rename = "no-objects")]
     NoObjects,
+}
+
+impl Serialize for Code {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
 }
 
 impl Code {
@@ -132,6 +132,18 @@ pub struct ObjectRef {
     pub name: String,
 }
 
+impl ObjectRef {
+    /// The object of a document, as findings name it.
+    pub fn of(doc: &crate::manifest::Document) -> ObjectRef {
+        ObjectRef {
+            api_version: doc.api_version().to_string(),
+            kind: doc.kind().to_string(),
+            namespace: doc.namespace().to_string(),
+            name: doc.name().to_string(),
+        }
+    }
+}
+
 impl fmt::Display for ObjectRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.namespace.is_empty() {
@@ -164,6 +176,50 @@ pub struct Finding {
 }
 
 impl Finding {
+    /// A finding with its severity, code and message, not yet tied to a place, a constraint or
+    /// an object (see [`Finding::at`], [`Finding::of_policy`], [`Finding::about`]).
+    pub fn new(severity: Severity, code: Code, message: impl Into<String>) -> Finding {
+        Finding {
+            file: String::new(),
+            line: 0,
+            column: 0,
+            rendered_line: None,
+            severity,
+            code,
+            policy: None,
+            action: None,
+            object: None,
+            message: message.into(),
+        }
+    }
+
+    /// At `file:line:column` (column 0: unknown).
+    pub fn at(mut self, file: impl Into<String>, line: usize, column: usize) -> Finding {
+        self.file = file.into();
+        self.line = line;
+        self.column = column;
+        self
+    }
+
+    /// With the line of the object in `helm template`'s output, for objects from a chart.
+    pub fn rendered_at(mut self, rendered_line: Option<usize>) -> Finding {
+        self.rendered_line = rendered_line;
+        self
+    }
+
+    /// Of the constraint `policy`, with its enforcement action (or `waived`, `audit`).
+    pub fn of_policy(mut self, policy: PolicyRef, action: Option<String>) -> Finding {
+        self.policy = Some(policy);
+        self.action = action;
+        self
+    }
+
+    /// About the object `object`.
+    pub fn about(mut self, object: ObjectRef) -> Finding {
+        self.object = Some(object);
+        self
+    }
+
     pub fn location(&self) -> String {
         let mut s = if self.file.is_empty() {
             String::new()

@@ -145,15 +145,6 @@ fn validation_options<'i>() -> jsonschema::ValidationOptions<'i> {
         .with_format(dialect::BYTE_FORMAT, dialect::is_base64)
 }
 
-fn object_ref(doc: &Document) -> ObjectRef {
-    ObjectRef {
-        api_version: doc.api_version().to_string(),
-        kind: doc.kind().to_string(),
-        namespace: doc.namespace().to_string(),
-        name: doc.name().to_string(),
-    }
-}
-
 /// Kinds whose `metadata` the API requires.
 const METADATA_REQUIRED: &[(&str, &str)] = &[
     ("v1", "Event"),
@@ -273,17 +264,11 @@ impl Schemas {
             return Vec::new();
         }
         let entry = self.entry(api_version, kind);
-        let finding = |severity, code, message| Finding {
-            file: doc.source.to_string(),
-            line: doc.line,
-            column: 0,
-            rendered_line: doc.rendered_line,
-            severity,
-            code,
-            policy: None,
-            action: None,
-            object: Some(object_ref(doc)),
-            message,
+        let finding = |severity, code, message: String| {
+            Finding::new(severity, code, message)
+                .at(doc.source.to_string(), doc.line, 0)
+                .rendered_at(doc.rendered_line)
+                .about(ObjectRef::of(doc))
         };
         // A finding at a field: its own line and column (for chart objects, its line in the
         // rendered output; the template line stays the object's).
@@ -359,26 +344,23 @@ impl Schemas {
             let schema = dialect::crd(&crd.open_api, meta, self.options.strict);
             return match validation_options().build(&schema) {
                 Ok(validator) => Compiled::Ready { validator, schema },
-                Err(e) => Compiled::Broken(Finding {
-                    file: crd.source.to_string(),
-                    line: crd.line,
-                    column: 0,
-                    rendered_line: None,
-                    severity: Severity::Error,
-                    code: Code::InvalidInput,
-                    policy: None,
-                    action: None,
-                    object: Some(ObjectRef {
+                Err(e) => Compiled::Broken(
+                    Finding::new(
+                        Severity::Error,
+                        Code::InvalidInput,
+                        format!(
+                            "the schema of version {} cannot be used to check {kind} objects: {e}",
+                            crd.version
+                        ),
+                    )
+                    .at(crd.source.to_string(), crd.line, 0)
+                    .about(ObjectRef {
                         api_version: "apiextensions.k8s.io/v1".into(),
                         kind: "CustomResourceDefinition".into(),
                         namespace: String::new(),
                         name: crd.name.clone(),
                     }),
-                    message: format!(
-                        "the schema of version {} cannot be used to check {kind} objects: {e}",
-                        crd.version
-                    ),
-                }),
+                ),
             };
         }
         for location in &self.locations {
@@ -387,39 +369,26 @@ impl Schemas {
             };
             return match found.and_then(|f| self.compile_file(location, f)) {
                 Ok((validator, schema)) => Compiled::Ready { validator, schema },
-                Err((path, message)) => Compiled::Broken(Finding {
-                    file: path.display().to_string(),
-                    line: 0,
-                    column: 0,
-                    rendered_line: None,
-                    severity: Severity::Error,
-                    code: Code::InvalidInput,
-                    policy: None,
-                    action: None,
-                    object: None,
-                    message: format!(
-                        "the schema for {kind} in {api_version} cannot be used: {message}"
-                    ),
-                }),
+                Err((path, message)) => Compiled::Broken(
+                    Finding::new(
+                        Severity::Error,
+                        Code::InvalidInput,
+                        format!("the schema for {kind} in {api_version} cannot be used: {message}"),
+                    )
+                    .at(path.display().to_string(), 0, 0),
+                ),
             };
         }
         match builtin_schema(api_version, kind, self.options.strict) {
             Some(schema) => match validation_options().build(&schema) {
                 Ok(validator) => Compiled::Ready { validator, schema },
-                Err(e) => Compiled::Broken(Finding {
-                    file: String::new(),
-                    line: 0,
-                    column: 0,
-                    rendered_line: None,
-                    severity: Severity::Error,
-                    code: Code::InvalidInput,
-                    policy: None,
-                    action: None,
-                    object: None,
-                    message: format!(
+                Err(e) => Compiled::Broken(Finding::new(
+                    Severity::Error,
+                    Code::InvalidInput,
+                    format!(
                         "the built-in schema for {kind} in {api_version} cannot be compiled: {e}"
                     ),
-                }),
+                )),
             },
             None => Compiled::Missing,
         }

@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use super::cosign::{load_keys, PublicKey};
 use super::keyless::{Identity, TrustedRoot};
-use crate::policy::matching::glob_match;
+use crate::glob::glob_match;
 
 /// The provider name the embedded signed-image constraint uses.
 pub const DEFAULT_PROVIDER: &str = "cosign-verifier";

@@ -9,16 +9,6 @@ use crate::manifest::Document;
 use crate::policy::{matching::Target, string_list as strings, PolicyError, Selector};
 use crate::review::{resource_name, Review};
 
-/// Whether a document is a ValidatingAdmissionPolicy or a binding of one.
-pub fn is_vap_document(doc: &Document) -> bool {
-    doc.api_version()
-        .starts_with("admissionregistration.k8s.io/")
-        && matches!(
-            doc.kind(),
-            "ValidatingAdmissionPolicy" | "ValidatingAdmissionPolicyBinding"
-        )
-}
-
 /// One rule of `resourceRules` / `excludeResourceRules`.
 #[derive(Debug, Clone, Default)]
 struct Rule {
@@ -149,7 +139,7 @@ impl Set {
         let mut errors = Vec::new();
         let mut others = Vec::new();
         for doc in docs {
-            if !is_vap_document(doc) {
+            if !crate::policy::is_vap_document(doc) {
                 if !crate::policy::is_policy_document(doc) {
                     others.push(doc);
                 }

@@ -15,8 +15,8 @@ use std::path::Path;
 
 use serde_json::Value;
 
+use crate::glob::glob_match;
 use crate::manifest::load_file;
-use crate::policy::matching::glob_match;
 use crate::report::{Code, Finding, ObjectRef, Severity};
 
 pub const API_VERSION: &str = "validator.policy/v1";
@@ -284,21 +284,17 @@ pub fn apply(findings: Vec<Finding>, waivers: &[Waiver], today: Date) -> Vec<Fin
         })
         .collect();
     for w in expired {
-        out.push(Finding {
-            file: w.file.clone(),
-            line: w.line,
-            column: 0,
-            rendered_line: None,
-            severity: Severity::Deny,
-            code: Code::ExpiredWaiver,
-            policy: None,
-            action: None,
-            object: None,
-            message: format!(
-                "waiver of {} owned by {} expired on {}; renew it with a new date or fix the violations",
-                w.constraint, w.owner, w.expires
-            ),
-        });
+        out.push(
+            Finding::new(
+                Severity::Deny,
+                Code::ExpiredWaiver,
+                format!(
+                    "waiver of {} owned by {} expired on {}; renew it with a new date or fix the violations",
+                    w.constraint, w.owner, w.expires
+                ),
+            )
+            .at(w.file.clone(), w.line, 0),
+        );
     }
     out.sort();
     out
@@ -308,17 +304,12 @@ pub fn apply(findings: Vec<Finding>, waivers: &[Waiver], today: Date) -> Vec<Fin
 pub fn error_findings(errors: &[WaiverError]) -> Vec<Finding> {
     errors
         .iter()
-        .map(|e| Finding {
-            file: e.file.clone(),
-            line: e.line,
-            column: 0,
-            rendered_line: None,
-            severity: Severity::Error,
-            code: Code::InvalidWaiver,
-            policy: None,
-            action: None,
-            object: None,
-            message: e.message.clone(),
+        .map(|e| {
+            Finding::new(Severity::Error, Code::InvalidWaiver, e.message.clone()).at(
+                e.file.clone(),
+                e.line,
+                0,
+            )
         })
         .collect()
 }

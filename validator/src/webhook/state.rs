@@ -8,8 +8,9 @@ use serde_json::{Map, Value};
 
 use crate::check::compile_set;
 use crate::engine::{CompileOptions, CompiledTemplate};
+use crate::glob::glob_match;
 use crate::manifest::{self, Loaded};
-use crate::policy::{matching::glob_match, Constraint, Set};
+use crate::policy::{Constraint, Set};
 use crate::review;
 
 /// Where policies come from.

@@ -4,23 +4,14 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use jiff::Timestamp;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::analysis::GateResult;
 use crate::apply::Action;
+use crate::clock::now_rfc3339;
 use crate::health::Failure;
 use crate::object::ObjectId;
-
-/// The wall-clock time with microseconds, RFC 3339.
-pub fn now_rfc3339() -> String {
-    let now = Timestamp::now();
-    match Timestamp::from_microsecond(now.as_microsecond()) {
-        Ok(t) => format!("{t:.6}"),
-        Err(_) => now.to_string(),
-    }
-}
 
 /// Times phases and records moments.
 pub struct Timer {
@@ -191,6 +182,9 @@ mod tests {
         let keys: Vec<&String> = t.timeline.keys().collect();
         assert_eq!(keys, ["started", "rolloutComplete", "finished"]);
         let at = t.timeline["started"].as_str().unwrap();
-        assert!(at.parse::<Timestamp>().is_ok() && at.contains('.'), "{at}");
+        assert!(
+            at.parse::<jiff::Timestamp>().is_ok() && at.contains('.'),
+            "{at}"
+        );
     }
 }
