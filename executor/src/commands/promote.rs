@@ -3,10 +3,9 @@
 //! record, so these run in any process, at any later time.
 
 use super::finish::{self, Ctx};
-use super::{connect, Done};
+use super::{connect, with_release_lock, Done};
 use crate::cli::{exit, PromotionArgs};
 use crate::health::{Failure, Reason, Thresholds};
-use crate::lock;
 use crate::outcome::{Outcome, Report, Timer};
 use crate::progress::Progress;
 use crate::release::{self, History, Record};
@@ -41,16 +40,14 @@ async fn decide(
     };
     let mut report = Report::new(command, &name, &namespace);
     timer.phase("lock");
-    let held = lock::acquire(
-        cluster.client.clone(),
+    let history = History::new(cluster.client.clone(), &namespace, &name);
+    let code = with_release_lock(
+        &cluster,
         &namespace,
         &name,
-        &lock::identity(),
         args.rollout.lease_duration,
-    )
-    .await?;
-    let history = History::new(cluster.client.clone(), &namespace, &name);
-    let result = async {
+        progress,
+        async |_held| {
         let records = history.list().await?;
         let Some(mut record) = release::paused(&records).cloned() else {
             return Err(Error::Usage(format!(
@@ -133,10 +130,9 @@ async fn decide(
                 }
             }
         }
-    }
-    .await;
-    held.release().await;
-    let code = result?;
+    },
+    )
+    .await?;
     timer.finish();
     let text = format!("{}\n", report.message);
     Ok((code, Some(report.with_timer(&timer)), text))

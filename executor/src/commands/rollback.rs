@@ -1,10 +1,9 @@
 //! `executor rollback [--to N]`: restore an earlier revision as a new revision.
 
-use super::{connect, now, object_reports, trim_history, write_record, Done};
+use super::{connect, now, object_reports, trim_history, with_release_lock, write_record, Done};
 use crate::cli::{exit, RollbackArgs};
 use crate::events;
 use crate::health::Thresholds;
-use crate::lock;
 use crate::object::ObjectId;
 use crate::outcome::{Outcome, Report, Timer};
 use crate::progress::Progress;
@@ -18,21 +17,14 @@ pub async fn run(args: &RollbackArgs, progress: &Progress) -> Result<Done, Error
     let (cluster, namespace) = connect(&args.release).await?;
     let mut report = Report::new("rollback", &name, &namespace);
     timer.phase("lock");
-    let held = lock::acquire(
-        cluster.client.clone(),
+    let history = History::new(cluster.client.clone(), &namespace, &name);
+    let code = with_release_lock(
+        &cluster,
         &namespace,
         &name,
-        &lock::identity(),
         args.rollout.lease_duration,
-    )
-    .await?;
-    if let Some(previous) = &held.took_over {
-        progress.note(format!(
-            "took over the lock of release {namespace}/{name} from {previous}, which stopped renewing it"
-        ));
-    }
-    let history = History::new(cluster.client.clone(), &namespace, &name);
-    let result = async {
+        progress,
+        async |_held| {
         let records = history.list().await?;
         let current = release::current(&records).cloned();
         let interrupted: Vec<Record> = release::interrupted(&records).into_iter().cloned().collect();
@@ -143,10 +135,9 @@ pub async fn run(args: &RollbackArgs, progress: &Progress) -> Result<Done, Error
                 Ok(exit::ERROR)
             }
         }
-    }
-    .await;
-    held.release().await;
-    let code = result?;
+    },
+    )
+    .await?;
     timer.finish();
     let text = format!("{}\n", report.message);
     Ok((code, Some(report.with_timer(&timer)), text))
