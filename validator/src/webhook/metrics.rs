@@ -57,7 +57,7 @@ impl Default for Metrics {
             generation: Gauge::default(),
         };
         for result in ["success", "failure"] {
-            m.reloads.get_or_create(&ReloadLabels { result });
+            let _ = m.reloads.get_or_create(&ReloadLabels { result });
         }
         {
             let r = &mut m.registry;
