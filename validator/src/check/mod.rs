@@ -371,7 +371,7 @@ fn run_in_pool(
     findings.sort();
     findings.dedup();
     if !options.waivers.is_empty() {
-        findings = crate::waiver::apply(findings, &options.waivers, crate::waiver::Date::today());
+        findings = crate::waiver::apply(findings, &options.waivers, crate::waiver::today());
     }
     Outcome {
         findings,
