@@ -48,89 +48,89 @@ async fn decide(
         args.rollout.lease_duration,
         progress,
         async |_held| {
-        let records = history.list().await?;
-        let Some(mut record) = release::paused(&records).cloned() else {
-            return Err(Error::Usage(format!(
-                "release {namespace}/{name} has no revision paused before a blue-green switch (see `executor history -r {name} -n {namespace}`)"
-            )));
-        };
-        report.revision = Some(record.revision);
-        let current = release::current(&records).cloned();
-        let interrupted: Vec<Record> = release::interrupted(&records)
-            .into_iter()
-            .filter(|r| r.revision != record.revision)
-            .cloned()
-            .collect();
-        let settings = Settings {
-            thresholds: Thresholds {
-                max_restarts: args.rollout.max_restarts,
-                stuck_after: args.rollout.stuck_after,
-            },
-            timeout: args.rollout.timeout,
-        };
-        let ctx = Ctx {
-            cluster: &cluster,
-            history: &history,
-            namespace: &namespace,
-            name: &name,
-            progress,
-            history_max: args.rollout.history_max,
-            rollout: settings,
-            rollback: Settings {
-                timeout: args.rollback_timeout,
-                ..settings
-            },
-        };
-        let service = record
-            .blue_green
-            .as_ref()
-            .map(|s| s.service.clone())
-            .unwrap_or_else(|| crate::object::ObjectId::of(&serde_json::Value::Null));
-        match decision {
-            Decision::Promote => {
-                timer.phase("promote");
-                match finish::promote(&ctx, &mut record, current.as_ref()).await {
-                    None => {
-                        finish::deployed(&ctx, &mut record, current, &interrupted, &mut timer, &mut report)
-                            .await
+            let records = history.list().await?;
+            let Some(mut record) = release::paused(&records).cloned() else {
+                return Err(Error::Usage(format!(
+                    "release {namespace}/{name} has no revision paused before a blue-green switch (see `executor history -r {name} -n {namespace}`)"
+                )));
+            };
+            report.revision = Some(record.revision);
+            let current = release::current(&records).cloned();
+            let interrupted: Vec<Record> = release::interrupted(&records)
+                .into_iter()
+                .filter(|r| r.revision != record.revision)
+                .cloned()
+                .collect();
+            let settings = Settings {
+                thresholds: Thresholds {
+                    max_restarts: args.rollout.max_restarts,
+                    stuck_after: args.rollout.stuck_after,
+                },
+                timeout: args.rollout.timeout,
+            };
+            let ctx = Ctx {
+                cluster: &cluster,
+                history: &history,
+                namespace: &namespace,
+                name: &name,
+                progress,
+                history_max: args.rollout.history_max,
+                rollout: settings,
+                rollback: Settings {
+                    timeout: args.rollback_timeout,
+                    ..settings
+                },
+            };
+            let service = record
+                .blue_green
+                .as_ref()
+                .map(|s| s.service.clone())
+                .unwrap_or_else(|| crate::object::ObjectId::of(&serde_json::Value::Null));
+            match decision {
+                Decision::Promote => {
+                    timer.phase("promote");
+                    match finish::promote(&ctx, &mut record, current.as_ref()).await {
+                        None => {
+                            finish::deployed(&ctx, &mut record, current, &interrupted, &mut timer, &mut report)
+                                .await
+                        }
+                        Some(f) => {
+                            finish::roll_back(&ctx, &mut record, current, f, &mut timer, &mut report)
+                                .await
+                        }
                     }
-                    Some(f) => {
-                        finish::roll_back(&ctx, &mut record, current, f, &mut timer, &mut report)
-                            .await
+                }
+                Decision::Abort => {
+                    let failure = Failure {
+                        reason: Reason::Aborted,
+                        message: "aborted before the switch by `executor abort`".into(),
+                    };
+                    let code = finish::roll_back(
+                        &ctx,
+                        &mut record,
+                        current,
+                        (service, failure),
+                        &mut timer,
+                        &mut report,
+                    )
+                    .await?;
+                    if code == exit::VIOLATIONS {
+                        report.outcome = Outcome::Aborted;
+                        report.message = format!(
+                            "release {namespace}/{name}: revision {} aborted; traffic stayed where it was{}",
+                            record.revision,
+                            report
+                                .rolled_back_to
+                                .map(|r| format!(", revision {r} restored"))
+                                .unwrap_or_default()
+                        );
+                        Ok(exit::OK)
+                    } else {
+                        Ok(code)
                     }
                 }
             }
-            Decision::Abort => {
-                let failure = Failure {
-                    reason: Reason::Aborted,
-                    message: "aborted before the switch by `executor abort`".into(),
-                };
-                let code = finish::roll_back(
-                    &ctx,
-                    &mut record,
-                    current,
-                    (service, failure),
-                    &mut timer,
-                    &mut report,
-                )
-                .await?;
-                if code == exit::VIOLATIONS {
-                    report.outcome = Outcome::Aborted;
-                    report.message = format!(
-                        "release {namespace}/{name}: revision {} aborted; traffic stayed where it was{}",
-                        record.revision,
-                        report
-                            .rolled_back_to
-                            .map(|r| format!(", revision {r} restored"))
-                            .unwrap_or_default()
-                    );
-                    Ok(exit::OK)
-                } else {
-                    Ok(code)
-                }
-            }
-        }
-    },
+        },
     )
     .await?;
     timer.finish();
