@@ -8,7 +8,13 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
+use std::sync::atomic::AtomicU64;
+
 use jiff::Timestamp;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
 use serde::{Deserialize, Serialize};
 
 use crate::outcome::{Outcome, Report};
@@ -129,7 +135,7 @@ pub fn record(args: &RecordArgs, report: &Report) -> Vec<String> {
         }
     }
     if let Some(url) = &args.pushgateway {
-        if let Err(e) = push(url, &event, &text) {
+        if let Err(e) = push(url, &event) {
             problems.push(crate::redact::credentials(&format!(
                 "cannot push metrics to {url}: {e}"
             )));
@@ -153,91 +159,105 @@ fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
     crate::files::replace(path, text.as_bytes(), 0o644)
 }
 
-fn label_value(s: &str) -> String {
-    s.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
-
 fn seconds_since_epoch(at: &str) -> Option<f64> {
     at.parse::<Timestamp>()
         .ok()
         .map(|t| t.as_microsecond() as f64 / 1e6)
 }
 
-/// The release's metrics in the Prometheus text exposition format.
+/// Label pairs of one sample.
+type Labels = Vec<(&'static str, String)>;
+
+/// The release's metrics in the Prometheus text exposition format, each sample labelled with
+/// the release and namespace.
 pub fn exposition(e: &DeployEvent) -> String {
-    let labels = format!(
-        "release=\"{}\",namespace=\"{}\"",
-        label_value(&e.release),
-        label_value(&e.namespace)
-    );
-    let mut out = String::new();
-    let mut metric = |name: &str, kind: &str, help: &str, rows: Vec<(String, f64)>| {
-        let _ = writeln!(out, "# HELP {name} {help}");
-        let _ = writeln!(out, "# TYPE {name} {kind}");
-        for (extra, value) in rows {
-            let sep = if extra.is_empty() { "" } else { "," };
-            let _ = writeln!(out, "{name}{{{labels}{sep}{extra}}} {value}");
-        }
+    encode_metrics(e, true)
+}
+
+/// The metrics; without `release` and `namespace` labels for the Pushgateway, whose grouping
+/// key carries them (it refuses samples that repeat them).
+fn encode_metrics(e: &DeployEvent, with_release: bool) -> String {
+    let base: Labels = if with_release {
+        vec![
+            ("release", e.release.clone()),
+            ("namespace", e.namespace.clone()),
+        ]
+    } else {
+        Vec::new()
     };
-    metric(
+    let labelled = |extra: &[(&'static str, String)]| -> Labels {
+        base.iter().cloned().chain(extra.iter().cloned()).collect()
+    };
+    let mut registry = Registry::default();
+    let flag = |registry: &mut Registry, name: &str, help: &str, labels: Labels, on: bool| {
+        let family = Family::<Labels, Gauge>::default();
+        family.get_or_create(&labels).set(i64::from(on));
+        registry.register(name, help, family);
+    };
+    flag(
+        &mut registry,
         "executor_release_info",
-        "gauge",
-        "The last release: its command, outcome and revision.",
-        vec![(
-            format!(
-                "command=\"{}\",outcome=\"{}\",revision=\"{}\"",
-                label_value(&e.command),
-                e.outcome,
-                e.revision.map(|r| r.to_string()).unwrap_or_default()
+        "The last release: its command, outcome and revision",
+        labelled(&[
+            ("command", e.command.clone()),
+            ("outcome", e.outcome.clone()),
+            (
+                "revision",
+                e.revision.map(|r| r.to_string()).unwrap_or_default(),
             ),
-            1.0,
-        )],
+        ]),
+        true,
     );
-    metric(
+    flag(
+        &mut registry,
         "executor_release_success",
-        "gauge",
-        "1 if the last release was deployed, 0 otherwise.",
-        vec![(String::new(), f64::from(u8::from(e.outcome == "deployed")))],
+        "1 if the last release was deployed, 0 otherwise",
+        labelled(&[]),
+        e.outcome == "deployed",
     );
-    metric(
+    flag(
+        &mut registry,
         "executor_release_rolled_back",
-        "gauge",
-        "1 if the last release was rolled back automatically.",
-        vec![(
-            String::new(),
-            f64::from(u8::from(e.outcome == "rolled-back")),
-        )],
+        "1 if the last release was rolled back automatically",
+        labelled(&[]),
+        e.outcome == "rolled-back",
     );
-    metric(
+    let durations = Family::<Labels, Gauge<f64, AtomicU64>>::default();
+    for (phase, seconds) in &e.durations {
+        durations
+            .get_or_create(&labelled(&[("phase", phase.clone())]))
+            .set(*seconds);
+    }
+    registry.register(
         "executor_release_duration_seconds",
-        "gauge",
-        "Seconds the last release spent per phase (phase=\"total\" for all of it).",
-        e.durations
-            .iter()
-            .map(|(phase, s)| (format!("phase=\"{}\"", label_value(phase)), *s))
-            .collect(),
+        "Seconds the last release spent per phase (phase=\"total\" for all of it)",
+        durations,
     );
     if let Some(t) = seconds_since_epoch(&e.finished) {
-        metric(
+        let finished = Family::<Labels, Gauge<f64, AtomicU64>>::default();
+        finished.get_or_create(&labelled(&[])).set(t);
+        registry.register(
             "executor_release_timestamp_seconds",
-            "gauge",
-            "When the last release finished (Unix time).",
-            vec![(String::new(), t)],
+            "When the last release finished (Unix time)",
+            finished,
         );
+    }
+    let mut out = String::new();
+    if let Err(e) = encode(&mut out, &registry) {
+        out = format!("# the metrics cannot be written: {e}\n");
     }
     out
 }
 
 /// PUTs the metrics to `<url>/metrics/job/executor/release/<release>/namespace/<namespace>`.
-fn push(url: &str, event: &DeployEvent, text: &str) -> Result<(), String> {
+fn push(url: &str, event: &DeployEvent) -> Result<(), String> {
     let target = format!(
         "{}/metrics/job/executor/release/{}/namespace/{}",
         url.trim_end_matches('/'),
         event.release,
         event.namespace
     );
+    let body = encode_metrics(event, false);
     let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -248,19 +268,6 @@ fn push(url: &str, event: &DeployEvent, text: &str) -> Result<(), String> {
             .timeout(std::time::Duration::from_secs(10))
             .build()
             .map_err(|e| e.to_string())?;
-        // The labels are in the grouping key: the pushed body carries none of its own.
-        let body: String = text
-            .lines()
-            .map(|l| {
-                if l.starts_with('#') {
-                    l.to_string()
-                } else {
-                    strip_grouping_labels(l)
-                }
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
-            + "\n";
         let response = client
             .put(&target)
             .header("Content-Type", "text/plain; version=0.0.4")
@@ -276,44 +283,6 @@ fn push(url: &str, event: &DeployEvent, text: &str) -> Result<(), String> {
             Err(format!("{status}: {}", text.trim()))
         }
     })
-}
-
-/// `m{release="a",namespace="b",x="y"} 1` → `m{x="y"} 1` (the Pushgateway refuses labels that
-/// repeat its grouping key).
-fn strip_grouping_labels(line: &str) -> String {
-    let Some((head, rest)) = line.split_once('{') else {
-        return line.to_string();
-    };
-    let Some((labels, value)) = rest.rsplit_once('}') else {
-        return line.to_string();
-    };
-    let kept: Vec<&str> = split_labels(labels)
-        .into_iter()
-        .filter(|l| !l.starts_with("release=") && !l.starts_with("namespace="))
-        .collect();
-    format!("{head}{{{}}}{value}", kept.join(","))
-}
-
-/// Splits `a="x,y",b="z"` at the commas between labels.
-fn split_labels(labels: &str) -> Vec<&str> {
-    let mut out = Vec::new();
-    let (mut start, mut quoted, mut escaped) = (0, false, false);
-    for (i, c) in labels.char_indices() {
-        match c {
-            _ if escaped => escaped = false,
-            '\\' => escaped = true,
-            '"' => quoted = !quoted,
-            ',' if !quoted => {
-                out.push(&labels[start..i]);
-                start = i + 1;
-            }
-            _ => {}
-        }
-    }
-    if start < labels.len() {
-        out.push(&labels[start..]);
-    }
-    out
 }
 
 /// Reads a deploy log; a line that is not an event is an error naming its line.

@@ -235,6 +235,19 @@ async fn audit_counts_violations_skips_excluded_namespaces_and_names_forbidden_k
         "{metrics}"
     );
     assert!(metrics.contains("validator_audit_errors 1\n"), "{metrics}");
+    // node-exporter's textfile collector reads the Prometheus text format: Prometheus's own
+    // linter (installed with the Prometheus package the tests use) accepts the file.
+    let lint = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::fs::File::open(dir.path().join("audit.prom")).unwrap())
+        .output()
+        .expect("promtool (from the prometheus package) runs");
+    assert!(
+        lint.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&lint.stdout),
+        String::from_utf8_lossy(&lint.stderr)
+    );
 
     // Without the forbidden kind among those matched, the same violations exit 1; in one
     // namespace, only its objects are read.

@@ -6,7 +6,9 @@ use std::collections::{BTreeSet, HashMap};
 use serde_json::Value;
 
 use super::finish::{self, Ctx};
-use super::{connect, now, object_reports, pass_gate, unreadable, write_record, Done};
+use super::{
+    connect, now, object_reports, pass_gate, unreadable, with_release_lock, write_record, Done,
+};
 use crate::analysis::Gates;
 use crate::apply;
 use crate::cli::{exit, ApplyArgs};
@@ -96,39 +98,34 @@ pub async fn run(args: &ApplyArgs, progress: &Progress, colour: bool) -> Result<
 
     timer.phase("lock");
     let created_namespace = ensure_namespace(&cluster, &namespace, &desired, progress).await?;
-    let me = lock::identity();
-    let held = lock::acquire(
-        cluster.client.clone(),
-        &namespace,
-        &name,
-        &me,
-        args.rollout.lease_duration,
-    )
-    .await?;
-    if let Some(previous) = &held.took_over {
-        progress.note(format!(
-            "took over the lock of release {namespace}/{name} from {previous}, which stopped renewing it"
-        ));
-    }
-    let result = locked(
-        args,
-        &held,
+    let code = with_release_lock(
         &cluster,
         &namespace,
-        Release {
-            desired,
-            hooks,
-            gates,
-            digest: set_digest,
-        },
-        created_namespace,
-        &mut timer,
-        &mut report,
+        &name,
+        args.rollout.lease_duration,
         progress,
+        async |held| {
+            let release = Release {
+                desired,
+                hooks,
+                gates,
+                digest: set_digest,
+            };
+            locked(
+                args,
+                held,
+                &cluster,
+                &namespace,
+                release,
+                created_namespace,
+                &mut timer,
+                &mut report,
+                progress,
+            )
+            .await
+        },
     )
-    .await;
-    held.release().await;
-    let code = result?;
+    .await?;
     timer.finish();
     text.push_str(&report.message);
     text.push('\n');

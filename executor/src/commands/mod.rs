@@ -15,12 +15,42 @@ use validator::report::{self, Format, Summary};
 use crate::apply::Applied;
 use crate::cli::ReleaseArgs;
 use crate::cluster::Cluster;
+use crate::lock;
 use crate::outcome::{ObjectReport, Report};
+use crate::progress::Progress;
 use crate::release::{self, History, Record};
 use crate::Error;
 
 /// Exit code, machine-readable result, human text.
 pub type Done = (u8, Option<Report>, String);
+
+/// Runs `work` holding the lock of release `namespace/name` (taking over a lock whose holder
+/// stopped renewing it, and saying so), then releases the lock whatever `work` returned.
+pub async fn with_release_lock<T>(
+    cluster: &Cluster,
+    namespace: &str,
+    name: &str,
+    lease: std::time::Duration,
+    progress: &Progress,
+    work: impl AsyncFnOnce(&lock::Lock) -> Result<T, Error>,
+) -> Result<T, Error> {
+    let held = lock::acquire(
+        cluster.client.clone(),
+        namespace,
+        name,
+        &lock::identity(),
+        lease,
+    )
+    .await?;
+    if let Some(previous) = &held.took_over {
+        progress.note(format!(
+            "took over the lock of release {namespace}/{name} from {previous}, which stopped renewing it"
+        ));
+    }
+    let result = work(&held).await;
+    held.release().await;
+    result
+}
 
 /// Manifests that cannot be read: their findings in `report` and as text, or `None` when every
 /// input was read.

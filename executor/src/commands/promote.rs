@@ -3,10 +3,9 @@
 //! record, so these run in any process, at any later time.
 
 use super::finish::{self, Ctx};
-use super::{connect, Done};
+use super::{connect, with_release_lock, Done};
 use crate::cli::{exit, PromotionArgs};
 use crate::health::{Failure, Reason, Thresholds};
-use crate::lock;
 use crate::outcome::{Outcome, Report, Timer};
 use crate::progress::Progress;
 use crate::release::{self, History, Record};
@@ -41,102 +40,99 @@ async fn decide(
     };
     let mut report = Report::new(command, &name, &namespace);
     timer.phase("lock");
-    let held = lock::acquire(
-        cluster.client.clone(),
+    let history = History::new(cluster.client.clone(), &namespace, &name);
+    let code = with_release_lock(
+        &cluster,
         &namespace,
         &name,
-        &lock::identity(),
         args.rollout.lease_duration,
+        progress,
+        async |_held| {
+            let records = history.list().await?;
+            let Some(mut record) = release::paused(&records).cloned() else {
+                return Err(Error::Usage(format!(
+                    "release {namespace}/{name} has no revision paused before a blue-green switch (see `executor history -r {name} -n {namespace}`)"
+                )));
+            };
+            report.revision = Some(record.revision);
+            let current = release::current(&records).cloned();
+            let interrupted: Vec<Record> = release::interrupted(&records)
+                .into_iter()
+                .filter(|r| r.revision != record.revision)
+                .cloned()
+                .collect();
+            let settings = Settings {
+                thresholds: Thresholds {
+                    max_restarts: args.rollout.max_restarts,
+                    stuck_after: args.rollout.stuck_after,
+                },
+                timeout: args.rollout.timeout,
+            };
+            let ctx = Ctx {
+                cluster: &cluster,
+                history: &history,
+                namespace: &namespace,
+                name: &name,
+                progress,
+                history_max: args.rollout.history_max,
+                rollout: settings,
+                rollback: Settings {
+                    timeout: args.rollback_timeout,
+                    ..settings
+                },
+            };
+            let service = record
+                .blue_green
+                .as_ref()
+                .map(|s| s.service.clone())
+                .unwrap_or_else(|| crate::object::ObjectId::of(&serde_json::Value::Null));
+            match decision {
+                Decision::Promote => {
+                    timer.phase("promote");
+                    match finish::promote(&ctx, &mut record, current.as_ref()).await {
+                        None => {
+                            finish::deployed(&ctx, &mut record, current, &interrupted, &mut timer, &mut report)
+                                .await
+                        }
+                        Some(f) => {
+                            finish::roll_back(&ctx, &mut record, current, f, &mut timer, &mut report)
+                                .await
+                        }
+                    }
+                }
+                Decision::Abort => {
+                    let failure = Failure {
+                        reason: Reason::Aborted,
+                        message: "aborted before the switch by `executor abort`".into(),
+                    };
+                    let code = finish::roll_back(
+                        &ctx,
+                        &mut record,
+                        current,
+                        (service, failure),
+                        &mut timer,
+                        &mut report,
+                    )
+                    .await?;
+                    if code == exit::VIOLATIONS {
+                        report.outcome = Outcome::Aborted;
+                        report.message = format!(
+                            "release {namespace}/{name}: revision {} aborted; traffic stayed where it was{}",
+                            record.revision,
+                            report
+                                .rolled_back_to
+                                .map(|r| format!(", revision {r} restored"))
+                                .unwrap_or_default()
+                        );
+                        Ok(exit::OK)
+                    } else {
+                        Ok(code)
+                    }
+                }
+            }
+        },
     )
     .await?;
-    let history = History::new(cluster.client.clone(), &namespace, &name);
-    let result = async {
-        let records = history.list().await?;
-        let Some(mut record) = release::paused(&records).cloned() else {
-            return Err(Error::Usage(format!(
-                "release {namespace}/{name} has no revision paused before a blue-green switch (see `executor history -r {name} -n {namespace}`)"
-            )));
-        };
-        report.revision = Some(record.revision);
-        let current = release::current(&records).cloned();
-        let interrupted: Vec<Record> = release::interrupted(&records)
-            .into_iter()
-            .filter(|r| r.revision != record.revision)
-            .cloned()
-            .collect();
-        let settings = Settings {
-            thresholds: Thresholds {
-                max_restarts: args.rollout.max_restarts,
-                stuck_after: args.rollout.stuck_after,
-            },
-            timeout: args.rollout.timeout,
-        };
-        let ctx = Ctx {
-            cluster: &cluster,
-            history: &history,
-            namespace: &namespace,
-            name: &name,
-            progress,
-            history_max: args.rollout.history_max,
-            rollout: settings,
-            rollback: Settings {
-                timeout: args.rollback_timeout,
-                ..settings
-            },
-        };
-        let service = record
-            .blue_green
-            .as_ref()
-            .map(|s| s.service.clone())
-            .unwrap_or_else(|| crate::object::ObjectId::of(&serde_json::Value::Null));
-        match decision {
-            Decision::Promote => {
-                timer.phase("promote");
-                match finish::promote(&ctx, &mut record, current.as_ref()).await {
-                    None => {
-                        finish::deployed(&ctx, &mut record, current, &interrupted, &mut timer, &mut report)
-                            .await
-                    }
-                    Some(f) => {
-                        finish::roll_back(&ctx, &mut record, current, f, &mut timer, &mut report)
-                            .await
-                    }
-                }
-            }
-            Decision::Abort => {
-                let failure = Failure {
-                    reason: Reason::Aborted,
-                    message: "aborted before the switch by `executor abort`".into(),
-                };
-                let code = finish::roll_back(
-                    &ctx,
-                    &mut record,
-                    current,
-                    (service, failure),
-                    &mut timer,
-                    &mut report,
-                )
-                .await?;
-                if code == exit::VIOLATIONS {
-                    report.outcome = Outcome::Aborted;
-                    report.message = format!(
-                        "release {namespace}/{name}: revision {} aborted; traffic stayed where it was{}",
-                        record.revision,
-                        report
-                            .rolled_back_to
-                            .map(|r| format!(", revision {r} restored"))
-                            .unwrap_or_default()
-                    );
-                    Ok(exit::OK)
-                } else {
-                    Ok(code)
-                }
-            }
-        }
-    }
-    .await;
-    held.release().await;
-    let code = result?;
     timer.finish();
     let text = format!("{}\n", report.message);
     Ok((code, Some(report.with_timer(&timer)), text))

@@ -172,15 +172,25 @@ fn exposition_is_prometheus_text() {
     );
     assert!(text.contains("executor_release_duration_seconds{release=\"a\\\"b\",namespace=\"shop\",phase=\"rollout\"} 42.5\n"));
     assert!(text.contains("executor_release_info{release=\"a\\\"b\",namespace=\"shop\",command=\"apply\",outcome=\"rolled-back\",revision=\"1\"} 1\n"));
-    assert!(text.contains("executor_release_timestamp_seconds{release=\"a\\\"b\",namespace=\"shop\"} 1767312180\n"), "{text}");
-    assert_eq!(
-        strip_grouping_labels("m{release=\"a,\\\"b\",namespace=\"x\",phase=\"total\"} 3"),
-        "m{phase=\"total\"} 3"
+    assert!(text.contains("executor_release_timestamp_seconds{release=\"a\\\"b\",namespace=\"shop\"} 1767312180.0\n"), "{text}");
+    assert!(
+        text.contains(
+            "# HELP executor_release_success 1 if the last release was deployed, 0 otherwise.\n"
+        ),
+        "{text}"
     );
-    assert_eq!(
-        strip_grouping_labels("m{release=\"a\",namespace=\"x\"} 1"),
-        "m{} 1"
+    assert!(text.ends_with("# EOF\n"), "{text}");
+    // For the Pushgateway, whose grouping key holds them: no release and namespace labels.
+    let pushed = encode_metrics(&e, false);
+    assert!(
+        pushed.contains("\nexecutor_release_success{} 0\n"),
+        "{pushed}"
     );
+    assert!(
+        pushed.contains("executor_release_duration_seconds{phase=\"rollout\"} 42.5\n"),
+        "{pushed}"
+    );
+    assert!(!pushed.contains("release=\""), "{pushed}");
 }
 
 #[test]

@@ -1,84 +1,122 @@
 //! The audit's totals as Prometheus metrics in the text exposition format, for node-exporter's
 //! textfile collector (written whole, then renamed into place).
 
-use std::fmt::Write;
 use std::path::Path;
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::{text::encode, EncodeLabelSet};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
 
 use super::render::Report;
 
-fn escape(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ConstraintLabels {
+    constraint_kind: String,
+    constraint_name: String,
+    enforcement_action: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabels {
+    api_version: String,
+    kind: String,
+    status: &'static str,
+}
+
+fn seconds_gauge(registry: &mut Registry, name: &str, help: &str, value: f64) {
+    let g = Gauge::<f64, AtomicU64>::default();
+    g.set(value);
+    registry.register(name, help, g);
+}
+
+fn count_gauge(registry: &mut Registry, name: &str, help: &str, value: usize) {
+    let g = Gauge::<i64>::default();
+    g.set(i64::try_from(value).unwrap_or(i64::MAX));
+    registry.register(name, help, g);
 }
 
 /// The metrics of an audit that took `seconds` and ended at `timestamp` (Unix seconds).
 pub fn text(report: &Report<'_>, seconds: f64, timestamp: f64) -> String {
-    let mut out = String::new();
-    let _ = writeln!(out, "# HELP validator_audit_violations Violations of each constraint found by the last audit (totalViolations).");
-    let _ = writeln!(out, "# TYPE validator_audit_violations gauge");
+    let mut registry = Registry::default();
+    let violations = Family::<ConstraintLabels, Gauge>::default();
     for c in &report.constraints {
-        let _ = writeln!(
-            out,
-            "validator_audit_violations{{constraint_kind=\"{}\",constraint_name=\"{}\",enforcement_action=\"{}\"}} {}",
-            escape(&c.kind),
-            escape(&c.name),
-            escape(&c.action),
-            c.total
-        );
+        violations
+            .get_or_create(&ConstraintLabels {
+                constraint_kind: c.kind.clone(),
+                constraint_name: c.name.clone(),
+                enforcement_action: c.action.clone(),
+            })
+            .set(i64::try_from(c.total).unwrap_or(i64::MAX));
     }
-    let s = &report.summary;
-    let gauges = [
-        (
-            "validator_audit_objects",
-            "Objects the last audit evaluated.",
-            s.objects as f64,
-        ),
-        (
-            "validator_audit_errors",
-            "Errors of the last audit (kinds not listed, policies that failed).",
-            s.errors as f64,
-        ),
-        (
-            "validator_audit_duration_seconds",
-            "Wall time of the last audit.",
-            seconds,
-        ),
-        (
-            "validator_audit_last_run_timestamp_seconds",
-            "When the last audit ended (Unix time).",
-            timestamp,
-        ),
-    ];
-    for (name, help, value) in gauges {
-        let _ = writeln!(
-            out,
-            "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
-        );
-    }
-    let _ = writeln!(
-        out,
-        "# HELP validator_audit_kind_objects Objects listed per kind, by how the list ended."
+    registry.register(
+        "validator_audit_violations",
+        "Violations of each constraint found by the last audit (totalViolations)",
+        violations,
     );
-    let _ = writeln!(out, "# TYPE validator_audit_kind_objects gauge");
+    let s = &report.summary;
+    count_gauge(
+        &mut registry,
+        "validator_audit_objects",
+        "Objects the last audit evaluated",
+        s.objects,
+    );
+    count_gauge(
+        &mut registry,
+        "validator_audit_errors",
+        "Errors of the last audit (kinds not listed, policies that failed)",
+        s.errors,
+    );
+    seconds_gauge(
+        &mut registry,
+        "validator_audit_duration_seconds",
+        "Wall time of the last audit",
+        seconds,
+    );
+    seconds_gauge(
+        &mut registry,
+        "validator_audit_last_run_timestamp_seconds",
+        "When the last audit ended (Unix time)",
+        timestamp,
+    );
+    let kinds = Family::<KindLabels, Gauge>::default();
     for k in report.kinds {
-        let _ = writeln!(
-            out,
-            "validator_audit_kind_objects{{api_version=\"{}\",kind=\"{}\",status=\"{}\"}} {}",
-            escape(&k.api_version),
-            escape(&k.kind),
-            k.status,
-            k.objects
-        );
+        kinds
+            .get_or_create(&KindLabels {
+                api_version: k.api_version.clone(),
+                kind: k.kind.clone(),
+                status: k.status,
+            })
+            .set(i64::try_from(k.objects).unwrap_or(i64::MAX));
+    }
+    registry.register(
+        "validator_audit_kind_objects",
+        "Objects listed per kind, by how the list ended",
+        kinds,
+    );
+    let mut out = String::new();
+    if let Err(e) = encode(&mut out, &registry) {
+        out = format!("# the metrics cannot be written: {e}\n");
     }
     out
 }
 
-/// Writes `text` to `path` atomically (a temporary file beside it, then a rename).
+/// Writes `text` to `path` whole: a new file beside it (readable by the collector, mode 0644),
+/// then renamed into place.
 pub fn write(path: &Path, text: &str) -> std::io::Result<()> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    std::fs::write(&tmp, text)?;
-    std::fs::rename(&tmp, path)
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let mut file = tempfile::NamedTempFile::new_in(dir)?;
+    std::io::Write::write_all(&mut file, text.as_bytes())?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        file.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o644))?;
+    }
+    file.persist(path).map_err(|e| e.error)?;
+    Ok(())
 }

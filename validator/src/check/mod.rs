@@ -138,13 +138,19 @@ pub fn compile_set(set: &Set, inventory: &Value, options: &CompileOptions) -> Co
                 )
                 .at(t.source.to_string(), t.line, 0),
             ),
-            Err(e) => findings.push(
-                Finding::new(Severity::Error, Code::InvalidPolicy, e.to_string()).at(
-                    t.source.to_string(),
-                    t.line,
-                    0,
-                ),
-            ),
+            Err(e) => {
+                let (line, column) = match &e {
+                    crate::engine::EngineError::Compile { at: Some(at), .. } => *at,
+                    _ => (t.line, 0),
+                };
+                findings.push(
+                    Finding::new(Severity::Error, Code::InvalidPolicy, e.to_string()).at(
+                        t.source.to_string(),
+                        line,
+                        column,
+                    ),
+                )
+            }
         }
     }
     Compiled {
@@ -365,7 +371,7 @@ fn run_in_pool(
     findings.sort();
     findings.dedup();
     if !options.waivers.is_empty() {
-        findings = crate::waiver::apply(findings, &options.waivers, crate::waiver::Date::today());
+        findings = crate::waiver::apply(findings, &options.waivers, crate::waiver::today());
     }
     Outcome {
         findings,

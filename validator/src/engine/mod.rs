@@ -21,7 +21,13 @@ use crate::policy::Template;
 #[derive(Debug, Clone, Error, PartialEq, Eq)]
 pub enum EngineError {
     #[error("ConstraintTemplate {template}: Rego does not compile: {message}")]
-    Compile { template: String, message: String },
+    Compile {
+        template: String,
+        message: String,
+        /// The input line and column the error points at, when the Rego is a literal block
+        /// of the template's file.
+        at: Option<(usize, usize)>,
+    },
     #[error("{kind}/{constraint}: evaluation failed: {message}")]
     Runtime {
         kind: String,
@@ -94,10 +100,70 @@ impl Default for CompileOptions {
 }
 
 fn compile_error(template: &Template, message: impl std::fmt::Display) -> EngineError {
+    let mut message = message.to_string();
+    let at = template
+        .rego
+        .as_ref()
+        .and_then(|source| in_template_file(template, source, &mut message));
     EngineError::Compile {
         template: template.name.clone(),
-        message: message.to_string(),
+        message,
+        at,
     }
+}
+
+/// Turns the `--> <name>.rego:LINE:COLUMN` of an error in the template's main module into the
+/// position in the template's file, and returns that position. Only when the module was given
+/// to the engine line for line as written (the v0 rewrites may add lines).
+fn in_template_file(
+    template: &Template,
+    source: &crate::policy::RegoSource,
+    message: &mut String,
+) -> Option<(usize, usize)> {
+    let (first_line, indent) = source.at?;
+    let marker = format!("--> {}.rego:", template.name);
+    let start = message.find(&marker)?;
+    let rest = &message[start + marker.len()..];
+    let end = rest
+        .find(|c: char| !c.is_ascii_digit() && c != ':')
+        .unwrap_or(rest.len());
+    let (line, column) = rest[..end].split_once(':')?;
+    let (line, column): (usize, usize) = (line.parse().ok()?, column.parse().ok()?);
+    let given = rewritten_main(source);
+    if given.lines().count() != source.rego.lines().count() || line == 0 {
+        return None;
+    }
+    let at = (first_line + line - 1, indent + column);
+    let header = format!("--> {}:{}:{}", template.source, at.0, at.1);
+    let (before, after) = message.split_at(start);
+    let after = &after[marker.len() + end..];
+    // The source excerpt's gutter: the module's line number becomes the file's.
+    let (old_number, new_number) = (line.to_string(), at.0.to_string());
+    let old_blank = format!("{} |", " ".repeat(old_number.len()));
+    let new_blank = format!("{} |", " ".repeat(new_number.len()));
+    let gutter: Vec<String> = after
+        .split('\n')
+        .map(|l| {
+            if let Some(rest) = l.strip_prefix(&format!("{old_number} |")) {
+                format!("{new_number} |{rest}")
+            } else if let Some(rest) = l.strip_prefix(&old_blank) {
+                format!("{new_blank}{rest}")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect();
+    *message = format!("{before}{header}{}", gutter.join("\n"));
+    Some(at)
+}
+
+/// The main module as the engine is given it.
+fn rewritten_main(source: &crate::policy::RegoSource) -> String {
+    if source.v1 {
+        return source.rego.clone();
+    }
+    let functions = user_functions(std::iter::once(&source.rego).chain(source.libs.iter()));
+    hoist_negated_call_arguments(&normalize_v0(&source.rego), &functions)
 }
 
 impl CompiledTemplate {
@@ -128,13 +194,7 @@ impl CompiledTemplate {
         engine.set_strict_builtin_errors(false);
         let mut sources = Vec::new();
         let main_path = format!("{}.rego", template.name);
-        let functions = user_functions(std::iter::once(&source.rego).chain(source.libs.iter()));
-        let v0 = |text: &str| hoist_negated_call_arguments(&normalize_v0(text), &functions);
-        let main = if source.v1 {
-            source.rego.clone()
-        } else {
-            v0(&source.rego)
-        };
+        let main = rewritten_main(source);
         let package = engine
             .add_policy(main_path.clone(), main.clone())
             .map_err(|e| compile_error(template, e))?;
@@ -193,7 +253,8 @@ impl CompiledTemplate {
         compiled.engine.set_input(probe);
         if let Err(e) = compiled.engine.eval_rule(compiled.rule.clone()) {
             let message = e.to_string();
-            if !message.contains("undefined") {
+            // An undefined result on an empty review is expected; an unsafe variable is not.
+            if !message.contains("undefined") || message.contains("unsafe") {
                 return Err(compile_error(template, message));
             }
         }
@@ -216,6 +277,7 @@ impl CompiledTemplate {
             .map_err(|e| EngineError::Compile {
                 template: self.name.clone(),
                 message: format!("cannot set data.inventory: {e}"),
+                at: None,
             })
     }
 

@@ -52,7 +52,56 @@ fn syntax_error_names_the_template_and_line() {
         text.starts_with("ConstraintTemplate k8stest: Rego does not compile"),
         "{text}"
     );
-    assert!(text.contains("k8stest.rego:"), "{text}");
+    // The Rego starts on line 9 of t.yaml, indented by 6: its line 2, column 25 is there.
+    assert!(text.contains("--> t.yaml:10:31\n"), "{text}");
+    assert!(
+        text.contains("\n10 | violation[{\"msg\": msg}] {\n"),
+        "{text}"
+    );
+}
+
+#[test]
+fn compile_errors_point_into_the_templates_file() {
+    // In `template`'s text the Rego starts on line 9, indented by 6.
+    let t = template("package k8stest\nviolation[{\"msg\": msg}] {\n  x := input.review.object +\n  msg := \"m\"\n}");
+    let e =
+        CompiledTemplate::compile(&t, &empty_inventory(), &CompileOptions::default()).unwrap_err();
+    let EngineError::Compile { at, message, .. } = &e else {
+        panic!("{e}");
+    };
+    let (line, column) = at.expect("a position in t.yaml");
+    assert!((11..=12).contains(&line), "{line} {message}");
+    assert!(column > 6, "{column} {message}");
+    assert!(
+        message.contains(&format!("--> t.yaml:{line}:{column}")),
+        "{message}"
+    );
+}
+
+#[test]
+fn an_unsafe_variable_is_a_compile_error_at_its_line() {
+    let t =
+        template("package k8stest\nviolation[{\"msg\": msg}] {\n  msg := sprintf(\"%v\", [y])\n}");
+    let e =
+        CompiledTemplate::compile(&t, &empty_inventory(), &CompileOptions::default()).unwrap_err();
+    let EngineError::Compile { at, message, .. } = &e else {
+        panic!("{e}");
+    };
+    assert!(message.contains("unsafe"), "{message}");
+    assert_eq!(at.map(|(line, _)| line), Some(11), "{message}");
+}
+
+#[test]
+fn rewritten_rego_keeps_the_position_in_the_module() {
+    // Two bodies on one rule: the v0 rewrite adds a line, so the module's own lines are named.
+    let t = template("package k8stest\nviolation[{\"msg\": \"x\"}] { false } { false }\nviolation[{\"msg\": msg}] {\n  msg := \n}");
+    let e =
+        CompiledTemplate::compile(&t, &empty_inventory(), &CompileOptions::default()).unwrap_err();
+    let EngineError::Compile { at, message, .. } = &e else {
+        panic!("{e}");
+    };
+    assert_eq!(*at, None, "{message}");
+    assert!(message.contains("k8stest.rego:"), "{message}");
 }
 
 #[test]

@@ -62,6 +62,26 @@ impl Document {
         Some((origin.first_line + p.line - 1, p.column))
     }
 
+    /// For a field written as a literal block scalar (`key: |`): the input line of the
+    /// value's first line and the indentation of its lines, to turn a position inside the
+    /// value into a position in the input.
+    pub fn literal_block(&self, path: &[String]) -> Option<(usize, usize)> {
+        let origin = self.origin.as_ref()?;
+        let full: Vec<String> = origin.prefix.iter().chain(path).cloned().collect();
+        let key = yaml::locate(&origin.text, &full)?;
+        let mut lines = origin.text.lines().skip(key.line - 1);
+        let key_line = lines.next()?;
+        let after_key = key_line.get(key.column.saturating_sub(1)..)?;
+        let (_, value) = after_key.split_once(':')?;
+        if !value.trim_start().starts_with('|') {
+            return None;
+        }
+        let indent = lines
+            .find(|l| !l.trim().is_empty())
+            .map(|l| l.len() - l.trim_start_matches(' ').len())?;
+        Some((origin.first_line + key.line, indent))
+    }
+
     /// Fields of the object that were written with a null value (and so dropped), with their
     /// line and column in the input.
     pub fn dropped_nulls(&self) -> Vec<(Vec<String>, usize, usize)> {

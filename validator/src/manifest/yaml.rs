@@ -757,6 +757,17 @@ struct Open {
 }
 
 impl Open {
+    /// A collection starting with `event`, on the searched path or not.
+    fn start(event: &Event, on_path: bool) -> Open {
+        Open {
+            mapping: matches!(event, Event::MappingStart(_)),
+            index: 0,
+            key: None,
+            expect_key: true,
+            on_path,
+        }
+    }
+
     /// Moves past the value just read.
     fn advance(&mut self) {
         if self.mapping {
@@ -802,13 +813,7 @@ pub fn locate(text: &str, path: &[String]) -> Option<Position> {
                     top.expect_key = false;
                     if collection {
                         // A complex key: skip it as an unnamed collection.
-                        stack.push(Open {
-                            mapping: matches!(event, Event::MappingStart(_)),
-                            index: 0,
-                            key: None,
-                            expect_key: true,
-                            on_path: false,
-                        });
+                        stack.push(Open::start(&event, false));
                     }
                     continue;
                 }
@@ -829,13 +834,7 @@ pub fn locate(text: &str, path: &[String]) -> Option<Position> {
                 return Some(position);
             }
             if collection {
-                stack.push(Open {
-                    mapping: matches!(event, Event::MappingStart(_)),
-                    index: 0,
-                    key: None,
-                    expect_key: true,
-                    on_path,
-                });
+                stack.push(Open::start(&event, on_path));
             } else if let Some(top) = stack.last_mut() {
                 top.advance();
             }

@@ -14,6 +14,9 @@ pub struct RegoSource {
     /// Parsed as Rego v1 (source `version: v1`); otherwise v0, as Gatekeeper does,
     /// where `import rego.v1` still switches a module to v1 syntax.
     pub v1: bool,
+    /// Where the main module is written, when it is a literal block (`rego: |`): the input
+    /// line of its first line and the indentation of its lines.
+    pub at: Option<(usize, usize)>,
 }
 
 #[derive(Debug, Clone)]
@@ -94,6 +97,10 @@ pub fn parse_sync_requirements(text: &str) -> Result<Vec<Vec<String>>, String> {
 
 const ADMISSION_TARGET: &str = "admission.k8s.gatekeeper.sh";
 
+fn path(keys: &[&str]) -> Vec<String> {
+    keys.iter().map(|k| k.to_string()).collect()
+}
+
 impl Template {
     pub fn parse(doc: &Document) -> Result<Template, PolicyError> {
         let obj = &doc.object;
@@ -124,9 +131,10 @@ impl Template {
             .and_then(Value::as_array)
             .cloned()
             .unwrap_or_default();
-        let Some(target) = targets
+        let Some((target_index, target)) = targets
             .iter()
-            .find(|t| t.get("target").and_then(Value::as_str) == Some(ADMISSION_TARGET))
+            .enumerate()
+            .find(|(_, t)| t.get("target").and_then(Value::as_str) == Some(ADMISSION_TARGET))
         else {
             return Err(err(format!(
                 "spec.targets has no entry for target {ADMISSION_TARGET}"
@@ -150,6 +158,15 @@ impl Template {
                             rego: text.to_string(),
                             libs: string_list(source.get("libs")),
                             v1: source.get("version").and_then(Value::as_str) == Some("v1"),
+                            at: doc.literal_block(&path(&[
+                                "spec",
+                                "targets",
+                                &target_index.to_string(),
+                                "code",
+                                &i.to_string(),
+                                "source",
+                                "rego",
+                            ])),
                         });
                     }
                     "K8sNativeValidation" => cel = Some(source),
@@ -167,6 +184,12 @@ impl Template {
                     rego: text.to_string(),
                     libs: string_list(target.get("libs")),
                     v1: false,
+                    at: doc.literal_block(&path(&[
+                        "spec",
+                        "targets",
+                        &target_index.to_string(),
+                        "rego",
+                    ])),
                 });
             }
         }

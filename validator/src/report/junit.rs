@@ -1,32 +1,18 @@
 //! JUnit XML: one test case per finding that fails, grouped in one suite.
 
-use std::fmt::Write;
+use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 
-use super::{rule_id, xml_escape, Finding, Severity, Summary};
+use super::{rule_id, Finding, Severity, Summary};
 
 pub fn render(findings: &[Finding], summary: &Summary) -> String {
-    let failures = findings
-        .iter()
-        .filter(|f| matches!(f.severity, Severity::Deny | Severity::Warn))
-        .count();
-    let errors = summary.errors;
-    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    let _ = writeln!(
-        out,
-        "<testsuites name=\"validator\" tests=\"{}\" failures=\"{failures}\" errors=\"{errors}\">",
-        findings.len().max(1)
-    );
-    let _ = writeln!(
-        out,
-        "  <testsuite name=\"validator check\" tests=\"{}\" failures=\"{failures}\" errors=\"{errors}\">",
-        findings.len().max(1)
-    );
+    let mut suite = TestSuite::new("validator check");
     if findings.is_empty() {
-        let _ = writeln!(
-            out,
-            "    <testcase classname=\"validator\" name=\"{} objects checked\"/>",
-            summary.objects
+        let mut case = TestCase::new(
+            format!("{} objects checked", summary.objects),
+            TestCaseStatus::success(),
         );
+        case.set_classname("validator");
+        suite.add_test_case(case);
     }
     for f in findings {
         let object = f
@@ -34,32 +20,39 @@ pub fn render(findings: &[Finding], summary: &Summary) -> String {
             .as_ref()
             .map(|o| format!(" {o}"))
             .unwrap_or_default();
-        let name = xml_escape(&format!("{}{object} ({})", rule_id(f), f.location()));
-        let classname = xml_escape(&f.file);
-        let message = xml_escape(&f.message);
-        match f.severity {
-            Severity::Error => {
-                let _ = writeln!(
-                    out,
-                    "    <testcase classname=\"{classname}\" name=\"{name}\">\n      <error type=\"{}\" message=\"{message}\">{message}</error>\n    </testcase>",
-                    f.code.as_str()
-                );
-            }
+        let name = format!("{}{object} ({})", rule_id(f), f.location());
+        let status = match f.severity {
+            Severity::Error => non_success(NonSuccessKind::Error, f.code.as_str(), &f.message),
             Severity::Deny | Severity::Warn => {
-                let _ = writeln!(
-                    out,
-                    "    <testcase classname=\"{classname}\" name=\"{name}\">\n      <failure type=\"{}\" message=\"{message}\">{message}</failure>\n    </testcase>",
-                    f.severity.as_str()
-                );
+                non_success(NonSuccessKind::Failure, f.severity.as_str(), &f.message)
             }
-            Severity::Info => {
-                let _ = writeln!(
-                    out,
-                    "    <testcase classname=\"{classname}\" name=\"{name}\">\n      <system-out>{message}</system-out>\n    </testcase>"
-                );
-            }
+            Severity::Info => TestCaseStatus::success(),
+        };
+        let mut case = TestCase::new(name, status);
+        case.set_classname(f.file.as_str());
+        if f.severity == Severity::Info {
+            case.set_system_out(f.message.as_str());
         }
+        suite.add_test_case(case);
     }
-    out.push_str("  </testsuite>\n</testsuites>\n");
-    out
+    let mut report = Report::new("validator");
+    report.add_test_suite(suite);
+    to_xml(&report)
+}
+
+/// A failed or broken test case with its type and message.
+fn non_success(kind: NonSuccessKind, ty: &str, message: &str) -> TestCaseStatus {
+    let mut status = TestCaseStatus::non_success(kind);
+    status
+        .set_type(ty)
+        .set_message(message)
+        .set_description(message);
+    status
+}
+
+/// The report as XML; a report that cannot be written is said in the XML's place.
+pub(crate) fn to_xml(report: &Report) -> String {
+    report
+        .to_string()
+        .unwrap_or_else(|e| format!("<!-- the JUnit report cannot be written: {e} -->\n"))
 }

@@ -14,6 +14,7 @@ use serde::Serialize;
 pub use human::render as human;
 pub use json::render as json;
 pub use json::render_attested as json_attested;
+pub(crate) use junit::to_xml as junit_xml;
 
 /// How much a finding matters. Ordered from most to least severe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -349,23 +350,6 @@ pub fn markdown_summary(findings: &[Finding], summary: &Summary) -> String {
                 "\n{} more not shown; see the full report.",
                 shown.len() - 100
             );
-        }
-    }
-    out
-}
-
-/// Escapes text for XML attribute and element content.
-pub(crate) fn xml_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c if (c as u32) < 0x20 && c != '\n' && c != '\t' && c != '\r' => {}
-            c => out.push(c),
         }
     }
     out

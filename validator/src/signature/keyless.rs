@@ -257,27 +257,10 @@ impl Cert {
 
 /// The TBSCertificate element of a DER certificate: the first element of its outer SEQUENCE.
 fn tbs_slice(der: &[u8]) -> Option<&[u8]> {
-    let (outer_header, _) = der_header(der)?;
+    let (outer_header, _) = timestamp::header(der)?;
     let inner = der.get(outer_header..)?;
-    let (header, len) = der_header(inner)?;
+    let (header, len) = timestamp::header(inner)?;
     inner.get(..header + len)
-}
-
-/// (header length, content length) of a DER element.
-fn der_header(bytes: &[u8]) -> Option<(usize, usize)> {
-    let first = *bytes.get(1)?;
-    if first < 0x80 {
-        return Some((2, usize::from(first)));
-    }
-    let n = usize::from(first & 0x7f);
-    if n == 0 || n > 4 {
-        return None;
-    }
-    let mut len = 0usize;
-    for b in bytes.get(2..2 + n)? {
-        len = (len << 8) | usize::from(*b);
-    }
-    Some((2 + n, len))
 }
 
 /// A Fulcio-like certificate authority: its chain, issuing certificate first.
@@ -1593,10 +1576,10 @@ mod tests {
 
     #[test]
     fn der_headers_and_hex() {
-        assert_eq!(der_header(&[0x30, 0x05]), Some((2, 5)));
-        assert_eq!(der_header(&[0x30, 0x82, 0x01, 0x00]), Some((4, 256)));
-        assert_eq!(der_header(&[0x30, 0x80]), None);
-        assert_eq!(der_header(&[0x30]), None);
+        assert_eq!(timestamp::header(&[0x30, 0x05]), Some((2, 5)));
+        assert_eq!(timestamp::header(&[0x30, 0x82, 0x01, 0x00]), Some((4, 256)));
+        assert_eq!(timestamp::header(&[0x30, 0x80]), None);
+        assert_eq!(timestamp::header(&[0x30]), None);
         assert_eq!(
             tbs_slice(&[0x30, 0x04, 0x30, 0x02, 0xaa, 0xbb]),
             Some(&[0x30, 0x02, 0xaa, 0xbb][..])

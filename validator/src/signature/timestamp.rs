@@ -11,26 +11,31 @@ pub struct Element<'a> {
     pub raw: &'a [u8],
 }
 
+/// (header length, content length) of the DER element at the start of `bytes` (definite
+/// lengths of up to four bytes).
+pub fn header(bytes: &[u8]) -> Option<(usize, usize)> {
+    let first = *bytes.get(1)?;
+    if first < 0x80 {
+        return Some((2, usize::from(first)));
+    }
+    let n = usize::from(first & 0x7f);
+    if n == 0 || n > 4 {
+        return None;
+    }
+    let mut len = 0usize;
+    for b in bytes.get(2..2 + n)? {
+        len = (len << 8) | usize::from(*b);
+    }
+    Some((2 + n, len))
+}
+
 /// Reads the first DER element of `bytes`; returns it and what follows.
 pub fn element(bytes: &[u8]) -> Option<(Element<'_>, &[u8])> {
     let tag = *bytes.first()?;
     if tag & 0x1f == 0x1f {
         return None; // multi-byte tags are not used here
     }
-    let first = *bytes.get(1)?;
-    let (header, len) = if first < 0x80 {
-        (2, usize::from(first))
-    } else {
-        let n = usize::from(first & 0x7f);
-        if n == 0 || n > 4 {
-            return None;
-        }
-        let mut len = 0usize;
-        for b in bytes.get(2..2 + n)? {
-            len = (len << 8) | usize::from(*b);
-        }
-        (2 + n, len)
-    };
+    let (header, len) = header(bytes)?;
     let end = header.checked_add(len)?;
     let raw = bytes.get(..end)?;
     Some((

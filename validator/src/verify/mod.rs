@@ -16,7 +16,6 @@ pub use suite::{Assertion, Case, Expected, Suite, SuiteError, Test};
 use crate::engine::{CompileOptions, CompiledTemplate, Violation};
 use crate::manifest::{self, Document};
 use crate::policy::{Constraint, Template};
-use crate::report::xml_escape;
 use crate::review::{self, RequestInfo, Review};
 
 /// Options of a verify run.
@@ -409,69 +408,40 @@ fn percent(a: usize, b: usize) -> f64 {
 
 /// JUnit XML: a test suite per suite file, a test case per case.
 pub fn render_junit(report: &Report) -> String {
-    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    let _ = writeln!(
-        out,
-        "<testsuites name=\"validator verify\" tests=\"{}\" failures=\"{}\" errors=\"{}\" skipped=\"{}\">",
-        report.results.len(),
-        report.failed(),
-        report.errors.len(),
-        report.skipped()
-    );
+    use quick_junit::{NonSuccessKind, TestCase, TestCaseStatus, TestSuite};
+    let mut junit = quick_junit::Report::new("validator verify");
     let mut by_suite: BTreeMap<&str, Vec<&CaseResult>> = BTreeMap::new();
     for r in &report.results {
         by_suite.entry(&r.suite).or_default().push(r);
     }
-    for (suite, cases) in by_suite {
-        let failures = cases
-            .iter()
-            .filter(|c| matches!(c.status, CaseStatus::Failed(_)))
-            .count();
-        let _ = writeln!(
-            out,
-            "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{failures}\">",
-            xml_escape(suite),
-            cases.len()
-        );
+    for (suite_name, cases) in by_suite {
+        let mut suite = TestSuite::new(suite_name);
         for c in cases {
-            let name = xml_escape(&format!("{}/{}", c.test, c.case));
-            match &c.status {
-                CaseStatus::Passed => {
-                    let _ = writeln!(
-                        out,
-                        "    <testcase classname=\"{}\" name=\"{name}\"/>",
-                        xml_escape(suite)
-                    );
-                }
-                CaseStatus::Skipped => {
-                    let _ = writeln!(
-                        out,
-                        "    <testcase classname=\"{}\" name=\"{name}\"><skipped/></testcase>",
-                        xml_escape(suite)
-                    );
-                }
+            let status = match &c.status {
+                CaseStatus::Passed => TestCaseStatus::success(),
+                CaseStatus::Skipped => TestCaseStatus::skipped(),
                 CaseStatus::Failed(f) => {
-                    let message = xml_escape(&f.join("; "));
-                    let body = xml_escape(&c.violations.join("\n"));
-                    let _ = writeln!(
-                        out,
-                        "    <testcase classname=\"{}\" name=\"{name}\">\n      <failure message=\"{message}\">{body}</failure>\n    </testcase>",
-                        xml_escape(suite)
-                    );
+                    let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
+                    status
+                        .set_message(f.join("; "))
+                        .set_description(c.violations.join("\n"));
+                    status
                 }
-            }
+            };
+            let mut case = TestCase::new(format!("{}/{}", c.test, c.case), status);
+            case.set_classname(suite_name);
+            suite.add_test_case(case);
         }
-        out.push_str("  </testsuite>\n");
+        junit.add_test_suite(suite);
     }
     for e in &report.errors {
-        let _ = writeln!(
-            out,
-            "  <testsuite name=\"errors\" tests=\"1\" errors=\"1\">\n    <testcase name=\"setup\"><error message=\"{}\"/></testcase>\n  </testsuite>",
-            xml_escape(e)
-        );
+        let mut suite = TestSuite::new("errors");
+        let mut status = TestCaseStatus::non_success(NonSuccessKind::Error);
+        status.set_message(e.as_str());
+        suite.add_test_case(TestCase::new("setup", status));
+        junit.add_test_suite(suite);
     }
-    out.push_str("</testsuites>\n");
-    out
+    crate::report::junit_xml(&junit)
 }
 
 #[cfg(test)]

@@ -284,7 +284,7 @@ fn evaluate_reviews(
 
 /// The waiver covering a violation of `kind`/`name` by the review's object, as a note.
 fn waiver(state: &PolicyState, kind: &str, name: &str, r: &Review) -> Option<String> {
-    let today = crate::waiver::Date::today();
+    let today = crate::waiver::today();
     let object = crate::report::ObjectRef {
         api_version: if r.group.is_empty() {
             r.version.clone()

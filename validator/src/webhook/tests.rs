@@ -121,6 +121,12 @@ fn metrics_render_in_prometheus_text() {
     assert!(text.contains("validator_request_duration_seconds_bucket{le=\"0.001\"} 0"));
     assert!(text.contains("validator_policy_reloads_total{result=\"failure\"} 1"));
     assert!(text.contains("validator_policy_generation 7"));
+    // OpenMetrics: counters are typed by their family name, samples end in `_total`.
+    assert!(
+        text.contains("# TYPE validator_requests counter\n"),
+        "{text}"
+    );
+    assert!(text.ends_with("# EOF\n"), "{text}");
 }
 
 #[test]
