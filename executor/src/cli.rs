@@ -230,6 +230,19 @@ pub struct RolloutArgs {
     pub lease_duration: Duration,
 }
 
+impl RolloutArgs {
+    /// The rollout settings these flags give.
+    pub fn settings(&self) -> crate::strategy::Settings {
+        crate::strategy::Settings {
+            thresholds: crate::health::Thresholds {
+                max_restarts: self.max_restarts,
+                stuck_after: self.stuck_after,
+            },
+            timeout: self.timeout,
+        }
+    }
+}
+
 /// Gates checked once the workloads are rolled out (for blue-green: the smoke check before the
 /// switch, metrics and readiness after it).
 #[derive(Debug, Clone, clap::Args)]

@@ -2,35 +2,9 @@
 //! beside the target (never through a predictable name, never following a symlink), and
 //! decompressed within a bound.
 
-use std::io::{Read, Write};
-use std::path::Path;
+use std::io::Read;
 
-/// Replaces `path` with `bytes` at once: the data go to a fresh temporary file in the same
-/// directory, created with `mode` (Unix permission bits), synced, then renamed over `path`. A
-/// reader sees the old file or the new one, never half of one; a symlink at `path` is replaced,
-/// not followed.
-pub fn replace(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    // Created readable by its owner only; `mode` is set before any byte is written.
-    let mut file = tempfile::Builder::new()
-        .prefix(".executor-")
-        .tempfile_in(dir)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        file.as_file()
-            .set_permissions(std::fs::Permissions::from_mode(mode))?;
-    }
-    #[cfg(not(unix))]
-    let _ = mode;
-    file.write_all(bytes)?;
-    file.as_file().sync_all()?;
-    file.persist(path).map_err(|e| e.error)?;
-    Ok(())
-}
+pub use validator::files::replace;
 
 /// Decompresses gzip data of at most `limit` bytes; more is an error (a small archive must not
 /// expand without bound).
@@ -51,6 +25,7 @@ pub fn gunzip(bytes: &[u8], limit: u64) -> std::io::Result<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
 
     #[test]
     fn replace_writes_whole_files_with_the_mode_given() {

@@ -12,6 +12,7 @@ pub mod cli;
 pub mod digest;
 pub mod duration;
 pub mod engine;
+pub mod files;
 pub mod glob;
 pub mod manifest;
 pub mod policy;

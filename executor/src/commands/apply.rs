@@ -14,7 +14,7 @@ use crate::apply;
 use crate::cli::{exit, ApplyArgs};
 use crate::cluster::Cluster;
 use crate::gate;
-use crate::health::{Failure, Reason, Thresholds};
+use crate::health::{Failure, Reason};
 use crate::hook::{self, HookPhase, Hooks};
 use crate::lock;
 use crate::object::{digest, ObjectId};
@@ -445,13 +445,7 @@ async fn locked(
     };
     history.write(&record).await?;
 
-    let settings = Settings {
-        thresholds: Thresholds {
-            max_restarts: args.rollout.max_restarts,
-            stuck_after: args.rollout.stuck_after,
-        },
-        timeout: args.rollout.timeout,
-    };
+    let settings = args.rollout.settings();
     let ctx = Ctx {
         cluster,
         history: &history,

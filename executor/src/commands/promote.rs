@@ -5,7 +5,7 @@
 use super::finish::{self, Ctx};
 use super::{connect, with_release_lock, Done};
 use crate::cli::{exit, PromotionArgs};
-use crate::health::{Failure, Reason, Thresholds};
+use crate::health::{Failure, Reason};
 use crate::outcome::{Outcome, Report, Timer};
 use crate::progress::Progress;
 use crate::release::{self, History, Record};
@@ -61,13 +61,7 @@ async fn decide(
                 .filter(|r| r.revision != record.revision)
                 .cloned()
                 .collect();
-            let settings = Settings {
-                thresholds: Thresholds {
-                    max_restarts: args.rollout.max_restarts,
-                    stuck_after: args.rollout.stuck_after,
-                },
-                timeout: args.rollout.timeout,
-            };
+            let settings = args.rollout.settings();
             let ctx = Ctx {
                 cluster: &cluster,
                 history: &history,

@@ -3,12 +3,10 @@
 use super::{connect, now, object_reports, trim_history, with_release_lock, write_record, Done};
 use crate::cli::{exit, RollbackArgs};
 use crate::events;
-use crate::health::Thresholds;
 use crate::object::ObjectId;
 use crate::outcome::{Outcome, Report, Timer};
 use crate::progress::Progress;
 use crate::release::{self, rollback, History, Operation, Phase, Record, Status};
-use crate::strategy::Settings;
 use crate::Error;
 
 pub async fn run(args: &RollbackArgs, progress: &Progress) -> Result<Done, Error> {
@@ -68,13 +66,7 @@ pub async fn run(args: &RollbackArgs, progress: &Progress) -> Result<Done, Error
                     delete.push(id);
                 }
             }
-            let settings = Settings {
-                thresholds: Thresholds {
-                    max_restarts: args.rollout.max_restarts,
-                    stuck_after: args.rollout.stuck_after,
-                },
-                timeout: args.rollout.timeout,
-            };
+            let settings = args.rollout.settings();
             progress.note(format!("restoring revision {} as revision {revision}", target.revision));
             timer.phase("rollback");
             timer.mark("rollbackStarted");

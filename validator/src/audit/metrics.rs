@@ -102,21 +102,7 @@ pub fn text(report: &Report<'_>, seconds: f64, timestamp: f64) -> String {
     out
 }
 
-/// Writes `text` to `path` whole: a new file beside it (readable by the collector, mode 0644),
-/// then renamed into place.
+/// Writes `text` to `path` whole, readable by the collector (mode 0644).
 pub fn write(path: &Path, text: &str) -> std::io::Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let mut file = tempfile::NamedTempFile::new_in(dir)?;
-    std::io::Write::write_all(&mut file, text.as_bytes())?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        file.as_file()
-            .set_permissions(std::fs::Permissions::from_mode(0o644))?;
-    }
-    file.persist(path).map_err(|e| e.error)?;
-    Ok(())
+    crate::files::replace(path, text.as_bytes(), 0o644)
 }
