@@ -251,38 +251,12 @@ fn encode_metrics(e: &DeployEvent, with_release: bool) -> String {
 
 /// PUTs the metrics to `<url>/metrics/job/executor/release/<release>/namespace/<namespace>`.
 fn push(url: &str, event: &DeployEvent) -> Result<(), String> {
-    let target = format!(
-        "{}/metrics/job/executor/release/{}/namespace/{}",
-        url.trim_end_matches('/'),
-        event.release,
-        event.namespace
-    );
-    let body = encode_metrics(event, false);
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
-    runtime.block_on(async {
-        let client = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(10))
-            .build()
-            .map_err(|e| e.to_string())?;
-        let response = client
-            .put(&target)
-            .header("Content-Type", "text/plain; version=0.0.4")
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| e.to_string())?;
-        if response.status().is_success() {
-            Ok(())
-        } else {
-            let status = response.status();
-            let text = response.text().await.unwrap_or_default();
-            Err(format!("{status}: {}", text.trim()))
-        }
-    })
+    validator::pushgateway::push(
+        url,
+        "executor",
+        &[("release", &event.release), ("namespace", &event.namespace)],
+        encode_metrics(event, false),
+    )
 }
 
 /// Reads a deploy log; a line that is not an event is an error naming its line.

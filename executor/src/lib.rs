@@ -25,7 +25,7 @@ pub mod object;
 pub mod outcome;
 pub mod plan;
 pub mod progress;
-pub mod redact;
+pub use validator::redact;
 pub mod release;
 pub mod strategy;
 

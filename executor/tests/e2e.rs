@@ -3,7 +3,7 @@
 //! release history.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -753,64 +753,10 @@ fn chart_is_rendered_checked_and_rolled_out() {
     assert!(image.contains(":1.8.1@sha256:"), "{image}");
 }
 
-/// Debian's Pushgateway on a free 127.0.0.1 port, stopped when dropped.
-struct Pushgateway {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Pushgateway {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn pushgateway() -> Pushgateway {
-    let binary = ["/usr/bin/prometheus-pushgateway", "/usr/local/bin/pushgateway"]
-        .into_iter()
-        .find(|p| Path::new(p).exists())
-        .unwrap_or_else(|| {
-            panic!("no Pushgateway: install it with `apt-get install prometheus-pushgateway` (scripts/test.sh does)")
-        });
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let gateway = Pushgateway {
-        child: Command::new(binary)
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("pushgateway starts"),
-        url: format!("http://127.0.0.1:{port}"),
-    };
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return gateway;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("the Pushgateway did not listen on {}", gateway.url);
-}
-
-fn http_get(url: &str) -> String {
-    use std::io::{Read, Write};
-    let rest = url.strip_prefix("http://").unwrap();
-    let (host, path) = rest.split_once('/').unwrap();
-    let mut s = std::net::TcpStream::connect(host).unwrap();
-    write!(s, "GET /{path} HTTP/1.0\r\nHost: {host}\r\n\r\n").unwrap();
-    let mut body = String::new();
-    s.read_to_string(&mut body).unwrap();
-    body
-}
-
 #[test]
 fn releases_leave_a_deploy_log_metrics_and_delivery_numbers() {
     let env = env(10.0);
-    let gateway = pushgateway();
+    let gateway = simulator::pushgateway::Pushgateway::start().expect("the Pushgateway starts");
     let log = env.dir.path().join("deploys.jsonl").display().to_string();
     let prom = env.dir.path().join("api.prom").display().to_string();
     let record = [
@@ -830,7 +776,7 @@ fn releases_leave_a_deploy_log_metrics_and_delivery_numbers() {
         textfile.contains("executor_release_success{release=\"api\",namespace=\"shop\"} 1"),
         "{textfile}"
     );
-    let pushed = http_get(&format!("{}/metrics", gateway.url));
+    let pushed = gateway.metrics().unwrap();
     let line = pushed
         .lines()
         .find(|l| l.starts_with("executor_release_success{"))
@@ -853,7 +799,7 @@ fn releases_leave_a_deploy_log_metrics_and_delivery_numbers() {
     assert_eq!(run.code, 1, "{run}");
     let textfile = std::fs::read_to_string(&prom).unwrap();
     assert!(textfile.contains("executor_release_rolled_back{release=\"api\",namespace=\"shop\"} 1"));
-    let pushed = http_get(&format!("{}/metrics", gateway.url));
+    let pushed = gateway.metrics().unwrap();
     assert!(
         pushed
             .lines()

@@ -25,6 +25,7 @@ pub mod clock;
 mod controller;
 mod defaults;
 pub mod fields;
+pub mod pushgateway;
 mod refusal;
 pub mod resources;
 pub mod selector;
@@ -222,6 +223,14 @@ impl Simulator {
     pub fn fail_continued_lists(&self, api_version: &str, kind: &str, times: usize) {
         if let Ok(mut r) = self.shared.refusals.lock() {
             r.fail_continued_lists(api_version, kind, times);
+        }
+    }
+
+    /// Answers the next `times` list requests for `kind` that carry a `continue` token with
+    /// 410 Expired, as the API server answers a token older than its last compaction.
+    pub fn expire_continued_lists(&self, api_version: &str, kind: &str, times: usize) {
+        if let Ok(mut r) = self.shared.refusals.lock() {
+            r.expire_continued_lists(api_version, kind, times);
         }
     }
 

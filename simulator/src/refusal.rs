@@ -8,8 +8,9 @@ use crate::store::ApiError;
 #[derive(Debug, Default)]
 pub struct Refusals {
     forbidden: Vec<(String, String)>,
-    /// (apiVersion, kind, failures left) for list requests that carry a `continue` token.
-    continued_lists: Vec<(String, String, usize)>,
+    /// (apiVersion, kind, failures left, expired) for list requests that carry a `continue`
+    /// token: a server error, or 410 Expired when `expired`.
+    continued_lists: Vec<(String, String, usize, bool)>,
 }
 
 impl Refusals {
@@ -18,10 +19,26 @@ impl Refusals {
     }
 
     pub fn fail_continued_lists(&mut self, api_version: &str, kind: &str, times: usize) {
+        self.refuse_continued_lists(api_version, kind, times, false);
+    }
+
+    /// The next `times` list requests of the kind with a `continue` token are answered as
+    /// the API server answers a token older than its compaction: 410 Expired.
+    pub fn expire_continued_lists(&mut self, api_version: &str, kind: &str, times: usize) {
+        self.refuse_continued_lists(api_version, kind, times, true);
+    }
+
+    fn refuse_continued_lists(
+        &mut self,
+        api_version: &str,
+        kind: &str,
+        times: usize,
+        expired: bool,
+    ) {
         self.continued_lists
-            .retain(|(v, k, _)| !(v == api_version && k == kind));
+            .retain(|(v, k, _, _)| !(v == api_version && k == kind));
         self.continued_lists
-            .push((api_version.into(), kind.into(), times));
+            .push((api_version.into(), kind.into(), times, expired));
     }
 
     /// The refusal of a request for `rt` (`verb` as RBAC names it; `continued` when the list
@@ -62,9 +79,16 @@ impl Refusals {
             if let Some(left) = self
                 .continued_lists
                 .iter_mut()
-                .find(|(v, k, left)| same(v, k) && *left > 0)
+                .find(|(v, k, left, _)| same(v, k) && *left > 0)
             {
                 left.2 -= 1;
+                if left.3 {
+                    return Err(ApiError::new(
+                        410,
+                        "Expired",
+                        "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.",
+                    ));
+                }
                 return Err(ApiError::new(
                     500,
                     "InternalError",

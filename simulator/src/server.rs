@@ -335,12 +335,11 @@ fn resource(
                 return Ok(Reply::Watch(body));
             }
             let id = rt.id();
-            let mut items: Vec<Value> = state
-                .list(&id, namespace)
-                .filter(|o| labels.matches_object(o) && fields.matches(o))
-                .cloned()
-                .map(|o| present(&rt, o))
-                .collect();
+            let matching = || {
+                state
+                    .list(&id, namespace)
+                    .filter(|o| labels.matches_object(o) && fields.matches(o))
+            };
             let mut metadata = json!({"resourceVersion": state.resource_version().to_string()});
             let offset: usize = req
                 .query
@@ -353,8 +352,14 @@ fn resource(
                 .and_then(|l| l.parse().ok())
                 .filter(|l| *l > 0)
                 .unwrap_or(usize::MAX);
-            let total = items.len();
-            items = items.into_iter().skip(offset).take(limit).collect();
+            // Only the page is copied out of the store, so a paged list costs what it reads.
+            let total = matching().count();
+            let items: Vec<Value> = matching()
+                .skip(offset)
+                .take(limit)
+                .cloned()
+                .map(|o| present(&rt, o))
+                .collect();
             if offset.saturating_add(limit) < total {
                 metadata["continue"] = json!((offset + limit).to_string());
                 metadata["remainingItemCount"] = json!(total - offset - limit);

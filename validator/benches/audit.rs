@@ -49,6 +49,17 @@ fn peak_rss(pid: u32) -> Option<u64> {
         .ok()
 }
 
+/// CPU time (user and system) a running process has used, in seconds: fields 14 and 15 of
+/// `/proc/<pid>/stat`, in clock ticks of 1/100 s.
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / 100.0)
+}
+
 fn main() {
     let pods: usize = std::env::args()
         .skip(1)
@@ -87,6 +98,7 @@ fn main() {
         .unwrap();
     let pid = child.id();
     let mut rss = 0;
+    let mut cpu = 0.0;
     let reader = {
         let mut stdout = child.stdout.take().unwrap();
         std::thread::spawn(move || {
@@ -98,6 +110,9 @@ fn main() {
     let status = loop {
         if let Some(kib) = peak_rss(pid) {
             rss = rss.max(kib);
+        }
+        if let Some(seconds) = cpu_seconds(pid) {
+            cpu = seconds;
         }
         if let Some(status) = child.try_wait().unwrap() {
             break status;
@@ -115,7 +130,7 @@ fn main() {
         .map(|c| c["totalViolations"].as_u64().unwrap())
         .sum();
     println!(
-        "audit of {objects} objects: exit {}, {wall:.2} s wall, peak RSS {:.0} MiB, {:.0} objects/s, {violations} violations",
+        "audit of {objects} objects: exit {}, {wall:.2} s wall, {cpu:.2} s CPU, peak RSS {:.0} MiB, {:.0} objects/s, {violations} violations",
         status.code().unwrap_or(-1),
         rss as f64 / 1024.0,
         objects as f64 / wall

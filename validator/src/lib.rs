@@ -16,6 +16,8 @@ pub mod files;
 pub mod glob;
 pub mod manifest;
 pub mod policy;
+pub mod pushgateway;
+pub mod redact;
 pub mod report;
 pub mod review;
 pub mod schema;

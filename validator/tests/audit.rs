@@ -211,6 +211,25 @@ async fn audit_counts_violations_skips_excluded_namespaces_and_names_forbidden_k
         ],
     );
     assert_eq!(json.code, 2, "{}", json.stderr);
+    // Pods are evaluated page by page as they are read: a page of one object at a time, or
+    // every object in one page, gives the same report.
+    for chunk in ["1", "0"] {
+        let paged = audit(
+            &kubeconfig,
+            &[
+                "--no-default-policies",
+                "--policies",
+                owner,
+                "--exclude-namespace",
+                "kube-*",
+                "--chunk-size",
+                chunk,
+                "-o",
+                "json",
+            ],
+        );
+        assert_eq!(paged.stdout, json.stdout, "--chunk-size {chunk}");
+    }
     let report: Value = serde_json::from_str(&json.stdout).unwrap();
     let totals = &report["constraints"][0];
     assert_eq!(totals["name"], "must-have-owner");
@@ -247,6 +266,67 @@ async fn audit_counts_violations_skips_excluded_namespaces_and_names_forbidden_k
         "{}{}",
         String::from_utf8_lossy(&lint.stdout),
         String::from_utf8_lossy(&lint.stderr)
+    );
+
+    // The same totals pushed to a Pushgateway, as a CronJob run does; a gateway that cannot
+    // be reached still gives the report, and exit 2.
+    let gateway = simulator::pushgateway::Pushgateway::start().expect("the Pushgateway starts");
+    let pushed = audit(
+        &kubeconfig,
+        &[
+            "--no-default-policies",
+            "--policies",
+            owner,
+            "--exclude-namespace",
+            "kube-*",
+            "--skip-kinds",
+            "Secret",
+            "--pushgateway",
+            gateway.url.as_str(),
+        ],
+    );
+    assert_eq!(pushed.code, 1, "{}", pushed.transcript());
+    let exposed = gateway.metrics().unwrap();
+    let line = exposed
+        .lines()
+        .find(|l| l.starts_with("validator_audit_violations{"))
+        .unwrap_or_else(|| panic!("not pushed:\n{exposed}"));
+    assert!(
+        line.contains("job=\"validator-audit\"")
+            && line.contains("constraint_name=\"must-have-owner\"")
+            && line.ends_with(" 3"),
+        "{line}"
+    );
+    drop(gateway);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let lost = audit(
+        &kubeconfig,
+        &[
+            "--no-default-policies",
+            "--policies",
+            owner,
+            "--skip-kinds",
+            "Secret",
+            "--pushgateway",
+            &format!("http://audit:s3cret@127.0.0.1:{port}"),
+        ],
+    );
+    assert_eq!(lost.code, 2, "{}", lost.transcript());
+    assert!(
+        lost.stdout.contains("constraints violated"),
+        "{}",
+        lost.stdout
+    );
+    assert!(
+        lost.stderr
+            .contains("error: cannot push the metrics to http://***@127.0.0.1:")
+            && !lost.stderr.contains("s3cret"),
+        "{}",
+        lost.stderr
     );
 
     // Without the forbidden kind among those matched, the same violations exit 1; in one
@@ -336,6 +416,18 @@ async fn an_interrupted_list_is_resumed_or_reported() {
     let report: Value = serde_json::from_str(&resumed.stdout).unwrap();
     // shop's three, and kube-ops's one (no namespace is excluded here).
     assert_eq!(report["constraints"][0]["totalViolations"], 4);
+    // A continue token that expired (410) starts the list again; nothing is audited twice.
+    sim.expire_continued_lists("v1", "Pod", 1);
+    let restarted = audit(&kubeconfig, &args);
+    assert_eq!(restarted.stdout, resumed.stdout);
+    assert_eq!(
+        sim.requests()
+            .iter()
+            .filter(|r| r.path == "/api/v1/pods" && !r.query.contains("continue="))
+            .count(),
+        3,
+        "one list for each of the two runs, and one more to start again"
+    );
     // A list that keeps failing is reported with what was not audited.
     sim.fail_continued_lists("v1", "Pod", 100);
     let broken = audit(&kubeconfig, &args[..5]);
@@ -411,6 +503,99 @@ async fn referential_templates_read_the_cluster_inventory() {
         ],
     );
     snapshot!("audit_referential", run.transcript());
+}
+
+#[tokio::test]
+async fn validating_admission_policy_params_are_read_from_the_cluster() {
+    let sim = Simulator::start().unwrap();
+    create(
+        &sim,
+        &[
+            namespace("shop", json!({})),
+            namespace("policy-params", json!({})),
+            json!({"apiVersion": "v1", "kind": "ConfigMap",
+                   "metadata": {"name": "limits", "namespace": "policy-params"},
+                   "data": {"maxReplicas": "3"}}),
+            json!({"apiVersion": "apps/v1", "kind": "Deployment",
+                   "metadata": {"name": "api", "namespace": "shop"},
+                   "spec": {"replicas": 5, "selector": {"matchLabels": {"app": "api"}},
+                            "template": {"metadata": {"labels": {"app": "api"}},
+                                         "spec": {"containers": [{"name": "api", "image": "api:1"}]}}}}),
+            json!({"apiVersion": "apps/v1", "kind": "Deployment",
+                   "metadata": {"name": "web", "namespace": "shop"},
+                   "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}},
+                            "template": {"metadata": {"labels": {"app": "web"}},
+                                         "spec": {"containers": [{"name": "web", "image": "web:1"}]}}}}),
+        ],
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    sim.write_kubeconfig(&kubeconfig).unwrap();
+    let policy = dir.path().join("replicas.yaml");
+    std::fs::write(
+        &policy,
+        r#"apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicy
+metadata:
+  name: replica-limit
+spec:
+  paramKind: {apiVersion: v1, kind: ConfigMap}
+  matchConstraints:
+    resourceRules:
+    - apiGroups: [apps]
+      apiVersions: [v1]
+      operations: [CREATE, UPDATE]
+      resources: [deployments]
+  validations:
+  - expression: object.spec.replicas <= int(params.data.maxReplicas)
+    message: too many replicas
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicyBinding
+metadata:
+  name: replica-limit
+spec:
+  policyName: replica-limit
+  paramRef: {name: limits, namespace: policy-params, parameterNotFoundAction: Deny}
+  validationActions: [Deny]
+"#,
+    )
+    .unwrap();
+    let run = audit(
+        &kubeconfig,
+        &[
+            "--no-default-policies",
+            "--policies",
+            policy.to_str().unwrap(),
+            "--chunk-size",
+            "1",
+            "-o",
+            "json",
+        ],
+    );
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    let report: Value = serde_json::from_str(&run.stdout).unwrap();
+    let denied: Vec<(&str, &str)> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["severity"] == "deny")
+        .map(|f| {
+            (
+                f["object"]["name"].as_str().unwrap(),
+                f["message"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(denied, [("api", "too many replicas")]);
+    let kinds: Vec<&str> = report["kinds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["Namespace", "ConfigMap", "Deployment"]);
 }
 
 #[test]

@@ -46,6 +46,9 @@ pub struct AuditArgs {
     /// Also write the totals as Prometheus metrics to this file (textfile collector format).
     #[arg(long, value_name = "FILE")]
     pub metrics_file: Option<PathBuf>,
+    /// Also push the totals to a Prometheus Pushgateway at URL (group `job=validator-audit`).
+    #[arg(long, value_name = "URL")]
+    pub pushgateway: Option<String>,
     /// Output format: human, json, sarif, junit, github.
     #[arg(long, short = 'o', default_value = "human", value_name = "FORMAT")]
     pub format: String,
@@ -147,22 +150,31 @@ pub fn run_audit_to(args: AuditArgs, out: &mut dyn Write, colour: bool) -> Resul
             .map(|k| k.trim().to_string())
             .filter(|k| !k.is_empty())
             .collect(),
+        fail_on_warn: args.fail_on_warn,
     };
     let mut audit = super::run(&policies, baseline.as_ref(), &check_options, &options)
         .map_err(|e| CliError::Usage(format!("audit: {e}")))?;
-    if !waiver_findings.is_empty() {
-        audit.outcome.findings.extend(waiver_findings);
-        audit.outcome.findings.sort();
-    }
-    let report = super::render::Report::of(&audit, options.violations_limit, args.fail_on_warn);
-    if let Some(path) = &args.metrics_file {
+    audit.tally.add(waiver_findings);
+    let report = super::render::Report::of(&audit, options.violations_limit);
+    let mut pushed = Ok(());
+    if args.metrics_file.is_some() || args.pushgateway.is_some() {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs_f64())
             .unwrap_or(0.0);
         let text = super::metrics::text(&report, audit.duration.as_secs_f64(), now);
-        super::metrics::write(path, &text)
-            .map_err(|e| CliError::Usage(format!("--metrics-file {}: {e}", path.display())))?;
+        if let Some(path) = &args.metrics_file {
+            super::metrics::write(path, &text)
+                .map_err(|e| CliError::Usage(format!("--metrics-file {}: {e}", path.display())))?;
+        }
+        if let Some(url) = &args.pushgateway {
+            pushed = crate::pushgateway::push(url, "validator-audit", &[], text).map_err(|e| {
+                format!(
+                    "cannot push the metrics to {}: {e}",
+                    crate::redact::credentials(url)
+                )
+            });
+        }
     }
     if let Some(path) = &args.summary {
         let markdown = crate::report::markdown_summary(&report.findings, &report.summary);
@@ -174,5 +186,10 @@ pub fn run_audit_to(args: AuditArgs, out: &mut dyn Write, colour: bool) -> Resul
     }
     out.write_all(report.render(format, colour).as_bytes())?;
     out.flush()?;
+    if let Err(e) = pushed {
+        // The report is out; the run still fails, so a CronJob shows the lost metrics.
+        eprintln!("error: {e}");
+        return Ok(crate::cli::exit::ERROR);
+    }
     Ok(crate::cli::exit_code(&report.summary, args.fail_on_warn))
 }

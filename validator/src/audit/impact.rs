@@ -34,6 +34,20 @@ pub struct Impact {
     pub newly_passing: Vec<Change>,
 }
 
+impl Impact {
+    /// Adds the changes of another batch of objects.
+    pub fn extend(&mut self, other: Impact) {
+        self.newly_failing.extend(other.newly_failing);
+        self.newly_passing.extend(other.newly_passing);
+    }
+
+    /// Puts the changes in object order.
+    pub fn sort(&mut self) {
+        self.newly_failing.sort_by(|a, b| a.object.cmp(&b.object));
+        self.newly_passing.sort_by(|a, b| a.object.cmp(&b.object));
+    }
+}
+
 /// The failing objects of a run and their failing violations: deny, and warn too when
 /// `fail_on_warn`.
 fn failing(findings: &[Finding], fail_on_warn: bool) -> BTreeMap<&ObjectRef, Vec<Failure>> {

@@ -49,6 +49,11 @@ pub struct Wanted {
     pub inventory: Vec<Kind>,
     /// `resourceRules` of ValidatingAdmissionPolicies: (apiGroups, resources).
     pub resource_rules: Vec<(Vec<String>, Vec<String>)>,
+    /// `paramKind`s of ValidatingAdmissionPolicies: (group, kind).
+    pub params: Vec<(String, String)>,
+    /// Templates that read `data.inventory` without saying which kinds
+    /// (`requires-sync-data`): their inventory is every listed object.
+    pub unannotated: Vec<String>,
 }
 
 impl Wanted {
@@ -69,7 +74,13 @@ impl Wanted {
             .templates
             .values()
             .filter(|t| set.constraints.iter().any(|c| c.kind == t.kind));
-        wanted.inventory = crate::webhook::sync::required_kinds(used);
+        let used: Vec<_> = used.collect();
+        wanted.inventory = crate::webhook::sync::required_kinds(used.iter().copied());
+        wanted.unannotated = used
+            .iter()
+            .filter(|t| t.sync_requirements.is_empty() && reads_inventory(t))
+            .map(|t| t.name.clone())
+            .collect();
         for doc in policies.iter().filter(|d| {
             d.kind() == "ValidatingAdmissionPolicy"
                 && d.api_version().starts_with("admissionregistration.k8s.io/")
@@ -94,8 +105,46 @@ impl Wanted {
                     .resource_rules
                     .push((list("apiGroups"), list("resources")));
             }
+            if let Some(kind) = doc
+                .object
+                .pointer("/spec/paramKind/kind")
+                .and_then(Value::as_str)
+            {
+                let api_version = doc
+                    .object
+                    .pointer("/spec/paramKind/apiVersion")
+                    .and_then(Value::as_str)
+                    .unwrap_or("v1");
+                let (group, _) = crate::review::group_version(api_version);
+                wanted.params.push((group.to_string(), kind.to_string()));
+            }
         }
         wanted
+    }
+
+    /// Whether the objects of `served` must all be at hand before the others are evaluated:
+    /// Namespaces (namespace selectors, the ignore label), the kinds the referential templates
+    /// read, and ValidatingAdmissionPolicy params. Every other kind is evaluated page by page.
+    pub fn holds(&self, served: &Served) -> bool {
+        served.is_namespace()
+            || !self.unannotated.is_empty()
+            || self
+                .inventory
+                .iter()
+                .any(|k| k.group == served.group && k.kind == served.kind)
+            || self
+                .params
+                .iter()
+                .any(|(g, k)| *g == served.group && *k == served.kind)
+    }
+
+    /// Whether the objects of `served` go into `data.inventory`.
+    pub fn in_inventory(&self, served: &Served) -> bool {
+        !self.unannotated.is_empty()
+            || self
+                .inventory
+                .iter()
+                .any(|k| k.group == served.group && k.kind == served.kind)
     }
 
     /// Adds what another policy set can look at.
@@ -107,6 +156,8 @@ impl Wanted {
             }
         }
         self.resource_rules.extend(other.resource_rules);
+        self.params.extend(other.params);
+        self.unannotated.extend(other.unannotated);
     }
 
     /// Whether a constraint or policy can match objects of `served`, or a template reads them.
@@ -127,7 +178,11 @@ impl Wanted {
                     .iter()
                     .any(|r| r == "*" || r == "*/*" || r == &served.plural)
         });
-        matched || read || ruled
+        let params = self
+            .params
+            .iter()
+            .any(|(g, k)| *g == served.group && *k == served.kind);
+        matched || read || ruled || params
     }
 
     /// Kinds named explicitly (no `*`) that no served resource has: (apiGroups, kind).
@@ -166,6 +221,15 @@ impl Wanted {
         out.sort();
         out
     }
+}
+
+/// Whether a template's Rego reads `data.inventory`.
+fn reads_inventory(template: &crate::policy::Template) -> bool {
+    template.rego.as_ref().is_some_and(|r| {
+        std::iter::once(&r.rego)
+            .chain(&r.libs)
+            .any(|code| code.contains("data.inventory"))
+    })
 }
 
 fn push_unique(list: &mut Vec<String>, item: String) {
@@ -302,6 +366,45 @@ spec:
         let wanted = Wanted::of(&docs(TEMPLATE));
         assert_eq!(names(&select(&wanted, &cluster())), ["v1/Namespace"]);
         assert!(wanted.unserved(&cluster()).is_empty());
+    }
+
+    #[test]
+    fn namespaces_inventory_kinds_and_params_are_held_the_rest_streamed() {
+        let policies = docs(&format!(
+            "{TEMPLATE}---\napiVersion: constraints.gatekeeper.sh/v1beta1\nkind: K8sNeedsNetpol\nmetadata:\n  name: all\nspec:\n  match: {{}}\n---\napiVersion: admissionregistration.k8s.io/v1\nkind: ValidatingAdmissionPolicy\nmetadata:\n  name: roles\nspec:\n  paramKind: {{apiVersion: rbac.authorization.k8s.io/v1, kind: ClusterRole}}\n  validations:\n  - expression: 'true'\n"
+        ));
+        let wanted = Wanted::of(&policies);
+        let held: Vec<String> = cluster()
+            .into_iter()
+            .filter(|s| wanted.holds(s))
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(
+            held,
+            [
+                "v1/Namespace",
+                "networking.k8s.io/v1/NetworkPolicy",
+                "rbac.authorization.k8s.io/v1/ClusterRole"
+            ]
+        );
+        let inventory: Vec<String> = cluster()
+            .into_iter()
+            .filter(|s| wanted.in_inventory(s))
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(inventory, ["networking.k8s.io/v1/NetworkPolicy"]);
+
+        // A template that reads data.inventory without saying which kinds holds everything.
+        let unannotated = TEMPLATE
+            .replace("metadata.gatekeeper.sh/requires-sync-data", "unrelated")
+            .replace("{ false }", "{ data.inventory.cluster[_] }");
+        let wanted = Wanted::of(&docs(&format!(
+            "{unannotated}---\napiVersion: constraints.gatekeeper.sh/v1beta1\nkind: K8sNeedsNetpol\nmetadata:\n  name: all\nspec:\n  match: {{}}\n"
+        )));
+        assert_eq!(wanted.unannotated, ["k8sneedsnetpol"]);
+        assert!(cluster()
+            .iter()
+            .all(|s| wanted.holds(s) && wanted.in_inventory(s)));
     }
 
     #[test]

@@ -45,12 +45,27 @@ pub enum Problem {
     Gone,
 }
 
-/// The objects of one resource, and what went wrong reading them.
+/// One resource as it was read: its objects when they were kept (see [`Sink`]), how many
+/// were read, and what went wrong reading them.
 #[derive(Debug)]
 pub struct Listed {
     pub served: Served,
+    /// The objects, when the list kept them; empty when they were sent on page by page.
     pub objects: Vec<Value>,
+    /// Objects read.
+    pub count: usize,
     pub problem: Option<Problem>,
+}
+
+/// A page of objects of one resource.
+pub type Page = (Served, Vec<Value>);
+
+/// Where listed objects go: kept in [`Listed::objects`], or sent on page by page (the receiver
+/// holds at most the channel's capacity of pages, which bounds the memory of a streamed list).
+#[derive(Clone, Copy)]
+pub enum Sink<'a> {
+    Keep,
+    Send(&'a tokio::sync::mpsc::Sender<Page>),
 }
 
 /// How the lists run.
@@ -101,16 +116,19 @@ pub async fn list_all(
     client: &kube::Client,
     selected: &[Served],
     options: &ListOptions,
+    sink: Sink<'_>,
     progress: &(dyn Fn(&Served, usize) + Sync),
 ) -> Vec<Listed> {
-    let mut listed: Vec<(usize, Listed)> =
-        futures::stream::iter(selected.iter().enumerate())
-            .map(|(i, served)| async move {
-                (i, list_resource(client, served, options, progress).await)
-            })
-            .buffer_unordered(options.parallel.max(1))
-            .collect()
-            .await;
+    let mut listed: Vec<(usize, Listed)> = futures::stream::iter(selected.iter().enumerate())
+        .map(|(i, served)| async move {
+            (
+                i,
+                list_resource(client, served, options, sink, progress).await,
+            )
+        })
+        .buffer_unordered(options.parallel.max(1))
+        .collect()
+        .await;
     listed.sort_by_key(|(i, _)| *i);
     listed.into_iter().map(|(_, l)| l).collect()
 }
@@ -119,6 +137,7 @@ async fn list_resource(
     client: &kube::Client,
     served: &Served,
     options: &ListOptions,
+    sink: Sink<'_>,
     progress: &(dyn Fn(&Served, usize) + Sync),
 ) -> Listed {
     let resource = ApiResource {
@@ -131,20 +150,24 @@ async fn list_resource(
     let mut listed = Listed {
         served: served.clone(),
         objects: Vec::new(),
+        count: 0,
         problem: None,
     };
     if options.namespaces.is_empty() {
         let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
-        listed.problem = list_pages(&api, served, options, &mut listed.objects, progress).await;
+        listed.problem = list_pages(&api, options, &mut listed, sink, progress).await;
     } else if served.is_namespace() {
         // Read by name: a namespace-scoped audit needs no right to list every namespace.
         let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
         for name in &options.namespaces {
             match api.get_opt(name).await {
-                Ok(Some(object)) => listed.objects.push(to_value(object, served)),
+                Ok(Some(object)) => {
+                    let value = to_value(object, served);
+                    deliver(&mut listed, sink, vec![value]).await;
+                }
                 Ok(None) => {}
                 Err(e) => {
-                    listed.problem = Some(problem(&e, listed.objects.len(), None));
+                    listed.problem = Some(problem(&e, listed.count, None));
                     break;
                 }
             }
@@ -153,7 +176,7 @@ async fn list_resource(
         for namespace in &options.namespaces {
             let api: Api<DynamicObject> =
                 Api::namespaced_with(client.clone(), namespace, &resource);
-            listed.problem = list_pages(&api, served, options, &mut listed.objects, progress).await;
+            listed.problem = list_pages(&api, options, &mut listed, sink, progress).await;
             if listed.problem.is_some() {
                 break;
             }
@@ -162,20 +185,34 @@ async fn list_resource(
     listed
 }
 
-/// Reads every page of one list into `objects`; a page that fails is retried, and a list whose
-/// continue token expired (410) starts over once.
+/// Hands a page of `listed`'s resource to the sink and counts it.
+async fn deliver(listed: &mut Listed, sink: Sink<'_>, objects: Vec<Value>) {
+    listed.count += objects.len();
+    match sink {
+        Sink::Keep => listed.objects.extend(objects),
+        Sink::Send(tx) => {
+            // A closed channel means the receiver has stopped; the rest is not needed.
+            let _ = tx.send((listed.served.clone(), objects)).await;
+        }
+    }
+}
+
+/// Reads every page of one list into the sink; a page that fails is retried, and a list whose
+/// continue token expired (410) starts over once, from a fresh snapshot, without handing on
+/// again the objects (by uid) it already handed on.
 async fn list_pages(
     api: &Api<DynamicObject>,
-    served: &Served,
     options: &ListOptions,
-    objects: &mut Vec<Value>,
+    listed: &mut Listed,
+    sink: Sink<'_>,
     progress: &(dyn Fn(&Served, usize) + Sync),
 ) -> Option<Problem> {
-    let start = objects.len();
+    let start = listed.count;
     let mut token: Option<String> = None;
     let mut remaining: Option<i64> = None;
     let mut attempt = 0;
     let mut restarted = false;
+    let mut seen: std::collections::HashSet<String> = Default::default();
     loop {
         let mut params = ListParams::default();
         if options.chunk_size > 0 {
@@ -187,13 +224,28 @@ async fn list_pages(
         match api.list(&params).await {
             Ok(page) => {
                 attempt = 0;
-                let n = page.items.len();
-                objects.extend(page.items.into_iter().map(|o| to_value(o, served)));
-                progress(served, n);
                 remaining = page.metadata.remaining_item_count;
-                match page.metadata.continue_ {
-                    Some(t) if !t.is_empty() => token = Some(t),
-                    _ => return None,
+                let next = page.metadata.continue_.filter(|t| !t.is_empty());
+                let mut objects = Vec::with_capacity(page.items.len());
+                for item in page.items {
+                    let uid = item.metadata.uid.clone();
+                    let fresh = match uid {
+                        Some(uid) if restarted => seen.insert(uid),
+                        Some(uid) => {
+                            seen.insert(uid);
+                            true
+                        }
+                        None => true,
+                    };
+                    if fresh {
+                        objects.push(to_value(item, &listed.served));
+                    }
+                }
+                progress(&listed.served, objects.len());
+                deliver(listed, sink, objects).await;
+                match next {
+                    Some(t) => token = Some(t),
+                    None => return None,
                 }
             }
             Err(kube::Error::Api(status))
@@ -202,22 +254,21 @@ async fn list_pages(
                 // The continue token expired: the list starts again from a fresh snapshot.
                 restarted = true;
                 token = None;
-                objects.truncate(start);
             }
             Err(e) if retryable(&e) && attempt + 1 < ATTEMPTS => {
                 attempt += 1;
                 tokio::time::sleep(options.retry_pause * 2u32.pow(attempt - 1)).await;
             }
             Err(e) => {
-                let listed = objects.len() - start;
+                let read = listed.count - start;
                 return Some(if token.is_some() {
                     Problem::Interrupted {
-                        listed,
+                        listed: read,
                         remaining,
                         error: describe(&e),
                     }
                 } else {
-                    problem(&e, listed, remaining)
+                    problem(&e, read, remaining)
                 });
             }
         }

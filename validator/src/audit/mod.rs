@@ -10,6 +10,7 @@ pub mod kinds;
 pub mod list;
 pub mod metrics;
 pub mod render;
+pub mod tally;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,6 +24,7 @@ use crate::report::{Code, Finding, Severity};
 use crate::review::RequestInfo;
 use crate::webhook::sync::ClusterConfig;
 
+use impact::Impact;
 use kinds::{Served, Wanted};
 use list::{ListOptions, Listed, Problem};
 
@@ -40,6 +42,8 @@ pub struct Options {
     pub progress: bool,
     /// Kinds never listed: `Kind` or `apiVersion/Kind`.
     pub skip_kinds: Vec<String>,
+    /// Warn violations fail an object too (for the impact of `--compare-to`).
+    pub fail_on_warn: bool,
 }
 
 /// An audit that could not read the cluster at all.
@@ -65,10 +69,10 @@ pub struct KindStatus {
 
 /// What an audit found.
 pub struct Audit {
-    /// The check over the listed objects with the policies.
-    pub outcome: check::Outcome,
-    /// The check with the `--compare-to` policies, when given.
-    pub baseline: Option<check::Outcome>,
+    /// The violations and other findings with the policies.
+    pub tally: tally::Tally,
+    /// With `--compare-to`: which objects newly fail and newly pass with the policies.
+    pub impact: Option<Impact>,
     pub kinds: Vec<KindStatus>,
     /// Every constraint of the policies: (template kind, name, enforcement action).
     pub constraints: Vec<(String, String, String)>,
@@ -83,7 +87,15 @@ pub fn request() -> RequestInfo {
     }
 }
 
+/// Pages of streamed kinds waiting to be evaluated; with the page being evaluated and the
+/// pages being read, this bounds the objects in memory besides those held for the inventory.
+const QUEUED_PAGES: usize = 4;
+
 /// Lists the cluster and audits it with `policies` (and `baseline`, when given).
+///
+/// The objects every evaluation may look at (Namespaces, the kinds the referential templates
+/// read, ValidatingAdmissionPolicy params) are listed first and held; every other kind is
+/// evaluated page by page as it is read, so memory is bounded by what is held.
 pub fn run(
     policies: &Loaded,
     baseline: Option<&Loaded>,
@@ -95,81 +107,176 @@ pub fn run(
     if let Some(b) = baseline {
         wanted.extend(Wanted::of(&b.documents));
     }
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(check_options.jobs.unwrap_or(0))
+        .build()
+        .map_err(|e| AuditError::Runtime(std::io::Error::other(e)))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .map_err(AuditError::Runtime)?;
-    let (listed, unserved) = runtime.block_on(read_cluster(&wanted, options))?;
-    drop(runtime);
+    let mut tally = tally::Tally::new(options.violations_limit);
+    tally.add(policies.errors.iter().map(check::load_error_finding));
 
-    let mut findings = Vec::new();
-    for kind in unserved {
-        findings.push(note(
-            "cluster:",
-            format!("the cluster serves no resource of kind {kind}, which the policies name; nothing of it was audited"),
-        ));
-    }
-    let kinds = listed.iter().map(kind_status).collect();
-    let (documents, more) = documents(listed, &check_options.exclude_namespaces);
-    findings.extend(more);
-
-    let audit_policies = |set: &Loaded, documents: Vec<Document>| {
-        let mut input = Loaded {
-            documents,
-            ..Loaded::default()
-        };
-        input.errors.extend(set.errors.iter().cloned());
-        let mut outcome = check::run_with_request(input, &set.documents, check_options, &request());
-        outcome.findings.extend(findings.iter().cloned());
-        outcome.findings.sort();
-        outcome
-    };
-    let baseline = baseline.map(|b| audit_policies(b, documents.clone()));
-    let outcome = audit_policies(policies, documents);
-    let (set, _) = crate::policy::Set::from_documents(policies.documents.iter());
-    let constraints = set
-        .constraints
-        .iter()
-        .map(|c| (c.kind.clone(), c.name.clone(), c.action.to_string()))
-        .collect();
-    Ok(Audit {
-        outcome,
-        baseline,
-        kinds,
-        constraints,
-        duration: started.elapsed(),
-    })
-}
-
-async fn read_cluster(
-    wanted: &Wanted,
-    options: &Options,
-) -> Result<(Vec<Listed>, Vec<String>), AuditError> {
-    let client = crate::webhook::sync::client(&options.cluster)
-        .await
+    let client = runtime
+        .block_on(crate::webhook::sync::client(&options.cluster))
         .map_err(list::ListError::Connect)?;
-    let served = list::discover(&client, &cluster_url(&options.cluster)).await?;
-    let mut selected = kinds::select(wanted, &served);
+    let served = runtime.block_on(list::discover(&client, &cluster_url(&options.cluster)))?;
+    let mut selected = kinds::select(&wanted, &served);
     selected.retain(|s| {
         !options
             .skip_kinds
             .iter()
             .any(|k| *k == s.kind || *k == s.to_string())
     });
-    let unserved = wanted.unserved(&served);
-    let bar = progress_bar(options.progress, selected.len());
-    let report = |served: &Served, n: usize| {
-        if let Some(bar) = &bar {
-            bar.inc(n as u64);
-            bar.set_message(served.to_string());
+    for kind in wanted.unserved(&served) {
+        tally.add([note(
+            "cluster:",
+            format!("the cluster serves no resource of kind {kind}, which the policies name; nothing of it was audited"),
+        )]);
+    }
+    if !wanted.unannotated.is_empty() {
+        tally.add([note(
+            "cluster:",
+            format!(
+                "the templates {} read data.inventory without naming the kinds they read (metadata.gatekeeper.sh/requires-sync-data): every listed object was held for their inventory",
+                wanted.unannotated.join(", ")
+            ),
+        )]);
+    }
+    let order = selected.clone();
+    let (held, streamed): (Vec<Served>, Vec<Served>) =
+        selected.into_iter().partition(|s| wanted.holds(s));
+    let bar = progress_bar(options.progress, held.len() + streamed.len());
+
+    // The held kinds, read whole.
+    let held = runtime.block_on(list::list_all(
+        &client,
+        &held,
+        &options.list,
+        list::Sink::Keep,
+        &|served: &Served, n: usize| tick(&bar, served, n),
+    ));
+    let mut kinds: Vec<KindStatus> = held.iter().map(kind_status).collect();
+    tally.add(held.iter().filter_map(problem_finding));
+    let mut filter = Filter::new(&held, &check_options.exclude_namespaces);
+    let mut context = Vec::new();
+    let mut inventory_objects = Vec::new();
+    for l in held {
+        let in_inventory = wanted.in_inventory(&l.served);
+        for object in l.objects {
+            if let Some(doc) = filter.document(&l.served, object) {
+                if in_inventory {
+                    inventory_objects.push(context.len());
+                }
+                context.push(doc);
+            }
         }
+    }
+    let inventory = crate::review::inventory(inventory_objects.iter().map(|&i| &context[i].object));
+    drop(inventory_objects);
+
+    let check_options = check::Options {
+        progress: false,
+        ..check_options.clone()
     };
-    let listed = list::list_all(&client, &selected, &options.list, &report).await;
+    let request = request();
+    let (current, previous) = pool.install(|| {
+        let prepare = |set: &'_ Loaded| {
+            check::Prepared::new(
+                set.documents.iter(),
+                &context,
+                &inventory,
+                &check_options,
+                &request,
+            )
+        };
+        (prepare(policies), baseline.map(prepare))
+    });
+    tally.add(current.findings.iter().cloned());
+    let mut impact = previous.as_ref().map(|_| Impact::default());
+    let mut evaluate = |tally: &mut tally::Tally, documents: &[Document]| {
+        let today = crate::waiver::today();
+        let run = |prepared: &check::Prepared<'_>| {
+            let (mut findings, evaluations) = pool.install(|| prepared.evaluate(documents));
+            findings.sort();
+            findings.dedup();
+            if !check_options.waivers.is_empty() {
+                findings = crate::waiver::waive(findings, &check_options.waivers, today);
+            }
+            (findings, evaluations)
+        };
+        let (findings, evaluations) = run(&current);
+        if let (Some(previous), Some(impact)) = (&previous, &mut impact) {
+            let (before, _) = run(previous);
+            impact.extend(impact::compare(&findings, &before, options.fail_on_warn));
+        }
+        tally.objects += documents.len();
+        tally.evaluations += evaluations;
+        tally.add(findings);
+    };
+    evaluate(&mut tally, &context);
+
+    // The other kinds, page by page as they are read.
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<list::Page>(QUEUED_PAGES);
+    let streamed = std::thread::scope(|scope| {
+        let (runtime, client, streamed, bar) = (&runtime, &client, &streamed, &bar);
+        let lister = scope.spawn(move || {
+            runtime.block_on(async move {
+                // The channel closes when the lists end, which ends the loop below.
+                let tx = tx;
+                list::list_all(
+                    client,
+                    streamed,
+                    &options.list,
+                    list::Sink::Send(&tx),
+                    &|served: &Served, n: usize| tick(bar, served, n),
+                )
+                .await
+            })
+        });
+        while let Some((served, objects)) = rx.blocking_recv() {
+            let documents: Vec<Document> = objects
+                .into_iter()
+                .filter_map(|object| filter.document(&served, object))
+                .collect();
+            evaluate(&mut tally, &documents);
+        }
+        lister.join()
+    })
+    .map_err(|_| AuditError::Runtime(std::io::Error::other("the list thread failed")))?;
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    Ok((listed, unserved))
+    kinds.extend(streamed.iter().map(kind_status));
+    kinds.sort_by_key(|k| {
+        order
+            .iter()
+            .position(|s| s.api_version() == k.api_version && s.kind == k.kind)
+    });
+    tally.add(streamed.iter().filter_map(problem_finding));
+    tally.add(filter.notes());
+    if !check_options.waivers.is_empty() {
+        tally.add(crate::waiver::expired(
+            &check_options.waivers,
+            crate::waiver::today(),
+        ));
+    }
+    let constraints = current
+        .constraints()
+        .map(|c| (c.kind.clone(), c.name.clone(), c.action.to_string()))
+        .collect();
+    if let Some(impact) = &mut impact {
+        impact.sort();
+    }
+    Ok(Audit {
+        tally,
+        impact,
+        kinds,
+        constraints,
+        duration: started.elapsed(),
+    })
 }
 
 /// Where the client connects, for messages: the kubeconfig's server when it can be read.
@@ -215,11 +322,18 @@ fn progress_bar(enabled: bool, kinds: usize) -> Option<indicatif::ProgressBar> {
     Some(bar)
 }
 
+fn tick(bar: &Option<indicatif::ProgressBar>, served: &Served, n: usize) {
+    if let Some(bar) = bar {
+        bar.inc(n as u64);
+        bar.set_message(served.to_string());
+    }
+}
+
 fn kind_status(listed: &Listed) -> KindStatus {
     KindStatus {
         api_version: listed.served.api_version(),
         kind: listed.served.kind.clone(),
-        objects: listed.objects.len(),
+        objects: listed.count,
         status: match &listed.problem {
             None => "listed",
             Some(Problem::Forbidden(_)) => "forbidden",
@@ -266,56 +380,73 @@ pub fn problem_finding(listed: &Listed) -> Option<Finding> {
     )
 }
 
-/// The documents to audit: every listed object outside excluded and ignored namespaces,
-/// named `cluster:<apiVersion>/<kind>/<namespace>/<name>`; and the findings about what was
-/// not read or was left out.
-pub fn documents(listed: Vec<Listed>, exclude: &[String]) -> (Vec<Document>, Vec<Finding>) {
-    let mut findings: Vec<Finding> = listed.iter().filter_map(problem_finding).collect();
-    let ignored: Vec<String> = listed
-        .iter()
-        .filter(|l| l.served.is_namespace())
-        .flat_map(|l| &l.objects)
-        .filter(|ns| {
-            ns.pointer("/metadata/labels")
-                .and_then(Value::as_object)
-                .is_some_and(|labels| labels.contains_key(IGNORE_LABEL))
-        })
-        .map(|ns| crate::manifest::metadata_str(ns, "name").to_string())
-        .collect();
-    let mut skipped: std::collections::BTreeMap<String, usize> = Default::default();
-    let mut documents = Vec::new();
-    for l in listed {
-        for object in l.objects {
-            let name = crate::manifest::metadata_str(&object, "name").to_string();
-            let namespace = if l.served.is_namespace() {
-                name.clone()
-            } else {
-                crate::manifest::metadata_str(&object, "namespace").to_string()
-            };
-            if !namespace.is_empty() {
-                if ignored.contains(&namespace) {
-                    *skipped.entry(namespace).or_default() += 1;
-                    continue;
-                }
-                if exclude.iter().any(|p| glob_match(p, &namespace)) {
-                    continue;
-                }
-            }
-            let source = if l.served.namespaced {
-                format!("cluster:{}/{namespace}/{name}", l.served)
-            } else {
-                format!("cluster:{}/{name}", l.served)
-            };
-            documents.push(Document::new(Arc::from(source), 0, object));
+/// Which listed objects are audited: none in namespaces labelled with [`IGNORE_LABEL`]
+/// (counted, for a note) or excluded by `--exclude-namespace`. Each audited object becomes a
+/// document named `cluster:<apiVersion>/<kind>/<namespace>/<name>`.
+pub struct Filter<'a> {
+    ignored: std::collections::HashSet<String>,
+    exclude: &'a [String],
+    skipped: std::collections::BTreeMap<String, usize>,
+}
+
+impl<'a> Filter<'a> {
+    /// A filter with the ignored namespaces among the listed Namespaces of `listed`.
+    pub fn new(listed: &[Listed], exclude: &'a [String]) -> Filter<'a> {
+        let ignored = listed
+            .iter()
+            .filter(|l| l.served.is_namespace())
+            .flat_map(|l| &l.objects)
+            .filter(|ns| {
+                ns.pointer("/metadata/labels")
+                    .and_then(Value::as_object)
+                    .is_some_and(|labels| labels.contains_key(IGNORE_LABEL))
+            })
+            .map(|ns| crate::manifest::metadata_str(ns, "name").to_string())
+            .collect();
+        Filter {
+            ignored,
+            exclude,
+            skipped: Default::default(),
         }
     }
-    for (namespace, n) in skipped {
-        findings.push(note(
-            &format!("cluster:v1/Namespace/{namespace}"),
-            format!("namespace {namespace} carries the label {IGNORE_LABEL}: its {n} objects (the namespace included) were not audited"),
-        ));
+
+    /// The document to audit for a listed object of `served`, if it is audited.
+    pub fn document(&mut self, served: &Served, object: Value) -> Option<Document> {
+        let name = crate::manifest::metadata_str(&object, "name").to_string();
+        let namespace = if served.is_namespace() {
+            name.clone()
+        } else {
+            crate::manifest::metadata_str(&object, "namespace").to_string()
+        };
+        if !namespace.is_empty() {
+            if self.ignored.contains(&namespace) {
+                *self.skipped.entry(namespace).or_default() += 1;
+                return None;
+            }
+            if self.exclude.iter().any(|p| glob_match(p, &namespace)) {
+                return None;
+            }
+        }
+        let source = if served.namespaced {
+            format!("cluster:{served}/{namespace}/{name}")
+        } else {
+            format!("cluster:{served}/{name}")
+        };
+        Some(Document::new(Arc::from(source), 0, object))
     }
-    (documents, findings)
+
+    /// A note per ignored namespace whose objects were left out.
+    pub fn notes(&self) -> Vec<Finding> {
+        self.skipped
+            .iter()
+            .map(|(namespace, n)| {
+                note(
+                    &format!("cluster:v1/Namespace/{namespace}"),
+                    format!("namespace {namespace} carries the label {IGNORE_LABEL}: its {n} objects (the namespace included) were not audited"),
+                )
+            })
+            .collect()
+    }
 }
 
 #[cfg(test)]

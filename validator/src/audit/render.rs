@@ -39,6 +39,26 @@ pub struct Example {
     pub action: String,
 }
 
+/// A violation finding as a constraint's status lists it.
+fn example(f: &Finding) -> Example {
+    let object = f.object.clone().unwrap_or_else(|| report::ObjectRef {
+        api_version: String::new(),
+        kind: String::new(),
+        namespace: String::new(),
+        name: String::new(),
+    });
+    let (g, v) = crate::review::group_version(&object.api_version);
+    Example {
+        group: g.to_string(),
+        version: v.to_string(),
+        kind: object.kind,
+        namespace: object.namespace,
+        name: object.name,
+        message: f.message.clone(),
+        action: f.action.clone().unwrap_or_default(),
+    }
+}
+
 /// Everything an audit report shows.
 pub struct Report<'a> {
     pub summary: Summary,
@@ -51,8 +71,8 @@ pub struct Report<'a> {
 }
 
 impl<'a> Report<'a> {
-    pub fn of(audit: &'a Audit, limit: usize, fail_on_warn: bool) -> Report<'a> {
-        let findings = &audit.outcome.findings;
+    pub fn of(audit: &'a Audit, limit: usize) -> Report<'a> {
+        let tally = &audit.tally;
         let mut groups: BTreeMap<(String, String), ConstraintTotals> = audit
             .constraints
             .iter()
@@ -69,51 +89,25 @@ impl<'a> Report<'a> {
                 )
             })
             .collect();
-        let mut capped = Vec::new();
-        for f in findings {
-            let (Code::PolicyViolation, Some(policy)) = (f.code, &f.policy) else {
-                capped.push(f.clone());
-                continue;
-            };
-            let group = groups
-                .entry((policy.kind.clone(), policy.constraint.clone()))
+        for ((kind, name), group) in &tally.groups {
+            let totals = groups
+                .entry((kind.clone(), name.clone()))
                 .or_insert_with(|| ConstraintTotals {
-                    kind: policy.kind.clone(),
-                    name: policy.constraint.clone(),
-                    action: f.action.clone().unwrap_or_default(),
+                    kind: kind.clone(),
+                    name: name.clone(),
+                    action: group.action.clone(),
                     total: 0,
                     violations: Vec::new(),
                 });
-            group.total += 1;
-            if group.violations.len() < limit {
-                let object = f.object.clone().unwrap_or_else(|| report::ObjectRef {
-                    api_version: String::new(),
-                    kind: String::new(),
-                    namespace: String::new(),
-                    name: String::new(),
-                });
-                let (g, v) = crate::review::group_version(&object.api_version);
-                group.violations.push(Example {
-                    group: g.to_string(),
-                    version: v.to_string(),
-                    kind: object.kind,
-                    namespace: object.namespace,
-                    name: object.name,
-                    message: f.message.clone(),
-                    action: f.action.clone().unwrap_or_default(),
-                });
-                capped.push(f.clone());
-            }
+            totals.total = group.total;
+            totals.violations = group.shown.iter().map(example).collect();
         }
         Report {
-            summary: Summary::of(findings, audit.outcome.objects),
+            summary: tally.summary(),
             constraints: groups.into_values().collect(),
-            findings: capped,
+            findings: tally.findings(),
             kinds: &audit.kinds,
-            impact: audit
-                .baseline
-                .as_ref()
-                .map(|b| super::impact::compare(findings, &b.findings, fail_on_warn)),
+            impact: audit.impact.clone(),
             limit,
         }
     }

@@ -37,6 +37,7 @@ fn ignored_and_excluded_namespaces_are_left_out_and_problems_reported() {
                 namespace("gatekeeper-system", true),
                 namespace("kube-system", false),
             ],
+            count: 3,
             problem: None,
         },
         Listed {
@@ -46,6 +47,7 @@ fn ignored_and_excluded_namespaces_are_left_out_and_problems_reported() {
                 pod("gatekeeper-system", "audit"),
                 pod("kube-system", "dns"),
             ],
+            count: 3,
             problem: Some(Problem::Interrupted {
                 listed: 3,
                 remaining: Some(7),
@@ -55,10 +57,22 @@ fn ignored_and_excluded_namespaces_are_left_out_and_problems_reported() {
         Listed {
             served: served("Secret", "secrets", true),
             objects: Vec::new(),
+            count: 0,
             problem: Some(Problem::Forbidden("secrets is forbidden".into())),
         },
     ];
-    let (docs, findings) = documents(listed, &["kube-*".to_string()]);
+    let exclude = ["kube-*".to_string()];
+    let mut filter = Filter::new(&listed, &exclude);
+    let mut findings: Vec<Finding> = listed.iter().filter_map(problem_finding).collect();
+    let docs: Vec<Document> = listed
+        .into_iter()
+        .flat_map(|l| {
+            let served = l.served;
+            l.objects.into_iter().map(move |o| (served.clone(), o))
+        })
+        .filter_map(|(served, o)| filter.document(&served, o))
+        .collect();
+    findings.extend(filter.notes());
     let sources: Vec<&str> = docs.iter().map(|d| &*d.source).collect();
     assert_eq!(
         sources,

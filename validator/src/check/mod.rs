@@ -243,131 +243,25 @@ fn run_in_pool(
         .documents
         .into_iter()
         .partition(policy::is_policy_document);
-    let (set, errors) = Set::from_documents(policy_docs.iter().chain(input_policies.iter()));
-    findings.extend(errors.iter().map(policy_error_finding));
-    let (vap_set, vap_errors) =
-        crate::vap::Set::from_documents(policy_docs.iter().chain(input_policies.iter()));
-    findings.extend(vap_errors.iter().map(policy_error_finding));
-
     let inventory = review::inventory(resources.iter().map(|d| &d.object));
-    let compile_options = CompileOptions {
-        external_data: options
-            .external_data
-            .clone()
-            .unwrap_or_else(|| CompileOptions::default().external_data),
-        coverage: false,
-        enable_cel: options.enable_cel,
-    };
-    let compiled = compile_set(&set, &inventory, &compile_options);
-    findings.extend(compiled.findings);
-    let templates = compiled.templates;
-
-    // Constraints that can run; those needing an unconfigured external-data provider are noted once.
-    let mut runnable: Vec<(&Constraint, regorus::Value)> = Vec::new();
-    for c in &set.constraints {
-        let Some(t) = templates.get(&c.kind) else {
-            continue;
-        };
-        if t.uses_external_data && options.external_data.is_none() {
-            let (severity, code, message) = if options.require_external_data {
-                (
-                    Severity::Error,
-                    Code::InvalidPolicy,
-                    "signature verification is not configured, and this constraint needs it (its template calls external_data): give a trust policy (--trust-policy FILE or --signature-key FILE), or --no-signature-verification to go ahead without it".to_string(),
-                )
-            } else {
-                (
-                    Severity::Info,
-                    Code::Note,
-                    "not evaluated: signature verification is not configured (its template calls external_data and no trust policy is given)".to_string(),
-                )
-            };
-            findings.push(
-                Finding::new(severity, code, message)
-                    .at(c.source.to_string(), c.line, 0)
-                    .of_policy(
-                        PolicyRef {
-                            kind: c.kind.clone(),
-                            constraint: c.name.clone(),
-                        },
-                        Some(c.action.to_string()),
-                    ),
-            );
-            continue;
-        }
-        runnable.push((c, crate::engine::to_rego(&c.parameters)));
-    }
-
-    let excluded = |ns: Option<&str>| {
-        ns.is_some_and(|ns| options.exclude_namespaces.iter().any(|p| glob_match(p, ns)))
-    };
-    let reviews: Vec<Review> = resources
-        .par_iter()
-        .enumerate()
-        .flat_map_iter(|(i, doc)| {
-            let mut out = vec![Review::new(i, &doc.object, request)];
-            out.extend(review::expand(i, &doc.object, &set.expansions, request));
-            out
-        })
-        .filter(|r| {
-            let ns = if r.group.is_empty() && r.kind == "Namespace" {
-                Some(r.name.as_str())
-            } else {
-                r.namespace.as_deref()
-            };
-            !excluded(ns)
-        })
-        .collect();
-
+    let prepared = Prepared::new(
+        policy_docs.iter().chain(input_policies.iter()),
+        &resources,
+        &inventory,
+        options,
+        request,
+    );
+    findings.extend(prepared.findings.iter().cloned());
     if let Some(schema_options) = &options.schemas {
         findings.extend(schema_findings(
             schema_options,
             &resources,
             &input_policies,
-            &excluded,
+            &|ns| excluded(options, ns),
         ));
     }
-
-    let namespace_labels = review::namespace_labels(&resources);
-    let progress = progress_bar(options.progress, reviews.len());
-    let results: Vec<(usize, Vec<Finding>)> = reviews
-        .par_iter()
-        .map_init(HashMap::new, |engines, r| {
-            let doc = &resources[r.parent];
-            let mut out = Vec::new();
-            let n = evaluate_review(
-                r,
-                &runnable,
-                &templates,
-                &namespace_labels,
-                engines,
-                |c, result| {
-                    out.extend(violation_findings(doc, r, c, result));
-                },
-            );
-            if !vap_set.is_empty() && r.expansion.is_none() {
-                out.extend(vap_findings(
-                    &vap_set,
-                    doc,
-                    r,
-                    &namespace_labels,
-                    &resources,
-                ));
-            }
-            if let Some(p) = &progress {
-                p.inc(1);
-            }
-            (n, out)
-        })
-        .collect();
-    if let Some(p) = progress {
-        p.finish_and_clear();
-    }
-    let mut evaluations = 0;
-    for (n, f) in results {
-        evaluations += n;
-        findings.extend(f);
-    }
+    let (more, evaluations) = prepared.evaluate(&resources);
+    findings.extend(more);
     findings.sort();
     findings.dedup();
     if !options.waivers.is_empty() {
@@ -378,6 +272,188 @@ fn run_in_pool(
         objects: resources.len(),
         evaluations,
     }
+}
+
+/// Whether `--exclude-namespace` leaves out objects of namespace `ns`.
+fn excluded(options: &Options, ns: Option<&str>) -> bool {
+    ns.is_some_and(|ns| options.exclude_namespaces.iter().any(|p| glob_match(p, ns)))
+}
+
+/// A policy set made ready to evaluate objects: its templates compiled against one
+/// `data.inventory`, the constraints that can run, and the objects that namespace selectors and
+/// ValidatingAdmissionPolicy params read (`context`). `check` evaluates its inputs in one batch;
+/// `audit` evaluates the cluster page by page against the same preparation.
+pub struct Prepared<'a> {
+    set: Set,
+    vap_set: crate::vap::Set,
+    templates: BTreeMap<String, CompiledTemplate>,
+    /// Indices into `set.constraints` of the constraints that can run, with their parameters.
+    runnable: Vec<(usize, regorus::Value)>,
+    namespace_labels: BTreeMap<String, Map<String, Value>>,
+    context: &'a [Document],
+    options: &'a Options,
+    request: &'a RequestInfo,
+    /// What the preparation found: invalid policies, templates that do not compile,
+    /// constraints that cannot run.
+    pub findings: Vec<Finding>,
+}
+
+impl<'a> Prepared<'a> {
+    /// Builds the policy set of `policies`, compiles its templates against `inventory`, and
+    /// takes namespace labels and ValidatingAdmissionPolicy params from `context`.
+    pub fn new<'p>(
+        policies: impl Iterator<Item = &'p Document> + Clone,
+        context: &'a [Document],
+        inventory: &Value,
+        options: &'a Options,
+        request: &'a RequestInfo,
+    ) -> Prepared<'a> {
+        let (set, errors) = Set::from_documents(policies.clone());
+        let mut findings: Vec<Finding> = errors.iter().map(policy_error_finding).collect();
+        let (vap_set, vap_errors) = crate::vap::Set::from_documents(policies);
+        findings.extend(vap_errors.iter().map(policy_error_finding));
+        let compile_options = CompileOptions {
+            external_data: options
+                .external_data
+                .clone()
+                .unwrap_or_else(|| CompileOptions::default().external_data),
+            coverage: false,
+            enable_cel: options.enable_cel,
+        };
+        let compiled = compile_set(&set, inventory, &compile_options);
+        findings.extend(compiled.findings);
+        let templates = compiled.templates;
+
+        // Constraints that can run; those needing an unconfigured external-data provider are
+        // noted once.
+        let mut runnable = Vec::new();
+        for (i, c) in set.constraints.iter().enumerate() {
+            let Some(t) = templates.get(&c.kind) else {
+                continue;
+            };
+            if t.uses_external_data && options.external_data.is_none() {
+                findings.push(external_data_finding(c, options.require_external_data));
+                continue;
+            }
+            runnable.push((i, crate::engine::to_rego(&c.parameters)));
+        }
+        Prepared {
+            set,
+            vap_set,
+            templates,
+            runnable,
+            namespace_labels: review::namespace_labels(context),
+            context,
+            options,
+            request,
+            findings,
+        }
+    }
+
+    /// The constraints of the policy set.
+    pub fn constraints(&self) -> impl Iterator<Item = &Constraint> {
+        self.set.constraints.iter()
+    }
+
+    /// Reviews `resources` (expanded, outside excluded namespaces) against every matching
+    /// constraint and binding, in parallel: the findings and the number of evaluations.
+    pub fn evaluate(&self, resources: &[Document]) -> (Vec<Finding>, usize) {
+        let runnable: Vec<(&Constraint, regorus::Value)> = self
+            .runnable
+            .iter()
+            .map(|(i, parameters)| (&self.set.constraints[*i], parameters.clone()))
+            .collect();
+        let reviews: Vec<Review> = resources
+            .par_iter()
+            .enumerate()
+            .flat_map_iter(|(i, doc)| {
+                let mut out = vec![Review::new(i, &doc.object, self.request)];
+                out.extend(review::expand(
+                    i,
+                    &doc.object,
+                    &self.set.expansions,
+                    self.request,
+                ));
+                out
+            })
+            .filter(|r| {
+                let ns = if r.group.is_empty() && r.kind == "Namespace" {
+                    Some(r.name.as_str())
+                } else {
+                    r.namespace.as_deref()
+                };
+                !excluded(self.options, ns)
+            })
+            .collect();
+        let progress = progress_bar(self.options.progress, reviews.len());
+        let results: Vec<(usize, Vec<Finding>)> = reviews
+            .par_iter()
+            .map_init(HashMap::new, |engines, r| {
+                let doc = &resources[r.parent];
+                let mut out = Vec::new();
+                let n = evaluate_review(
+                    r,
+                    &runnable,
+                    &self.templates,
+                    &self.namespace_labels,
+                    engines,
+                    |c, result| {
+                        out.extend(violation_findings(doc, r, c, result));
+                    },
+                );
+                if !self.vap_set.is_empty() && r.expansion.is_none() {
+                    out.extend(vap_findings(
+                        &self.vap_set,
+                        doc,
+                        r,
+                        &self.namespace_labels,
+                        self.context,
+                    ));
+                }
+                if let Some(p) = &progress {
+                    p.inc(1);
+                }
+                (n, out)
+            })
+            .collect();
+        if let Some(p) = progress {
+            p.finish_and_clear();
+        }
+        let mut evaluations = 0;
+        let mut findings = Vec::new();
+        for (n, f) in results {
+            evaluations += n;
+            findings.extend(f);
+        }
+        (findings, evaluations)
+    }
+}
+
+/// The finding of a constraint whose template calls `external_data` while no provider is
+/// configured: an error when one is required, else a note.
+fn external_data_finding(c: &Constraint, required: bool) -> Finding {
+    let (severity, code, message) = if required {
+        (
+            Severity::Error,
+            Code::InvalidPolicy,
+            "signature verification is not configured, and this constraint needs it (its template calls external_data): give a trust policy (--trust-policy FILE or --signature-key FILE), or --no-signature-verification to go ahead without it",
+        )
+    } else {
+        (
+            Severity::Info,
+            Code::Note,
+            "not evaluated: signature verification is not configured (its template calls external_data and no trust policy is given)",
+        )
+    };
+    Finding::new(severity, code, message.to_string())
+        .at(c.source.to_string(), c.line, 0)
+        .of_policy(
+            PolicyRef {
+                kind: c.kind.clone(),
+                constraint: c.name.clone(),
+            },
+            Some(c.action.to_string()),
+        )
 }
 
 /// Findings of the ValidatingAdmissionPolicy bindings that match a review.

@@ -23,19 +23,24 @@ pub fn render(findings: &[Finding], summary: &Summary) -> String {
             Severity::Info => "notice",
         };
         let mut props = Vec::new();
-        if !f.file.is_empty() {
+        // Objects read from a cluster (`cluster:...`) have no file in the repository: their
+        // annotation has no position, and the message names the object.
+        let cluster = f.file.strip_prefix("cluster:");
+        if !f.file.is_empty() && cluster.is_none() {
             props.push(format!("file={}", escape_property(&f.file)));
-            props.push(format!("line={}", f.line));
-            if f.column > 0 {
-                props.push(format!("col={}", f.column));
+            if f.line > 0 {
+                props.push(format!("line={}", f.line));
+                if f.column > 0 {
+                    props.push(format!("col={}", f.column));
+                }
             }
         }
         props.push(format!("title={}", escape_property(&rule_id(f))));
-        let object = f
-            .object
-            .as_ref()
-            .map(|o| format!("{o}: "))
-            .unwrap_or_default();
+        let object = match (&f.object, cluster) {
+            (Some(o), _) => format!("{o}: "),
+            (None, Some(what)) if !what.is_empty() => format!("{what}: "),
+            _ => String::new(),
+        };
         let _ = writeln!(
             out,
             "::{command} {}::{}",

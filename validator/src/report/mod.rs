@@ -253,14 +253,19 @@ impl Summary {
             ..Summary::default()
         };
         for f in findings {
-            match f.severity {
-                Severity::Error => s.errors += 1,
-                Severity::Deny => s.deny += 1,
-                Severity::Warn => s.warn += 1,
-                Severity::Info => s.info += 1,
-            }
+            s.count(f.severity);
         }
         s
+    }
+
+    /// Counts one finding of `severity`.
+    pub fn count(&mut self, severity: Severity) {
+        match severity {
+            Severity::Error => self.errors += 1,
+            Severity::Deny => self.deny += 1,
+            Severity::Warn => self.warn += 1,
+            Severity::Info => self.info += 1,
+        }
     }
 }
 

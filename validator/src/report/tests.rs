@@ -115,6 +115,27 @@ fn github_annotations_escape_properties() {
 }
 
 #[test]
+fn github_annotations_of_cluster_objects_have_no_position() {
+    let mut f = findings();
+    f[0].file = "cluster:apps/v1/Deployment/prod/web".into();
+    f[0].line = 0;
+    f[1].file = "cluster:v1/Secret".into();
+    f[1].line = 0;
+    f[1].column = 0;
+    f[1].object = None;
+    let out = render(Format::Github, &f, &Summary::of(&f, 5), false);
+    assert!(
+        out.contains("::error title=K8sRequiredProbes/probes::Deployment/prod/web: container"),
+        "{out}"
+    );
+    assert!(
+        out.contains("::error title=invalid-input::v1/Secret: invalid YAML"),
+        "{out}"
+    );
+    assert!(!out.contains("line=0"), "{out}");
+}
+
+#[test]
 fn formats_parse() {
     assert_eq!("sarif".parse::<Format>(), Ok(Format::Sarif));
     assert!("xml".parse::<Format>().unwrap_err().contains("human, json"));

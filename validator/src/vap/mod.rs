@@ -342,9 +342,11 @@ pub fn evaluate(
     target: &Target<'_>,
     objects: &[Document],
 ) -> Outcome {
+    // An audit's review has no operation: what already exists is matched as it was created.
     let operation = review_json
         .get("operation")
         .and_then(Value::as_str)
+        .filter(|o| !o.is_empty())
         .unwrap_or("CREATE");
     let mut out = Outcome::default();
     for b in &set.bindings {

@@ -228,9 +228,16 @@ pub fn load(path: &Path) -> (Vec<Waiver>, Vec<WaiverError>) {
 /// Turns waived violations into `info` findings, and adds a finding for each expired waiver
 /// (whose violations count again).
 pub fn apply(findings: Vec<Finding>, waivers: &[Waiver], today: Date) -> Vec<Finding> {
-    let (active, expired): (Vec<&Waiver>, Vec<&Waiver>) =
-        waivers.iter().partition(|w| w.expires >= today);
-    let mut out: Vec<Finding> = findings
+    let mut out = waive(findings, waivers, today);
+    out.extend(expired(waivers, today));
+    out.sort();
+    out
+}
+
+/// Turns the violations that a waiver in force on `today` covers into `info` findings.
+pub fn waive(findings: Vec<Finding>, waivers: &[Waiver], today: Date) -> Vec<Finding> {
+    let active: Vec<&Waiver> = waivers.iter().filter(|w| w.expires >= today).collect();
+    findings
         .into_iter()
         .map(|mut f| {
             let waiver = match (&f.policy, &f.object, f.severity) {
@@ -249,9 +256,15 @@ pub fn apply(findings: Vec<Finding>, waivers: &[Waiver], today: Date) -> Vec<Fin
             }
             f
         })
-        .collect();
-    for w in expired {
-        out.push(
+        .collect()
+}
+
+/// A finding for each waiver that expired before `today`.
+pub fn expired(waivers: &[Waiver], today: Date) -> Vec<Finding> {
+    waivers
+        .iter()
+        .filter(|w| w.expires < today)
+        .map(|w| {
             Finding::new(
                 Severity::Deny,
                 Code::ExpiredWaiver,
@@ -260,11 +273,9 @@ pub fn apply(findings: Vec<Finding>, waivers: &[Waiver], today: Date) -> Vec<Fin
                     w.constraint, w.owner, w.expires
                 ),
             )
-            .at(w.file.clone(), w.line, 0),
-        );
-    }
-    out.sort();
-    out
+            .at(w.file.clone(), w.line, 0)
+        })
+        .collect()
 }
 
 /// Waiver errors as findings (exit 2).

@@ -1,5 +1,5 @@
-//! Credentials in URLs (`https://user:password@prometheus/`) kept out of what the executor
-//! prints, logs and records: gate results, progress notes and errors show `https://***@host/`.
+//! Credentials in URLs (`https://user:password@prometheus/`) kept out of what the tools print,
+//! log and record: gate results, progress notes and errors show `https://***@host/`.
 
 /// `text` with the user information of every URL in it replaced by `***`.
 pub fn credentials(text: &str) -> String {
