@@ -9,6 +9,7 @@
 
 pub mod analysis;
 pub mod apply;
+pub mod args;
 pub mod backup;
 pub mod cli;
 pub mod clock;
@@ -23,6 +24,7 @@ pub mod hook;
 pub mod lock;
 pub mod object;
 pub mod outcome;
+pub mod parse;
 pub mod plan;
 pub mod progress;
 pub mod redact;

@@ -11,7 +11,8 @@ use super::{
 };
 use crate::analysis::Gates;
 use crate::apply;
-use crate::cli::{exit, ApplyArgs};
+use crate::args::ApplyArgs;
+use crate::cli::exit;
 use crate::cluster::Cluster;
 use crate::gate;
 use crate::health::{Failure, Reason};

@@ -15,8 +15,9 @@ use validator::report::Finding;
 
 use super::{human_findings, now};
 use crate::apply;
+use crate::args::{BackupArgs, DrillArgs, RestoreArgs};
 use crate::backup::{self, Archive, Move, ReleaseBackup};
-use crate::cli::{exit, BackupArgs, DrillArgs, RestoreArgs};
+use crate::cli::exit;
 use crate::cluster::Cluster;
 use crate::events;
 use crate::gate::{self, PolicyArgs};
@@ -146,7 +147,7 @@ pub async fn backup(args: &BackupArgs, progress: &Progress) -> Result<Finished, 
         found
     } else {
         for r in &args.releases {
-            crate::cli::check_release_name(r)?;
+            crate::parse::check_release_name(r)?;
         }
         let mut names = args.releases.clone();
         names.dedup();
@@ -418,7 +419,7 @@ pub async fn restore_archive(
         ..Restored::default()
     };
     for r in &archive.releases {
-        crate::cli::check_release_name(&r.name)?;
+        crate::parse::check_release_name(&r.name)?;
         let existing = History::new(cluster.client.clone(), &target, &r.name)
             .list()
             .await?;
@@ -687,7 +688,7 @@ pub async fn restore(
 
 /// A namespace name as Kubernetes allows it (a DNS label).
 fn check_namespace_name(name: &str) -> Result<(), Error> {
-    if crate::cli::is_dns_label(name, 63) {
+    if crate::parse::is_dns_label(name, 63) {
         Ok(())
     } else {
         Err(Error::Usage(format!(

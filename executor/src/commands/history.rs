@@ -8,7 +8,8 @@ use kube::Client;
 use serde_json::{json, Value};
 
 use super::{connect, Done};
-use crate::cli::{exit, Output, ReleaseArgs};
+use crate::args::{Output, ReleaseArgs};
+use crate::cli::exit;
 use crate::health::{self, Thresholds, Verdict};
 use crate::lock;
 use crate::object::ObjectId;

@@ -7,13 +7,14 @@ mod finish;
 pub mod history;
 pub mod plan;
 pub mod promote;
+pub mod report;
 pub mod rollback;
 
 use validator::manifest::Loaded;
-use validator::report::{self, Format, Summary};
+use validator::report::{Finding, Format, Summary};
 
 use crate::apply::Applied;
-use crate::cli::ReleaseArgs;
+use crate::args::ReleaseArgs;
 use crate::cluster::Cluster;
 use crate::lock;
 use crate::outcome::{ObjectReport, Report};
@@ -152,8 +153,8 @@ where
 
 /// Findings as `validator check` prints them for people, in colour when `colour` (see
 /// [`crate::cli::colour`]).
-pub fn human_findings(findings: &[report::Finding], summary: &Summary, colour: bool) -> String {
-    report::render(Format::Human, findings, summary, colour)
+pub fn human_findings(findings: &[Finding], summary: &Summary, colour: bool) -> String {
+    validator::report::render(Format::Human, findings, summary, colour)
 }
 
 pub async fn connect(args: &ReleaseArgs) -> Result<(Cluster, String), Error> {

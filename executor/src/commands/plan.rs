@@ -2,7 +2,8 @@
 
 use super::{connect, pass_gate, unreadable, Done};
 use crate::apply::Action;
-use crate::cli::{exit, PlanArgs};
+use crate::args::PlanArgs;
+use crate::cli::exit;
 use crate::gate;
 use crate::outcome::{ObjectReport, Outcome, Report, Timer};
 use crate::plan::{self, diff};

@@ -4,7 +4,8 @@
 
 use super::finish::{self, Ctx};
 use super::{connect, with_release_lock, Done};
-use crate::cli::{exit, PromotionArgs};
+use crate::args::PromotionArgs;
+use crate::cli::exit;
 use crate::health::{Failure, Reason};
 use crate::outcome::{Outcome, Report, Timer};
 use crate::progress::Progress;

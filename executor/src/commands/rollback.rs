@@ -1,7 +1,8 @@
 //! `executor rollback [--to N]`: restore an earlier revision as a new revision.
 
 use super::{connect, now, object_reports, trim_history, with_release_lock, write_record, Done};
-use crate::cli::{exit, RollbackArgs};
+use crate::args::RollbackArgs;
+use crate::cli::exit;
 use crate::events;
 use crate::object::ObjectId;
 use crate::outcome::{Outcome, Report, Timer};
