@@ -9,21 +9,11 @@ use crate::args::{
     ApplyArgs, BackupArgs, DrillArgs, Output, PlanArgs, PromotionArgs, ReleaseArgs, ReportArgs,
     RestoreArgs, RollbackArgs,
 };
+use crate::exit::ExitStatus;
 use crate::outcome::{Outcome, Report};
 use crate::parse::check_release_name;
 use crate::progress::Progress;
 use crate::{commands, Error};
-
-/// Exit codes, shared with the validator.
-pub mod exit {
-    /// Success: deployed, restored, planned, or the release is healthy.
-    pub const OK: u8 = validator::cli::exit::OK;
-    /// Policy violations (nothing applied), or a failed rollout that was rolled back.
-    pub const VIOLATIONS: u8 = validator::cli::exit::VIOLATIONS;
-    /// Usage, input, policy or infrastructure errors; a held lock; a refused dry run; a
-    /// rollout that failed and could not be rolled back.
-    pub const ERROR: u8 = validator::cli::exit::ERROR;
-}
 
 #[derive(Debug, Parser)]
 #[command(
@@ -77,7 +67,7 @@ fn archive_command(
     command: &Command,
     out: &mut dyn Write,
     colour: bool,
-) -> Option<Result<u8, Error>> {
+) -> Option<Result<ExitStatus, Error>> {
     use commands::backup;
     let (name, json) = match command {
         Command::Backup(a) => ("backup", a.cluster.output),
@@ -86,7 +76,7 @@ fn archive_command(
         _ => return None,
     };
     let json = json == Output::Json;
-    let run = |out: &mut dyn Write| -> Result<u8, Error> {
+    let run = |out: &mut dyn Write| -> Result<ExitStatus, Error> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -122,7 +112,7 @@ fn archive_command(
                     "outcome": "error",
                     "message": e.to_string(),
                 });
-                (exit::ERROR, doc, String::new())
+                (ExitStatus::Error, doc, String::new())
             }
         };
         let (code, text) = backup::output(done, json);
@@ -137,18 +127,18 @@ pub fn colour() -> bool {
     std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
 }
 
-/// Runs a parsed command line with its result on stdout; returns the exit code.
-pub fn run(cli: Cli) -> Result<u8, Error> {
+/// Runs a parsed command line with its result on stdout; returns how it ended.
+pub fn run(cli: Cli) -> Result<ExitStatus, Error> {
     run_to(cli, &mut std::io::stdout(), colour())
 }
 
 /// Runs a parsed command line as [`run`] does, with the result (what `run` prints on stdout)
 /// written to `out`, its findings in colour when `colour`. Progress and warnings go to stderr.
-pub fn run_to(cli: Cli, out: &mut dyn Write, colour: bool) -> Result<u8, Error> {
+pub fn run_to(cli: Cli, out: &mut dyn Write, colour: bool) -> Result<ExitStatus, Error> {
     if let Command::Report(args) = &cli.command {
         let text = commands::report::run(args)?;
         emit(out, text.as_bytes())?;
-        return Ok(exit::OK);
+        return Ok(ExitStatus::Success);
     }
     if let Some(result) = archive_command(&cli.command, out, colour) {
         return result;
@@ -166,7 +156,7 @@ pub fn run_to(cli: Cli, out: &mut dyn Write, colour: bool) -> Result<u8, Error> 
         Command::Rollback(a) => &a.release,
         Command::Promote(a) | Command::Abort(a) => &a.release,
         Command::Report(_) | Command::Backup(_) | Command::Restore(_) | Command::DrDrill(_) => {
-            return Ok(exit::OK)
+            return Ok(ExitStatus::Success)
         }
     };
     check_release_name(&release.release)?;
@@ -200,7 +190,7 @@ pub fn run_to(cli: Cli, out: &mut dyn Write, colour: bool) -> Result<u8, Error> 
             Command::Promote(args) => commands::promote::promote(&args, &progress).await,
             Command::Abort(args) => commands::promote::abort(&args, &progress).await,
             Command::Report(_) | Command::Backup(_) | Command::Restore(_) | Command::DrDrill(_) => {
-                Ok((exit::OK, None, String::new()))
+                Ok((ExitStatus::Success, None, String::new()))
             }
         }
     });
@@ -223,7 +213,7 @@ pub fn run_to(cli: Cli, out: &mut dyn Write, colour: bool) -> Result<u8, Error> 
             if output != Output::Json {
                 return Err(e);
             }
-            (exit::ERROR, Some(report), String::new())
+            (ExitStatus::Error, Some(report), String::new())
         }
     };
     if let (false, Some(record), Some(report)) = (recorded, &record, &report) {

@@ -17,6 +17,7 @@ pub mod cluster;
 mod commands;
 pub mod deploy_metrics;
 pub mod events;
+pub mod exit;
 pub mod files;
 pub mod gate;
 pub mod health;

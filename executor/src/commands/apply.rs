@@ -12,8 +12,8 @@ use super::{
 use crate::analysis::Gates;
 use crate::apply;
 use crate::args::ApplyArgs;
-use crate::cli::exit;
 use crate::cluster::Cluster;
+use crate::exit::ExitStatus;
 use crate::gate;
 use crate::health::{Failure, Reason};
 use crate::hook::{self, HookPhase, Hooks};
@@ -50,7 +50,7 @@ pub async fn run(args: &ApplyArgs, progress: &Progress, colour: bool) -> Result<
         "the manifests cannot be read; nothing was applied",
         colour,
     ) {
-        return Ok((exit::ERROR, Some(report.with_timer(&timer)), text));
+        return Ok((ExitStatus::Error, Some(report.with_timer(&timer)), text));
     }
     timer.phase("connect");
     let (cluster, namespace) = connect(&args.release).await?;
@@ -324,7 +324,7 @@ async fn locked(
     timer: &mut Timer,
     report: &mut Report,
     progress: &Progress,
-) -> Result<u8, Error> {
+) -> Result<ExitStatus, Error> {
     let Release {
         desired,
         hooks,
@@ -378,7 +378,7 @@ async fn locked(
             errors.len(),
             report.errors.join("\n  ")
         );
-        return Ok(exit::ERROR);
+        return Ok(ExitStatus::Error);
     }
     let revision = resume
         .as_ref()

@@ -17,9 +17,9 @@ use super::{human_findings, now};
 use crate::apply;
 use crate::args::{BackupArgs, DrillArgs, RestoreArgs};
 use crate::backup::{self, Archive, Move, ReleaseBackup};
-use crate::cli::exit;
 use crate::cluster::Cluster;
 use crate::events;
+use crate::exit::ExitStatus;
 use crate::gate::{self, PolicyArgs};
 use crate::health::{Failure, Thresholds};
 use crate::lock;
@@ -32,7 +32,7 @@ use crate::strategy::{self, rolling, Settings};
 use crate::Error;
 
 /// Exit code, the result for `-o json`, text for humans.
-pub type Finished = (u8, Value, String);
+pub type Finished = (ExitStatus, Value, String);
 
 fn json_text(value: &Value) -> String {
     let mut s = serde_json::to_string_pretty(value).unwrap_or_default();
@@ -40,7 +40,7 @@ fn json_text(value: &Value) -> String {
     s
 }
 
-pub fn output(done: Finished, json_output: bool) -> (u8, String) {
+pub fn output(done: Finished, json_output: bool) -> (ExitStatus, String) {
     let (code, doc, text) = done;
     if json_output {
         (code, json_text(&doc))
@@ -245,7 +245,7 @@ pub async fn backup(args: &BackupArgs, progress: &Progress) -> Result<Finished, 
     let text = format!(
         "{message}:\n{text}the archive holds the data of Secrets: keep it as private as the cluster's Secrets\n"
     );
-    Ok((exit::OK, doc, text))
+    Ok((ExitStatus::Success, doc, text))
 }
 
 /// What a restore needs besides the archive.
@@ -265,7 +265,7 @@ pub struct RestoreSettings<'a> {
 /// How a restore went.
 #[derive(Debug, Default)]
 pub struct Restored {
-    pub code: u8,
+    pub status: ExitStatus,
     /// `restored`, `blocked` (the gate), `failed` (apply or rollout).
     pub outcome: &'static str,
     pub message: String,
@@ -472,7 +472,7 @@ pub async fn restore_archive(
     }
     restored.findings = decision.findings.clone();
     if !decision.passed() {
-        restored.code = decision.exit;
+        restored.status = decision.exit;
         restored.outcome = "blocked";
         restored.message = format!(
             "restore of {} into namespace {target}: the validation gate refused the objects; nothing was restored",
@@ -534,7 +534,7 @@ async fn locked(
     let (planned, errors) = plan::dry_run(cluster, desired, true).await?;
     if !errors.is_empty() {
         let lines: Vec<String> = errors.iter().map(|(id, m)| format!("{id}: {m}")).collect();
-        restored.code = exit::ERROR;
+        restored.status = ExitStatus::Error;
         restored.outcome = "failed";
         restored.message = format!(
             "restore into namespace {target}: the server refused {} object(s) in the dry run; nothing was restored:\n  {}",
@@ -557,7 +557,7 @@ async fn locked(
     .await;
     restored.objects = super::object_reports(&applied);
     if let Some(e) = error {
-        restored.code = exit::ERROR;
+        restored.status = ExitStatus::Error;
         restored.outcome = "failed";
         restored.message = format!(
             "restore into namespace {target} stopped after {} of {} object(s): {e}; the history was not restored",
@@ -622,7 +622,7 @@ async fn locked(
                     )
                 })
                 .collect();
-            restored.code = exit::OK;
+            restored.status = ExitStatus::Success;
             restored.outcome = "restored";
             restored.message = format!(
                 "restored {} into namespace {target}: {} object(s) ({}), {} workload(s) complete; releases {}",
@@ -634,7 +634,7 @@ async fn locked(
             );
         }
         strategy::Outcome::Failed { id, failure } => {
-            restored.code = exit::ERROR;
+            restored.status = ExitStatus::Error;
             restored.outcome = "failed";
             restored.message = format!(
                 "restore into namespace {target}: objects and history restored, but {id} did not become ready: {failure}"
@@ -683,7 +683,7 @@ pub async fn restore(
     let restored = restore_archive(&cluster, &archive, &settings, progress).await?;
     let doc = restored.json("restore", &archive, &file);
     let text = format!("{}{}\n", restored.findings_text, restored.message);
-    Ok((restored.code, doc, text))
+    Ok((restored.status, doc, text))
 }
 
 /// A namespace name as Kubernetes allows it (a DNS label).
@@ -853,13 +853,13 @@ pub async fn drill(args: &DrillArgs, progress: &Progress, colour: bool) -> Resul
     let target = args.rto_target;
     let met = rto.is_some_and(|r| r <= target);
     let (code, outcome) = match (restored.outcome, met) {
-        ("restored", true) => (exit::OK, "passed"),
-        ("restored", false) => (exit::VIOLATIONS, "failed"),
-        ("blocked", _) => (restored.code, "blocked"),
-        (_, _) if restored.code == exit::ERROR && restored.failure.is_some() => {
-            (exit::VIOLATIONS, "failed")
+        ("restored", true) => (ExitStatus::Success, "passed"),
+        ("restored", false) => (ExitStatus::Failed, "failed"),
+        ("blocked", _) => (restored.status, "blocked"),
+        (_, _) if restored.status == ExitStatus::Error && restored.failure.is_some() => {
+            (ExitStatus::Failed, "failed")
         }
-        _ => (restored.code, "error"),
+        _ => (restored.status, "error"),
     };
     let rto_text = match rto {
         Some(r) => format!(

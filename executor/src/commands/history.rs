@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use super::{connect, Done};
 use crate::args::{Output, ReleaseArgs};
-use crate::cli::exit;
+use crate::exit::ExitStatus;
 use crate::health::{self, Thresholds, Verdict};
 use crate::lock;
 use crate::object::ObjectId;
@@ -56,11 +56,11 @@ pub async fn history(args: &ReleaseArgs) -> Result<Done, Error> {
             "namespace": namespace,
             "revisions": records.iter().map(summary).collect::<Vec<_>>(),
         });
-        return Ok((exit::OK, None, json_text(&doc)));
+        return Ok((ExitStatus::Success, None, json_text(&doc)));
     }
     if records.is_empty() {
         return Ok((
-            exit::ERROR,
+            ExitStatus::Error,
             None,
             format!("release {namespace}/{} has no history\n", args.release),
         ));
@@ -85,7 +85,7 @@ pub async fn history(args: &ReleaseArgs) -> Result<Done, Error> {
             r.description
         ));
     }
-    Ok((exit::OK, None, text))
+    Ok((ExitStatus::Success, None, text))
 }
 
 /// The live verdict of one workload of the release.
@@ -144,7 +144,7 @@ pub async fn status(args: &ReleaseArgs) -> Result<Done, Error> {
         let mut report = Report::new("status", &args.release, &namespace);
         report.message = format!("release {namespace}/{} has no history", args.release);
         let text = format!("{}\n", report.message);
-        return Ok((exit::ERROR, Some(report), text));
+        return Ok((ExitStatus::Error, Some(report), text));
     };
     let current = release::current(&records);
     // A blue-green revision paused for `promote`/`abort` is waiting, not interrupted.
@@ -229,7 +229,11 @@ pub async fn status(args: &ReleaseArgs) -> Result<Done, Error> {
             }
         }
     }
-    let code = if healthy { exit::OK } else { exit::VIOLATIONS };
+    let code = if healthy {
+        ExitStatus::Success
+    } else {
+        ExitStatus::Failed
+    };
     if args.output == Output::Json {
         let doc = json!({
             "release": args.release,

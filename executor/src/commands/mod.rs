@@ -16,6 +16,7 @@ use validator::report::{Finding, Format, Summary};
 use crate::apply::Applied;
 use crate::args::ReleaseArgs;
 use crate::cluster::Cluster;
+use crate::exit::ExitStatus;
 use crate::lock;
 use crate::outcome::{ObjectReport, Report};
 use crate::progress::Progress;
@@ -23,7 +24,7 @@ use crate::release::{self, History, Record};
 use crate::Error;
 
 /// Exit code, machine-readable result, human text.
-pub type Done = (u8, Option<Report>, String);
+pub type Done = (ExitStatus, Option<Report>, String);
 
 /// Runs `work` holding the lock of release `namespace/name` (taking over a lock whose holder
 /// stopped renewing it, and saying so), then releases the lock whatever `work` returned.

@@ -3,7 +3,7 @@
 use super::{connect, pass_gate, unreadable, Done};
 use crate::apply::Action;
 use crate::args::PlanArgs;
-use crate::cli::exit;
+use crate::exit::ExitStatus;
 use crate::gate;
 use crate::outcome::{ObjectReport, Outcome, Report, Timer};
 use crate::plan::{self, diff};
@@ -23,7 +23,7 @@ pub async fn run(args: &PlanArgs, progress: &Progress, colour: bool) -> Result<D
         args.release.namespace.as_deref().unwrap_or(""),
     );
     if let Some(text) = unreadable(&loaded, &mut report, "the manifests cannot be read", colour) {
-        return Ok((exit::ERROR, Some(report), text));
+        return Ok((ExitStatus::Error, Some(report), text));
     }
     let (cluster, namespace) = connect(&args.release).await?;
     report.namespace = namespace.clone();
@@ -159,7 +159,7 @@ pub async fn run(args: &PlanArgs, progress: &Progress, colour: bool) -> Result<D
         );
         text.push_str(&report.message);
         text.push('\n');
-        return Ok((exit::ERROR, Some(report.with_timer(&timer)), text));
+        return Ok((ExitStatus::Error, Some(report.with_timer(&timer)), text));
     }
     report.outcome = Outcome::Planned;
     report.message = format!(
@@ -168,5 +168,5 @@ pub async fn run(args: &PlanArgs, progress: &Progress, colour: bool) -> Result<D
     );
     text.push_str(&report.message);
     text.push('\n');
-    Ok((exit::OK, Some(report.with_timer(&timer)), text))
+    Ok((ExitStatus::Success, Some(report.with_timer(&timer)), text))
 }

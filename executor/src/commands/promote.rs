@@ -5,7 +5,7 @@
 use super::finish::{self, Ctx};
 use super::{connect, with_release_lock, Done};
 use crate::args::PromotionArgs;
-use crate::cli::exit;
+use crate::exit::ExitStatus;
 use crate::health::{Failure, Reason};
 use crate::outcome::{Outcome, Report, Timer};
 use crate::progress::Progress;
@@ -109,7 +109,7 @@ async fn decide(
                         &mut report,
                     )
                     .await?;
-                    if code == exit::VIOLATIONS {
+                    if code == ExitStatus::RolledBack {
                         report.outcome = Outcome::Aborted;
                         report.message = format!(
                             "release {namespace}/{name}: revision {} aborted; traffic stayed where it was{}",
@@ -119,7 +119,7 @@ async fn decide(
                                 .map(|r| format!(", revision {r} restored"))
                                 .unwrap_or_default()
                         );
-                        Ok(exit::OK)
+                        Ok(ExitStatus::Success)
                     } else {
                         Ok(code)
                     }

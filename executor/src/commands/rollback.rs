@@ -2,8 +2,8 @@
 
 use super::{connect, now, object_reports, trim_history, with_release_lock, write_record, Done};
 use crate::args::RollbackArgs;
-use crate::cli::exit;
 use crate::events;
+use crate::exit::ExitStatus;
 use crate::object::ObjectId;
 use crate::outcome::{Outcome, Report, Timer};
 use crate::progress::Progress;
@@ -112,7 +112,7 @@ pub async fn run(args: &RollbackArgs, progress: &Progress) -> Result<Done, Error
                         "release {namespace}/{name}: rolled back to revision {} (now revision {revision})",
                         target.revision
                     );
-                    Ok(exit::OK)
+                    Ok(ExitStatus::Success)
                 }
                 Err(e) => {
                     record.status = Status::Failed;
@@ -125,7 +125,7 @@ pub async fn run(args: &RollbackArgs, progress: &Progress) -> Result<Done, Error
                         "release {namespace}/{name}: rollback to revision {} failed: {e}",
                         target.revision
                     );
-                    Ok(exit::ERROR)
+                    Ok(ExitStatus::Error)
                 }
             }
         },
