@@ -9,11 +9,13 @@ use crate::args::{
     ApplyArgs, BackupArgs, DrillArgs, Output, PlanArgs, PromotionArgs, ReleaseArgs, ReportArgs,
     RestoreArgs, RollbackArgs,
 };
+use crate::commands::{self, Done};
+use crate::deploy_metrics::RecordArgs;
 use crate::exit::ExitStatus;
 use crate::outcome::{Outcome, Report};
 use crate::parse::check_release_name;
 use crate::progress::Progress;
-use crate::{commands, Error};
+use crate::Error;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -56,70 +58,79 @@ pub enum Command {
     DrDrill(Box<DrillArgs>),
 }
 
+impl Command {
+    /// The command's name, as given on the command line.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Apply(_) => "apply",
+            Command::Plan(_) => "plan",
+            Command::History(_) => "history",
+            Command::Status(_) => "status",
+            Command::Rollback(_) => "rollback",
+            Command::Promote(_) => "promote",
+            Command::Abort(_) => "abort",
+            Command::Report(_) => "report",
+            Command::Backup(_) => "backup",
+            Command::Restore(_) => "restore",
+            Command::DrDrill(_) => "dr-drill",
+        }
+    }
+
+    /// The release the command works on; None for the commands on the deploy log, archives
+    /// and namespaces.
+    pub fn release(&self) -> Option<&ReleaseArgs> {
+        match self {
+            Command::Apply(a) => Some(&a.release),
+            Command::Plan(a) => Some(&a.release),
+            Command::History(a) | Command::Status(a) => Some(a),
+            Command::Rollback(a) => Some(&a.release),
+            Command::Promote(a) | Command::Abort(a) => Some(&a.release),
+            Command::Report(_) | Command::Backup(_) | Command::Restore(_) | Command::DrDrill(_) => {
+                None
+            }
+        }
+    }
+
+    /// Where the run is recorded (`--deploy-log`, `--metrics-file`, `--pushgateway`): its
+    /// report and, when it stops on an error, that error.
+    pub fn record(&self) -> Option<&RecordArgs> {
+        match self {
+            Command::Apply(a) => Some(&a.record),
+            Command::Rollback(a) => Some(&a.record),
+            Command::Promote(a) | Command::Abort(a) => Some(&a.record),
+            Command::DrDrill(a) => Some(&a.record),
+            Command::Plan(_)
+            | Command::History(_)
+            | Command::Status(_)
+            | Command::Report(_)
+            | Command::Backup(_)
+            | Command::Restore(_) => None,
+        }
+    }
+
+    /// The format of the result on stdout.
+    pub fn output(&self) -> Output {
+        match self {
+            Command::Report(a) => a.output,
+            Command::Backup(a) => a.cluster.output,
+            Command::Restore(a) => a.cluster.output,
+            Command::DrDrill(a) => a.cluster.output,
+            _ => self.release().map_or(Output::Human, |r| r.output),
+        }
+    }
+
+    /// Whether an error that stops the command is its result with `--output json` (every
+    /// command's but `report`'s, which only prints the deploy log's summary).
+    fn prints_errors(&self) -> bool {
+        self.output() == Output::Json && !matches!(self, Command::Report(_))
+    }
+}
+
 /// Writes a command's result to `out`.
 fn emit(out: &mut dyn Write, bytes: &[u8]) -> Result<(), Error> {
     out.write_all(bytes)
         .and_then(|_| out.flush())
         .map_err(Error::Output)
-}
-/// `backup`, `restore` and `dr-drill`: they work on namespaces and archives, not one release.
-fn archive_command(
-    command: &Command,
-    out: &mut dyn Write,
-    colour: bool,
-) -> Option<Result<ExitStatus, Error>> {
-    use commands::backup;
-    let (name, json) = match command {
-        Command::Backup(a) => ("backup", a.cluster.output),
-        Command::Restore(a) => ("restore", a.cluster.output),
-        Command::DrDrill(a) => ("dr-drill", a.cluster.output),
-        _ => return None,
-    };
-    let json = json == Output::Json;
-    let run = |out: &mut dyn Write| -> Result<ExitStatus, Error> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(Error::Runtime)?;
-        let progress = Progress::new(false);
-        let result = runtime.block_on(async {
-            match command {
-                Command::Backup(a) => backup::backup(a, &progress).await,
-                Command::Restore(a) => backup::restore(a, &progress, colour).await,
-                Command::DrDrill(a) => backup::drill(a, &progress, colour).await,
-                _ => Err(Error::Usage("not an archive command".into())),
-            }
-        });
-        let done = match result {
-            Ok(done) => done,
-            Err(e) => {
-                if let Command::DrDrill(a) = command {
-                    let mut report = Report::new(name, "", "");
-                    report.message = e.to_string();
-                    let now = crate::clock::now_rfc3339();
-                    report.timeline.insert("started".into(), now.clone().into());
-                    report.timeline.insert("finished".into(), now.into());
-                    for problem in crate::deploy_metrics::record(&a.record, &report) {
-                        eprintln!("warning: {problem}");
-                    }
-                }
-                if !json {
-                    return Err(e);
-                }
-                let doc = serde_json::json!({
-                    "version": 1,
-                    "command": name,
-                    "outcome": "error",
-                    "message": e.to_string(),
-                });
-                (ExitStatus::Error, doc, String::new())
-            }
-        };
-        let (code, text) = backup::output(done, json);
-        emit(out, text.as_bytes())?;
-        Ok(code)
-    };
-    Some(run(out))
 }
 
 /// Whether results on stdout are in colour: on a terminal, unless NO_COLOR is set.
@@ -135,97 +146,88 @@ pub fn run(cli: Cli) -> Result<ExitStatus, Error> {
 /// Runs a parsed command line as [`run`] does, with the result (what `run` prints on stdout)
 /// written to `out`, its findings in colour when `colour`. Progress and warnings go to stderr.
 pub fn run_to(cli: Cli, out: &mut dyn Write, colour: bool) -> Result<ExitStatus, Error> {
-    if let Command::Report(args) = &cli.command {
-        let text = commands::report::run(args)?;
-        emit(out, text.as_bytes())?;
-        return Ok(ExitStatus::Success);
+    let command = &cli.command;
+    if let Some(release) = command.release() {
+        check_release_name(&release.release)?;
     }
-    if let Some(result) = archive_command(&cli.command, out, colour) {
-        return result;
-    }
-    let record = match &cli.command {
-        Command::Apply(a) => Some(a.record.clone()),
-        Command::Rollback(a) => Some(a.record.clone()),
-        Command::Promote(a) | Command::Abort(a) => Some(a.record.clone()),
-        _ => None,
-    };
-    let release = match &cli.command {
-        Command::Apply(a) => &a.release,
-        Command::Plan(a) => &a.release,
-        Command::History(a) | Command::Status(a) => a,
-        Command::Rollback(a) => &a.release,
-        Command::Promote(a) | Command::Abort(a) => &a.release,
-        Command::Report(_) | Command::Backup(_) | Command::Restore(_) | Command::DrDrill(_) => {
-            return Ok(ExitStatus::Success)
-        }
-    };
-    check_release_name(&release.release)?;
-    let output = release.output;
-    let command = match &cli.command {
-        Command::Apply(_) => "apply",
-        Command::Plan(_) => "plan",
-        Command::History(_) => "history",
-        Command::Status(_) => "status",
-        Command::Rollback(_) => "rollback",
-        Command::Promote(_) => "promote",
-        Command::Abort(_) => "abort",
-        Command::Report(_) => "report",
-        Command::Backup(_) => "backup",
-        Command::Restore(_) => "restore",
-        Command::DrDrill(_) => "dr-drill",
-    };
-    let (name, namespace) = (release.release.clone(), release.namespace.clone());
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(Error::Runtime)?;
     let progress = Progress::new(false);
     let result = runtime.block_on(async {
-        match cli.command {
-            Command::Apply(args) => commands::apply::run(&args, &progress, colour).await,
-            Command::Plan(args) => commands::plan::run(&args, &progress, colour).await,
-            Command::History(args) => commands::history::history(&args).await,
-            Command::Status(args) => commands::history::status(&args).await,
-            Command::Rollback(args) => commands::rollback::run(&args, &progress).await,
-            Command::Promote(args) => commands::promote::promote(&args, &progress).await,
-            Command::Abort(args) => commands::promote::abort(&args, &progress).await,
-            Command::Report(_) | Command::Backup(_) | Command::Restore(_) | Command::DrDrill(_) => {
-                Ok((ExitStatus::Success, None, String::new()))
-            }
+        match command {
+            Command::Apply(args) => commands::apply::run(args, &progress, colour).await,
+            Command::Plan(args) => commands::plan::run(args, &progress, colour).await,
+            Command::History(args) => commands::history::history(args).await,
+            Command::Status(args) => commands::history::status(args).await,
+            Command::Rollback(args) => commands::rollback::run(args, &progress).await,
+            Command::Promote(args) => commands::promote::promote(args, &progress).await,
+            Command::Abort(args) => commands::promote::abort(args, &progress).await,
+            Command::Report(args) => commands::report::run(args),
+            Command::Backup(args) => commands::backup::backup(args, &progress).await,
+            Command::Restore(args) => commands::backup::restore(args, &progress, colour).await,
+            Command::DrDrill(args) => commands::backup::drill(args, &progress, colour).await,
         }
     });
-    let mut recorded = false;
-    let (code, report, text) = match result {
-        Ok(done) => done,
-        Err(e) => {
-            let mut report = Report::new(command, &name, namespace.as_deref().unwrap_or(""));
-            report.outcome = Outcome::Error;
-            report.message = e.to_string();
-            let now = crate::clock::now_rfc3339();
-            report.timeline.insert("started".into(), now.clone().into());
-            report.timeline.insert("finished".into(), now.into());
-            if let Some(record) = &record {
-                for problem in crate::deploy_metrics::record(record, &report) {
-                    eprintln!("warning: {problem}");
-                }
+    let done = match result {
+        Ok(done) => {
+            if let (Some(record), Some(report)) = (command.record(), &done.report) {
+                warn(crate::deploy_metrics::record(record, report));
             }
-            recorded = true;
-            if output != Output::Json {
-                return Err(e);
-            }
-            (ExitStatus::Error, Some(report), String::new())
+            done
         }
+        Err(e) => stopped(command, e)?,
     };
-    if let (false, Some(record), Some(report)) = (recorded, &record, &report) {
-        for problem in crate::deploy_metrics::record(record, report) {
-            eprintln!("warning: {problem}");
-        }
+    let status = done.status;
+    emit(
+        out,
+        done.output(command.output() == Output::Json).as_bytes(),
+    )?;
+    Ok(status)
+}
+
+/// A command stopped by an error: the error is recorded where the command records its runs;
+/// with `--output json` it is the command's result (its report, for a release command), else
+/// it is returned.
+fn stopped(command: &Command, e: Error) -> Result<Done, Error> {
+    let release = command.release();
+    let mut report = Report::new(
+        command.name(),
+        release.map_or("", |r| r.release.as_str()),
+        release.and_then(|r| r.namespace.as_deref()).unwrap_or(""),
+    );
+    report.outcome = Outcome::Error;
+    report.message = e.to_string();
+    let now = crate::clock::now_rfc3339();
+    report.timeline.insert("started".into(), now.clone().into());
+    report.timeline.insert("finished".into(), now.into());
+    if let Some(record) = command.record() {
+        warn(crate::deploy_metrics::record(record, &report));
     }
-    match (output, report) {
-        (Output::Json, Some(report)) => emit(out, report.to_json().as_bytes())?,
-        _ => emit(out, text.as_bytes())?,
+    if !command.prints_errors() {
+        return Err(e);
     }
-    Ok(code)
+    Ok(match release {
+        Some(_) => Done::report(ExitStatus::Error, report, String::new()),
+        None => Done::doc(
+            ExitStatus::Error,
+            serde_json::json!({
+                "version": 1,
+                "command": command.name(),
+                "outcome": "error",
+                "message": e.to_string(),
+            }),
+            String::new(),
+        ),
+    })
+}
+
+/// Problems recording a run, as warnings on stderr.
+fn warn(problems: Vec<String>) {
+    for problem in problems {
+        eprintln!("warning: {problem}");
+    }
 }
 
 #[cfg(test)]

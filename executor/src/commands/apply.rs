@@ -50,7 +50,11 @@ pub async fn run(args: &ApplyArgs, progress: &Progress, colour: bool) -> Result<
         "the manifests cannot be read; nothing was applied",
         colour,
     ) {
-        return Ok((ExitStatus::Error, Some(report.with_timer(&timer)), text));
+        return Ok(Done::report(
+            ExitStatus::Error,
+            report.with_timer(&timer),
+            text,
+        ));
     }
     timer.phase("connect");
     let (cluster, namespace) = connect(&args.release).await?;
@@ -75,7 +79,7 @@ pub async fn run(args: &ApplyArgs, progress: &Progress, colour: bool) -> Result<
         text.push_str(&report.message);
         text.push('\n');
         timer.finish();
-        return Ok((decision.exit, Some(report.with_timer(&timer)), text));
+        return Ok(Done::report(decision.exit, report.with_timer(&timer), text));
     }
     if args.policy.attestation.is_some() {
         progress.note(format!(
@@ -130,7 +134,7 @@ pub async fn run(args: &ApplyArgs, progress: &Progress, colour: bool) -> Result<
     timer.finish();
     text.push_str(&report.message);
     text.push('\n');
-    Ok((code, Some(report.with_timer(&timer)), text))
+    Ok(Done::report(code, report.with_timer(&timer), text))
 }
 
 /// The release namespace holds the history and the lock: it must exist before anything else.

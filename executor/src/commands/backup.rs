@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use validator::manifest::Document;
 use validator::report::Finding;
 
-use super::{human_findings, now};
+use super::{human_findings, now, Done};
 use crate::apply;
 use crate::args::{BackupArgs, DrillArgs, RestoreArgs};
 use crate::backup::{self, Archive, Move, ReleaseBackup};
@@ -30,24 +30,6 @@ use crate::progress::Progress;
 use crate::release::{self, History, OWNER_LABEL, SECRET_TYPE};
 use crate::strategy::{self, rolling, Settings};
 use crate::Error;
-
-/// Exit code, the result for `-o json`, text for humans.
-pub type Finished = (ExitStatus, Value, String);
-
-fn json_text(value: &Value) -> String {
-    let mut s = serde_json::to_string_pretty(value).unwrap_or_default();
-    s.push('\n');
-    s
-}
-
-pub fn output(done: Finished, json_output: bool) -> (ExitStatus, String) {
-    let (code, doc, text) = done;
-    if json_output {
-        (code, json_text(&doc))
-    } else {
-        (code, text)
-    }
-}
 
 async fn connect(
     kubeconfig: Option<&std::path::Path>,
@@ -126,7 +108,7 @@ async fn living_owners(cluster: &Cluster, object: &Value) -> BTreeSet<String> {
 }
 
 /// `executor backup`.
-pub async fn backup(args: &BackupArgs, progress: &Progress) -> Result<Finished, Error> {
+pub async fn backup(args: &BackupArgs, progress: &Progress) -> Result<Done, Error> {
     let cluster = connect(
         args.cluster.kubeconfig.as_deref(),
         args.cluster.context.as_deref(),
@@ -245,7 +227,7 @@ pub async fn backup(args: &BackupArgs, progress: &Progress) -> Result<Finished, 
     let text = format!(
         "{message}:\n{text}the archive holds the data of Secrets: keep it as private as the cluster's Secrets\n"
     );
-    Ok((ExitStatus::Success, doc, text))
+    Ok(Done::doc(ExitStatus::Success, doc, text))
 }
 
 /// What a restore needs besides the archive.
@@ -653,11 +635,7 @@ fn thresholds(max_restarts: i32, stuck_after: Duration) -> Thresholds {
 }
 
 /// `executor restore`.
-pub async fn restore(
-    args: &RestoreArgs,
-    progress: &Progress,
-    colour: bool,
-) -> Result<Finished, Error> {
+pub async fn restore(args: &RestoreArgs, progress: &Progress, colour: bool) -> Result<Done, Error> {
     let archive = backup::read(&args.input_file).map_err(|e| Error::Usage(e.to_string()))?;
     if let Some(ns) = &args.namespace {
         check_namespace_name(ns)?;
@@ -683,7 +661,7 @@ pub async fn restore(
     let restored = restore_archive(&cluster, &archive, &settings, progress).await?;
     let doc = restored.json("restore", &archive, &file);
     let text = format!("{}{}\n", restored.findings_text, restored.message);
-    Ok((restored.status, doc, text))
+    Ok(Done::doc(restored.status, doc, text))
 }
 
 /// A namespace name as Kubernetes allows it (a DNS label).
@@ -778,7 +756,7 @@ async fn sweep_stale_drills(namespaces: &Api<Namespace>, now: jiff::Timestamp) -
 }
 
 /// `executor dr-drill`: the drill's result and, for the deploy log, its outcome and duration.
-pub async fn drill(args: &DrillArgs, progress: &Progress, colour: bool) -> Result<Finished, Error> {
+pub async fn drill(args: &DrillArgs, progress: &Progress, colour: bool) -> Result<Done, Error> {
     let archive = backup::read(&args.input_file).map_err(|e| Error::Usage(e.to_string()))?;
     let cluster = connect(
         args.cluster.kubeconfig.as_deref(),
@@ -942,7 +920,7 @@ pub async fn drill(args: &DrillArgs, progress: &Progress, colour: bool) -> Resul
         progress.note(format!("warning: {problem}"));
     }
     let text = format!("{}{message}\n", restored.findings_text);
-    Ok((code, doc, text))
+    Ok(Done::doc(code, doc, text))
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use kube::api::{Api, ListParams};
 use kube::Client;
 use serde_json::{json, Value};
 
-use super::{connect, Done};
+use super::{connect, json_text, Done};
 use crate::args::{Output, ReleaseArgs};
 use crate::exit::ExitStatus;
 use crate::health::{self, Thresholds, Verdict};
@@ -39,12 +39,6 @@ fn summary(r: &Record) -> Value {
     })
 }
 
-fn json_text(value: &Value) -> String {
-    let mut s = serde_json::to_string_pretty(value).unwrap_or_default();
-    s.push('\n');
-    s
-}
-
 pub async fn history(args: &ReleaseArgs) -> Result<Done, Error> {
     let (cluster, namespace) = connect(args).await?;
     let records = History::new(cluster.client.clone(), &namespace, &args.release)
@@ -56,12 +50,11 @@ pub async fn history(args: &ReleaseArgs) -> Result<Done, Error> {
             "namespace": namespace,
             "revisions": records.iter().map(summary).collect::<Vec<_>>(),
         });
-        return Ok((ExitStatus::Success, None, json_text(&doc)));
+        return Ok(Done::text(ExitStatus::Success, json_text(&doc)));
     }
     if records.is_empty() {
-        return Ok((
+        return Ok(Done::text(
             ExitStatus::Error,
-            None,
             format!("release {namespace}/{} has no history\n", args.release),
         ));
     }
@@ -85,7 +78,7 @@ pub async fn history(args: &ReleaseArgs) -> Result<Done, Error> {
             r.description
         ));
     }
-    Ok((ExitStatus::Success, None, text))
+    Ok(Done::text(ExitStatus::Success, text))
 }
 
 /// The live verdict of one workload of the release.
@@ -144,7 +137,7 @@ pub async fn status(args: &ReleaseArgs) -> Result<Done, Error> {
         let mut report = Report::new("status", &args.release, &namespace);
         report.message = format!("release {namespace}/{} has no history", args.release);
         let text = format!("{}\n", report.message);
-        return Ok((ExitStatus::Error, Some(report), text));
+        return Ok(Done::report(ExitStatus::Error, report, text));
     };
     let current = release::current(&records);
     // A blue-green revision paused for `promote`/`abort` is waiting, not interrupted.
@@ -247,7 +240,7 @@ pub async fn status(args: &ReleaseArgs) -> Result<Done, Error> {
             "healthy": healthy,
             "workloads": workloads,
         });
-        return Ok((code, None, json_text(&doc)));
+        return Ok(Done::text(code, json_text(&doc)));
     }
-    Ok((code, None, text))
+    Ok(Done::text(code, text))
 }

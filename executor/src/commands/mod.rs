@@ -10,6 +10,7 @@ pub mod promote;
 pub mod report;
 pub mod rollback;
 
+use serde_json::Value;
 use validator::manifest::Loaded;
 use validator::report::{Finding, Format, Summary};
 
@@ -23,8 +24,67 @@ use crate::progress::Progress;
 use crate::release::{self, History, Record};
 use crate::Error;
 
-/// Exit code, machine-readable result, human text.
-pub type Done = (ExitStatus, Option<Report>, String);
+/// What a command did: how it ended, its result for `--output json` and text for people.
+#[derive(Debug)]
+pub struct Done {
+    pub status: ExitStatus,
+    /// The report of a release command: what `--deploy-log`, `--metrics-file` and
+    /// `--pushgateway` record and, unless `json` is given, the result for `--output json`.
+    pub report: Option<Report>,
+    /// The result for `--output json` of a command without a report.
+    pub json: Option<Value>,
+    /// The result for people; also for `--output json` when there is neither `json` nor a
+    /// report.
+    pub text: String,
+}
+
+impl Done {
+    /// A release command's result: its report, and text for people.
+    pub fn report(status: ExitStatus, report: Report, text: String) -> Self {
+        Done {
+            status,
+            report: Some(report),
+            json: None,
+            text,
+        }
+    }
+
+    /// A result for `--output json` (without a report) and text for people.
+    pub fn doc(status: ExitStatus, json: Value, text: String) -> Self {
+        Done {
+            status,
+            report: None,
+            json: Some(json),
+            text,
+        }
+    }
+
+    /// A result that is only text, whatever the output format.
+    pub fn text(status: ExitStatus, text: String) -> Self {
+        Done {
+            status,
+            report: None,
+            json: None,
+            text,
+        }
+    }
+
+    /// What is printed on stdout: the result for `--output json` when `json`, else the text.
+    pub fn output(self, json: bool) -> String {
+        match (json, self.json, self.report) {
+            (true, Some(doc), _) => json_text(&doc),
+            (true, None, Some(report)) => report.to_json(),
+            _ => self.text,
+        }
+    }
+}
+
+/// A JSON document as printed: pretty, with a final newline.
+pub fn json_text(value: &Value) -> String {
+    let mut s = serde_json::to_string_pretty(value).unwrap_or_default();
+    s.push('\n');
+    s
+}
 
 /// Runs `work` holding the lock of release `namespace/name` (taking over a lock whose holder
 /// stopped renewing it, and saying so), then releases the lock whatever `work` returned.

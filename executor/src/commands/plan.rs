@@ -23,7 +23,7 @@ pub async fn run(args: &PlanArgs, progress: &Progress, colour: bool) -> Result<D
         args.release.namespace.as_deref().unwrap_or(""),
     );
     if let Some(text) = unreadable(&loaded, &mut report, "the manifests cannot be read", colour) {
-        return Ok((ExitStatus::Error, Some(report), text));
+        return Ok(Done::report(ExitStatus::Error, report, text));
     }
     let (cluster, namespace) = connect(&args.release).await?;
     report.namespace = namespace.clone();
@@ -45,7 +45,7 @@ pub async fn run(args: &PlanArgs, progress: &Progress, colour: bool) -> Result<D
         text.push_str(&report.message);
         text.push('\n');
         timer.finish();
-        return Ok((decision.exit, Some(report.with_timer(&timer)), text));
+        return Ok(Done::report(decision.exit, report.with_timer(&timer), text));
     }
     timer.phase("dryRun");
     let prepared = super::apply::prepare(
@@ -159,7 +159,11 @@ pub async fn run(args: &PlanArgs, progress: &Progress, colour: bool) -> Result<D
         );
         text.push_str(&report.message);
         text.push('\n');
-        return Ok((ExitStatus::Error, Some(report.with_timer(&timer)), text));
+        return Ok(Done::report(
+            ExitStatus::Error,
+            report.with_timer(&timer),
+            text,
+        ));
     }
     report.outcome = Outcome::Planned;
     report.message = format!(
@@ -168,5 +172,9 @@ pub async fn run(args: &PlanArgs, progress: &Progress, colour: bool) -> Result<D
     );
     text.push_str(&report.message);
     text.push('\n');
-    Ok((ExitStatus::Success, Some(report.with_timer(&timer)), text))
+    Ok(Done::report(
+        ExitStatus::Success,
+        report.with_timer(&timer),
+        text,
+    ))
 }

@@ -130,5 +130,5 @@ async fn decide(
     .await?;
     timer.finish();
     let text = format!("{}\n", report.message);
-    Ok((code, Some(report.with_timer(&timer)), text))
+    Ok(Done::report(code, report.with_timer(&timer), text))
 }

@@ -1,11 +1,13 @@
 //! `executor report`: delivery metrics from a deploy log.
 
+use super::Done;
 use crate::args::{Output, ReportArgs};
+use crate::exit::ExitStatus;
 use crate::parse::parse_since;
 use crate::Error;
 
-/// `executor report`: reads the log; returns the summary as text.
-pub fn run(args: &ReportArgs) -> Result<String, Error> {
+/// `executor report`: reads the log; its summary is the result, in the format of `--output`.
+pub fn run(args: &ReportArgs) -> Result<Done, Error> {
     let events = crate::deploy_metrics::read_log(&args.deploy_log).map_err(Error::Usage)?;
     let now = jiff::Timestamp::now();
     let since = match &args.since {
@@ -21,5 +23,5 @@ pub fn run(args: &ReportArgs) -> Result<String, Error> {
         }
         Output::Human => crate::deploy_metrics::human(&summary, args.release.as_deref()),
     };
-    Ok(text)
+    Ok(Done::text(ExitStatus::Success, text))
 }

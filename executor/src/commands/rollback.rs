@@ -133,5 +133,5 @@ pub async fn run(args: &RollbackArgs, progress: &Progress) -> Result<Done, Error
     .await?;
     timer.finish();
     let text = format!("{}\n", report.message);
-    Ok((code, Some(report.with_timer(&timer)), text))
+    Ok(Done::report(code, report.with_timer(&timer), text))
 }
