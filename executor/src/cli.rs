@@ -165,9 +165,9 @@ pub fn run_to(cli: Cli, out: &mut dyn Write, colour: bool) -> Result<ExitStatus,
             Command::Promote(args) => commands::promote::promote(args, &progress).await,
             Command::Abort(args) => commands::promote::abort(args, &progress).await,
             Command::Report(args) => commands::report::run(args),
-            Command::Backup(args) => commands::backup::backup(args, &progress).await,
-            Command::Restore(args) => commands::backup::restore(args, &progress, colour).await,
-            Command::DrDrill(args) => commands::backup::drill(args, &progress, colour).await,
+            Command::Backup(args) => commands::backup::run(args, &progress).await,
+            Command::Restore(args) => commands::restore::run(args, &progress, colour).await,
+            Command::DrDrill(args) => commands::dr_drill::run(args, &progress, colour).await,
         }
     });
     let done = match result {

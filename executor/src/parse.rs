@@ -31,6 +31,17 @@ pub fn check_release_name(name: &str) -> Result<(), Error> {
     }
 }
 
+/// A namespace name as Kubernetes allows it (a DNS label).
+pub fn check_namespace_name(name: &str) -> Result<(), Error> {
+    if crate::parse::is_dns_label(name, 63) {
+        Ok(())
+    } else {
+        Err(Error::Usage(format!(
+            "invalid namespace `{name}`: use lowercase letters, digits and `-` (at most 63 characters, starting and ending with a letter or digit)"
+        )))
+    }
+}
+
 /// `30d`, `12h`, `90m` before `now`, or an RFC 3339 time.
 pub fn parse_since(when: &str, now: jiff::Timestamp) -> Result<jiff::Timestamp, String> {
     if let Ok(t) = when.parse::<jiff::Timestamp>() {

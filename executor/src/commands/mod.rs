@@ -2,12 +2,15 @@
 //! and text for humans.
 
 pub mod apply;
+mod archive;
 pub mod backup;
+pub mod dr_drill;
 mod finish;
 pub mod history;
 pub mod plan;
 pub mod promote;
 pub mod report;
+pub mod restore;
 pub mod rollback;
 
 use serde_json::Value;
