@@ -139,15 +139,8 @@ pub struct ReleaseArgs {
     /// name none. Default: the kubeconfig context's namespace.
     #[arg(long, short = 'n', value_name = "NS")]
     pub namespace: Option<String>,
-    /// Kubeconfig file (default: KUBECONFIG, then ~/.kube/config, then in-cluster).
-    #[arg(long, value_name = "FILE")]
-    pub kubeconfig: Option<PathBuf>,
-    /// Kubeconfig context (default: the current context).
-    #[arg(long, value_name = "NAME")]
-    pub context: Option<String>,
-    /// Result on stdout: human or json.
-    #[arg(long, short = 'o', value_enum, default_value = "human")]
-    pub output: Output,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
 }
 
 /// The manifests to apply: paths and a chart (rendered as the release, in its namespace).

@@ -115,7 +115,7 @@ impl Command {
             Command::Backup(a) => a.cluster.output,
             Command::Restore(a) => a.cluster.output,
             Command::DrDrill(a) => a.cluster.output,
-            _ => self.release().map_or(Output::Human, |r| r.output),
+            _ => self.release().map_or(Output::Human, |r| r.cluster.output),
         }
     }
 
@@ -260,7 +260,7 @@ mod tests {
         match cli.command {
             Command::Apply(a) => {
                 assert_eq!(a.rollout.timeout, Duration::from_secs(120));
-                assert_eq!(a.release.output, Output::Json);
+                assert_eq!(a.release.cluster.output, Output::Json);
                 assert_eq!(a.inputs.paths, [PathBuf::from("deploy/")]);
             }
             c => panic!("{c:?}"),

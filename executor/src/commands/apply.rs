@@ -7,7 +7,8 @@ use serde_json::Value;
 
 use super::finish::{self, Ctx};
 use super::{
-    connect, now, object_reports, pass_gate, unreadable, with_release_lock, write_record, Done,
+    connect, ensure_namespace, now, object_reports, pass_gate, unreadable, with_release_lock,
+    write_record, Done, Ensured, Undefined,
 };
 use crate::analysis::Gates;
 use crate::apply;
@@ -57,7 +58,8 @@ pub async fn run(args: &ApplyArgs, progress: &Progress, colour: bool) -> Result<
         ));
     }
     timer.phase("connect");
-    let (cluster, namespace) = connect(&args.release).await?;
+    let (cluster, namespace) =
+        connect(&args.release.cluster, args.release.namespace.as_deref()).await?;
     report.namespace = namespace.clone();
     let desired = plan::resolve(&cluster, &loaded.documents, &namespace).await?;
 
@@ -102,7 +104,19 @@ pub async fn run(args: &ApplyArgs, progress: &Progress, colour: bool) -> Result<
     }
 
     timer.phase("lock");
-    let created_namespace = ensure_namespace(&cluster, &namespace, &desired, progress).await?;
+    // The release namespace holds the history and the lock: it must exist before anything
+    // else. When it does not but the manifests define it, it is applied first (and kept
+    // should the install fail, with the history in it).
+    let created_namespace =
+        match ensure_namespace(&cluster, &namespace, &desired, Undefined::Refuse).await? {
+            Ensured::Existed => None,
+            Ensured::Created(id) => {
+                progress.note(format!(
+                    "Namespace {namespace} created first: it holds the release history and lock"
+                ));
+                id
+            }
+        };
     let code = with_release_lock(
         &cluster,
         &namespace,
@@ -135,36 +149,6 @@ pub async fn run(args: &ApplyArgs, progress: &Progress, colour: bool) -> Result<
     text.push_str(&report.message);
     text.push('\n');
     Ok(Done::report(code, report.with_timer(&timer), text))
-}
-
-/// The release namespace holds the history and the lock: it must exist before anything else.
-/// When it does not but the manifests define it, it is applied first (and kept should the
-/// install fail, with the history in it).
-async fn ensure_namespace(
-    cluster: &Cluster,
-    namespace: &str,
-    desired: &[Desired],
-    progress: &Progress,
-) -> Result<Option<ObjectId>, Error> {
-    let Some(resolved) = cluster.resolve("v1", "Namespace").await? else {
-        return Ok(None);
-    };
-    let api = cluster.api(&resolved, "");
-    if super::namespace_exists(&api, namespace).await? {
-        return Ok(None);
-    }
-    let Some(d) = desired.iter().find(|d| {
-        d.id.kind == "Namespace" && d.id.group_version().0.is_empty() && d.id.name == namespace
-    }) else {
-        return Err(Error::Usage(format!(
-            "namespace {namespace} does not exist; create it or include it in the manifests"
-        )));
-    };
-    super::create_namespace(&api, namespace, d.object(), apply::FIELD_MANAGER).await?;
-    progress.note(format!(
-        "Namespace {namespace} created first: it holds the release history and lock"
-    ));
-    Ok(Some(d.id.clone()))
 }
 
 fn set_digest(desired: &[Desired]) -> String {

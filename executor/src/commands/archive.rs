@@ -1,5 +1,5 @@
-//! What `backup`, `restore` and `dr-drill` share: the connection, the live objects of the
-//! cluster and the health thresholds of the restored workloads.
+//! What `backup`, `restore` and `dr-drill` share: the live objects of the cluster and the
+//! health thresholds of the restored workloads.
 
 use std::time::Duration;
 
@@ -9,13 +9,6 @@ use crate::cluster::Cluster;
 use crate::health::Thresholds;
 use crate::object::ObjectId;
 use crate::Error;
-
-pub async fn connect(
-    kubeconfig: Option<&std::path::Path>,
-    context: Option<&str>,
-) -> Result<Cluster, Error> {
-    Ok(Cluster::connect(kubeconfig, context).await?)
-}
 
 /// The live object of `id`, or None when the cluster no longer has it.
 pub async fn live(cluster: &Cluster, id: &ObjectId) -> Result<Option<Value>, Error> {

@@ -6,8 +6,8 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, ListParams};
 use serde_json::{json, Value};
 
-use super::archive::{connect, live};
-use super::{now, Done};
+use super::archive::live;
+use super::{connect, now, Done};
 use crate::args::BackupArgs;
 use crate::backup::{self, Archive, ReleaseBackup};
 use crate::cluster::Cluster;
@@ -67,15 +67,7 @@ async fn living_owners(cluster: &Cluster, object: &Value) -> BTreeSet<String> {
 
 /// `executor backup`.
 pub async fn run(args: &BackupArgs, progress: &Progress) -> Result<Done, Error> {
-    let cluster = connect(
-        args.cluster.kubeconfig.as_deref(),
-        args.cluster.context.as_deref(),
-    )
-    .await?;
-    let namespace = args
-        .namespace
-        .clone()
-        .unwrap_or_else(|| cluster.default_namespace.clone());
+    let (cluster, namespace) = connect(&args.cluster, args.namespace.as_deref()).await?;
     let names = if args.releases.is_empty() {
         let found = releases_in(&cluster, &namespace).await?;
         if found.is_empty() {

@@ -8,9 +8,9 @@ use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, DeleteParams, ListParams};
 use serde_json::json;
 
-use super::archive::{connect, thresholds};
+use super::archive::thresholds;
 use super::restore::{restore_archive, RestoreSettings};
-use super::{now, Done};
+use super::{connect, now, Done};
 use crate::args::DrillArgs;
 use crate::backup;
 use crate::exit::ExitStatus;
@@ -103,11 +103,7 @@ async fn sweep_stale_drills(namespaces: &Api<Namespace>, now: jiff::Timestamp) -
 /// `executor dr-drill`: the drill's result and, for the deploy log, its outcome and duration.
 pub async fn run(args: &DrillArgs, progress: &Progress, colour: bool) -> Result<Done, Error> {
     let archive = backup::read(&args.input_file).map_err(|e| Error::Usage(e.to_string()))?;
-    let cluster = connect(
-        args.cluster.kubeconfig.as_deref(),
-        args.cluster.context.as_deref(),
-    )
-    .await?;
+    let (cluster, _) = connect(&args.cluster, None).await?;
     let namespace = scratch_namespace(
         &args.namespace_prefix,
         &archive.namespace,

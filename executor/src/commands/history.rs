@@ -40,11 +40,11 @@ fn summary(r: &Record) -> Value {
 }
 
 pub async fn history(args: &ReleaseArgs) -> Result<Done, Error> {
-    let (cluster, namespace) = connect(args).await?;
+    let (cluster, namespace) = connect(&args.cluster, args.namespace.as_deref()).await?;
     let records = History::new(cluster.client.clone(), &namespace, &args.release)
         .list()
         .await?;
-    if args.output == Output::Json {
+    if args.cluster.output == Output::Json {
         let doc = json!({
             "release": args.release,
             "namespace": namespace,
@@ -129,7 +129,7 @@ async fn live_verdict(client: &Client, object: &Value) -> Option<(ObjectId, Verd
 }
 
 pub async fn status(args: &ReleaseArgs) -> Result<Done, Error> {
-    let (cluster, namespace) = connect(args).await?;
+    let (cluster, namespace) = connect(&args.cluster, args.namespace.as_deref()).await?;
     let records = History::new(cluster.client.clone(), &namespace, &args.release)
         .list()
         .await?;
@@ -227,7 +227,7 @@ pub async fn status(args: &ReleaseArgs) -> Result<Done, Error> {
     } else {
         ExitStatus::Failed
     };
-    if args.output == Output::Json {
+    if args.cluster.output == Output::Json {
         let doc = json!({
             "release": args.release,
             "namespace": namespace,

@@ -13,16 +13,19 @@ pub mod report;
 pub mod restore;
 pub mod rollback;
 
+use k8s_openapi::api::core::v1::Namespace;
 use serde_json::Value;
 use validator::manifest::Loaded;
 use validator::report::{Finding, Format, Summary};
 
 use crate::apply::Applied;
-use crate::args::ReleaseArgs;
+use crate::args::ClusterArgs;
 use crate::cluster::Cluster;
 use crate::exit::ExitStatus;
 use crate::lock;
+use crate::object::ObjectId;
 use crate::outcome::{ObjectReport, Report};
+use crate::plan::Desired;
 use crate::progress::Progress;
 use crate::release::{self, History, Record};
 use crate::Error;
@@ -215,18 +218,72 @@ where
     })
 }
 
+/// What [`ensure_namespace`] does when the namespace is missing and the objects do not define
+/// it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Undefined {
+    /// Refuse (a usage error): the namespace must be created first or be among the objects.
+    Refuse,
+    /// Create it empty.
+    CreateEmpty,
+}
+
+/// What [`ensure_namespace`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ensured {
+    /// The namespace existed already.
+    Existed,
+    /// It was created: from its object among the desired ones (its id), or empty (None).
+    Created(Option<ObjectId>),
+}
+
+/// Creates `namespace` when it does not exist, server-side applied by the executor: from its
+/// object among `desired` when they define it, else as `undefined` says.
+pub async fn ensure_namespace(
+    cluster: &Cluster,
+    namespace: &str,
+    desired: &[Desired],
+    undefined: Undefined,
+) -> Result<Ensured, Error> {
+    let api: kube::Api<Namespace> = kube::Api::all(cluster.client.clone());
+    if namespace_exists(&api, namespace).await? {
+        return Ok(Ensured::Existed);
+    }
+    let defined = desired.iter().find(|d| {
+        d.id.kind == "Namespace" && d.id.group_version().0.is_empty() && d.id.name == namespace
+    });
+    let object = match (defined, undefined) {
+        (Some(d), _) => d.object().clone(),
+        (None, Undefined::CreateEmpty) => serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {"name": namespace},
+        }),
+        (None, Undefined::Refuse) => {
+            return Err(Error::Usage(format!(
+                "namespace {namespace} does not exist; create it or include it in the manifests"
+            )))
+        }
+    };
+    create_namespace(&api, namespace, &object, crate::apply::FIELD_MANAGER).await?;
+    Ok(Ensured::Created(defined.map(|d| d.id.clone())))
+}
+
 /// Findings as `validator check` prints them for people, in colour when `colour` (see
 /// [`crate::cli::colour`]).
 pub fn human_findings(findings: &[Finding], summary: &Summary, colour: bool) -> String {
     validator::report::render(Format::Human, findings, summary, colour)
 }
 
-pub async fn connect(args: &ReleaseArgs) -> Result<(Cluster, String), Error> {
-    let cluster = Cluster::connect(args.kubeconfig.as_deref(), args.context.as_deref()).await?;
-    let namespace = args
-        .namespace
-        .clone()
-        .unwrap_or_else(|| cluster.default_namespace.clone());
+/// Connects to the cluster of `--kubeconfig` and `--context`; returns it with the namespace to
+/// work in: `namespace`, else the context's.
+pub async fn connect(
+    args: &ClusterArgs,
+    namespace: Option<&str>,
+) -> Result<(Cluster, String), Error> {
+    let cluster =
+        Cluster::from_kubeconfig(args.kubeconfig.as_deref(), args.context.as_deref()).await?;
+    let namespace = namespace.map_or_else(|| cluster.default_namespace.clone(), str::to_string);
     Ok((cluster, namespace))
 }
 

@@ -25,7 +25,8 @@ pub async fn run(args: &PlanArgs, progress: &Progress, colour: bool) -> Result<D
     if let Some(text) = unreadable(&loaded, &mut report, "the manifests cannot be read", colour) {
         return Ok(Done::report(ExitStatus::Error, report, text));
     }
-    let (cluster, namespace) = connect(&args.release).await?;
+    let (cluster, namespace) =
+        connect(&args.release.cluster, args.release.namespace.as_deref()).await?;
     report.namespace = namespace.clone();
     let desired = plan::resolve(&cluster, &loaded.documents, &namespace).await?;
     timer.phase("gate");

@@ -34,7 +34,8 @@ async fn decide(
 ) -> Result<Done, Error> {
     let mut timer = Timer::new();
     let name = args.release.release.clone();
-    let (cluster, namespace) = connect(&args.release).await?;
+    let (cluster, namespace) =
+        connect(&args.release.cluster, args.release.namespace.as_deref()).await?;
     let command = match decision {
         Decision::Promote => "promote",
         Decision::Abort => "abort",

@@ -5,14 +5,13 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::Namespace;
 use kube::api::Api;
 use serde_json::{json, Value};
 use validator::manifest::Document;
 use validator::report::Finding;
 
-use super::archive::{connect, live, thresholds};
-use super::{human_findings, Done};
+use super::archive::{live, thresholds};
+use super::{connect, ensure_namespace, human_findings, Done, Ensured, Undefined};
 use crate::apply;
 use crate::args::RestoreArgs;
 use crate::backup::{self, Archive, Move};
@@ -119,29 +118,6 @@ async fn shared_objects(
         }
     }
     Ok((kept, shared))
-}
-
-/// Creates the namespace when it does not exist; Ok(true) when it did not.
-async fn ensure_namespace(
-    cluster: &Cluster,
-    namespace: &str,
-    desired: &[plan::Desired],
-) -> Result<bool, Error> {
-    let api: Api<Namespace> = Api::all(cluster.client.clone());
-    if super::namespace_exists(&api, namespace).await? {
-        return Ok(false);
-    }
-    let object = desired
-        .iter()
-        .find(|d| {
-            d.id.kind == "Namespace" && d.id.group_version().0.is_empty() && d.id.name == namespace
-        })
-        .map(|d| d.object().clone())
-        .unwrap_or_else(
-            || json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}),
-        );
-    super::create_namespace(&api, namespace, &object, apply::FIELD_MANAGER).await?;
-    Ok(true)
 }
 
 /// Owner references of a restored object point at the restored owners (new uids); those
@@ -263,7 +239,9 @@ pub async fn restore_archive(
         );
         return Ok(restored);
     }
-    if ensure_namespace(cluster, &target, &desired).await? {
+    if let Ensured::Created(_) =
+        ensure_namespace(cluster, &target, &desired, Undefined::CreateEmpty).await?
+    {
         progress.note(format!("Namespace {target} created"));
     }
     let mut locks = Vec::new();
@@ -434,11 +412,7 @@ pub async fn run(args: &RestoreArgs, progress: &Progress, colour: bool) -> Resul
     if let Some(ns) = &args.namespace {
         check_namespace_name(ns)?;
     }
-    let cluster = connect(
-        args.cluster.kubeconfig.as_deref(),
-        args.cluster.context.as_deref(),
-    )
-    .await?;
+    let (cluster, _) = connect(&args.cluster, None).await?;
     let file = args.input_file.display().to_string();
     let settings = RestoreSettings {
         file: file.clone(),

@@ -13,7 +13,8 @@ use crate::Error;
 pub async fn run(args: &RollbackArgs, progress: &Progress) -> Result<Done, Error> {
     let mut timer = Timer::new();
     let name = args.release.release.clone();
-    let (cluster, namespace) = connect(&args.release).await?;
+    let (cluster, namespace) =
+        connect(&args.release.cluster, args.release.namespace.as_deref()).await?;
     let mut report = Report::new("rollback", &name, &namespace);
     timer.phase("lock");
     let history = History::new(cluster.client.clone(), &namespace, &name);
