@@ -5,7 +5,8 @@
 //! per release at a time), [`outcome`] (durations and results), [`deploy_metrics`] (deploy
 //! log, Prometheus metrics, delivery metrics), [`events`] (Kubernetes Events on the workloads)
 //! [`backup`] (archives of releases for restores and recovery drills) and [`files`] (whole-file
-//! writes, bounded decompression).
+//! writes, bounded decompression). [`cli`] holds the commands and `run`, [`args`] their
+//! arguments, [`parse`] the checks of argument values and [`exit`] how a command ended.
 
 pub mod analysis;
 pub mod apply;
@@ -49,6 +50,12 @@ pub enum Error {
     History(#[from] release::HistoryError),
     #[error(transparent)]
     Lock(#[from] lock::LockError),
+    #[error(transparent)]
+    Archive(#[from] backup::ArchiveError),
+    #[error(transparent)]
+    DeployLog(#[from] deploy_metrics::LogError),
+    #[error(transparent)]
+    Since(#[from] parse::SinceError),
     /// A request the cluster refused, described.
     #[error("{0}")]
     Api(String),

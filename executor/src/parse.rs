@@ -42,8 +42,23 @@ pub fn check_namespace_name(name: &str) -> Result<(), Error> {
     }
 }
 
+/// A `--since` that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum SinceError {
+    /// Neither an RFC 3339 time, nor a number of days, nor a duration.
+    #[error("--since {when}: {reason}; give e.g. 30d, 12h or 2026-01-01T00:00:00Z")]
+    Unreadable { when: String, reason: String },
+    /// A time before what timestamps hold.
+    #[error("--since {when}: {source}")]
+    OutOfRange {
+        when: String,
+        #[source]
+        source: jiff::Error,
+    },
+}
+
 /// `30d`, `12h`, `90m` before `now`, or an RFC 3339 time.
-pub fn parse_since(when: &str, now: jiff::Timestamp) -> Result<jiff::Timestamp, String> {
+pub fn parse_since(when: &str, now: jiff::Timestamp) -> Result<jiff::Timestamp, SinceError> {
     if let Ok(t) = when.parse::<jiff::Timestamp>() {
         return Ok(t);
     }
@@ -56,10 +71,16 @@ pub fn parse_since(when: &str, now: jiff::Timestamp) -> Result<jiff::Timestamp, 
             .ok_or_else(|| format!("--since {when}: not a number of days")),
         None => parse_duration(when),
     }
-    .map_err(|e| format!("--since {when}: {e}; give e.g. 30d, 12h or 2026-01-01T00:00:00Z"))?;
-    let ago = jiff::SignedDuration::try_from(ago).map_err(|e| format!("--since {when}: {e}"))?;
-    now.checked_sub(ago)
-        .map_err(|e| format!("--since {when}: {e}"))
+    .map_err(|reason| SinceError::Unreadable {
+        when: when.to_string(),
+        reason,
+    })?;
+    let out_of_range = |source| SinceError::OutOfRange {
+        when: when.to_string(),
+        source,
+    };
+    let ago = jiff::SignedDuration::try_from(ago).map_err(out_of_range)?;
+    now.checked_sub(ago).map_err(out_of_range)
 }
 
 #[cfg(test)]

@@ -158,7 +158,7 @@ pub async fn run(args: &BackupArgs, progress: &Progress) -> Result<Done, Error> 
         namespace: namespace.clone(),
         releases,
     };
-    backup::write(&args.output_file, &archive).map_err(|e| Error::Usage(e.to_string()))?;
+    backup::write(&args.output_file, &archive)?;
     let file = args.output_file.display().to_string();
     let message = format!(
         "backed up {} release(s) of namespace {namespace} to {file}",

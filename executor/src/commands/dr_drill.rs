@@ -102,7 +102,7 @@ async fn sweep_stale_drills(namespaces: &Api<Namespace>, now: jiff::Timestamp) -
 
 /// `executor dr-drill`: the drill's result and, for the deploy log, its outcome and duration.
 pub async fn run(args: &DrillArgs, progress: &Progress, colour: bool) -> Result<Done, Error> {
-    let archive = backup::read(&args.input_file).map_err(|e| Error::Usage(e.to_string()))?;
+    let archive = backup::read(&args.input_file)?;
     let (cluster, _) = connect(&args.cluster, None).await?;
     let namespace = scratch_namespace(
         &args.namespace_prefix,

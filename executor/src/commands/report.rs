@@ -8,11 +8,11 @@ use crate::Error;
 
 /// `executor report`: reads the log; its summary is the result, in the format of `--output`.
 pub fn run(args: &ReportArgs) -> Result<Done, Error> {
-    let events = crate::deploy_metrics::read_log(&args.deploy_log).map_err(Error::Usage)?;
+    let events = crate::deploy_metrics::read_log(&args.deploy_log)?;
     let now = jiff::Timestamp::now();
     let since = match &args.since {
         None => None,
-        Some(when) => Some(parse_since(when, now).map_err(Error::Usage)?),
+        Some(when) => Some(parse_since(when, now)?),
     };
     let summary = crate::deploy_metrics::summarize(&events, args.release.as_deref(), since, now);
     let text = match args.output {

@@ -408,7 +408,7 @@ async fn locked(
 
 /// `executor restore`.
 pub async fn run(args: &RestoreArgs, progress: &Progress, colour: bool) -> Result<Done, Error> {
-    let archive = backup::read(&args.input_file).map_err(|e| Error::Usage(e.to_string()))?;
+    let archive = backup::read(&args.input_file)?;
     if let Some(ns) = &args.namespace {
         check_namespace_name(ns)?;
     }
