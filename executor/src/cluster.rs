@@ -102,7 +102,7 @@ pub struct Cluster {
 impl Cluster {
     /// Connects with `--kubeconfig`/`--context`, else as kubectl would (KUBECONFIG, then
     /// ~/.kube/config, then in-cluster).
-    pub async fn connect(
+    pub async fn from_kubeconfig(
         kubeconfig: Option<&Path>,
         context: Option<&str>,
     ) -> Result<Self, ClusterError> {

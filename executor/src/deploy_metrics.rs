@@ -259,21 +259,39 @@ fn push(url: &str, event: &DeployEvent) -> Result<(), String> {
     )
 }
 
+/// A deploy log that cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    #[error("{path}: cannot read the deploy log: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}: not a deploy log entry ({source}); each line is one JSON object written by `executor apply --deploy-log`")]
+    Entry {
+        path: String,
+        line: usize,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
 /// Reads a deploy log; a line that is not an event is an error naming its line.
-pub fn read_log(path: &Path) -> Result<Vec<DeployEvent>, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("{}: cannot read the deploy log: {e}", path.display()))?;
+pub fn read_log(path: &Path) -> Result<Vec<DeployEvent>, LogError> {
+    let text = std::fs::read_to_string(path).map_err(|source| LogError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
     let mut events = Vec::new();
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
         }
-        let event: DeployEvent = serde_json::from_str(line).map_err(|e| {
-            format!(
-                "{}:{}: not a deploy log entry ({e}); each line is one JSON object written by `executor apply --deploy-log`",
-                path.display(),
-                i + 1
-            )
+        let event: DeployEvent = serde_json::from_str(line).map_err(|source| LogError::Entry {
+            path: path.display().to_string(),
+            line: i + 1,
+            source,
         })?;
         events.push(event);
     }

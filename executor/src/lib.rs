@@ -5,10 +5,12 @@
 //! per release at a time), [`outcome`] (durations and results), [`deploy_metrics`] (deploy
 //! log, Prometheus metrics, delivery metrics), [`events`] (Kubernetes Events on the workloads)
 //! [`backup`] (archives of releases for restores and recovery drills) and [`files`] (whole-file
-//! writes, bounded decompression).
+//! writes, bounded decompression). [`cli`] holds the commands and `run`, [`args`] their
+//! arguments, [`parse`] the checks of argument values and [`exit`] how a command ended.
 
 pub mod analysis;
 pub mod apply;
+pub mod args;
 pub mod backup;
 pub mod cli;
 pub mod clock;
@@ -16,6 +18,7 @@ pub mod cluster;
 mod commands;
 pub mod deploy_metrics;
 pub mod events;
+pub mod exit;
 pub mod files;
 pub mod gate;
 pub mod health;
@@ -23,6 +26,7 @@ pub mod hook;
 pub mod lock;
 pub mod object;
 pub mod outcome;
+pub mod parse;
 pub mod plan;
 pub mod progress;
 pub use validator::redact;
@@ -46,6 +50,12 @@ pub enum Error {
     History(#[from] release::HistoryError),
     #[error(transparent)]
     Lock(#[from] lock::LockError),
+    #[error(transparent)]
+    Archive(#[from] backup::ArchiveError),
+    #[error(transparent)]
+    DeployLog(#[from] deploy_metrics::LogError),
+    #[error(transparent)]
+    Since(#[from] parse::SinceError),
     /// A request the cluster refused, described.
     #[error("{0}")]
     Api(String),

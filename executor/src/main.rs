@@ -7,10 +7,10 @@ use clap::Parser;
 fn main() -> ExitCode {
     let cli = executor::cli::Cli::parse();
     match executor::cli::run(cli) {
-        Ok(code) => ExitCode::from(code),
+        Ok(status) => status.into(),
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::from(executor::cli::exit::ERROR)
+            executor::exit::ExitStatus::Error.into()
         }
     }
 }

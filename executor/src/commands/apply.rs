@@ -7,12 +7,14 @@ use serde_json::Value;
 
 use super::finish::{self, Ctx};
 use super::{
-    connect, now, object_reports, pass_gate, unreadable, with_release_lock, write_record, Done,
+    connect, ensure_namespace, now, object_reports, pass_gate, unreadable, with_release_lock,
+    write_record, Done, Ensured, Undefined,
 };
 use crate::analysis::Gates;
 use crate::apply;
-use crate::cli::{exit, ApplyArgs};
+use crate::args::ApplyArgs;
 use crate::cluster::Cluster;
+use crate::exit::ExitStatus;
 use crate::gate;
 use crate::health::{Failure, Reason};
 use crate::hook::{self, HookPhase, Hooks};
@@ -49,10 +51,15 @@ pub async fn run(args: &ApplyArgs, progress: &Progress, colour: bool) -> Result<
         "the manifests cannot be read; nothing was applied",
         colour,
     ) {
-        return Ok((exit::ERROR, Some(report.with_timer(&timer)), text));
+        return Ok(Done::report(
+            ExitStatus::Error,
+            report.with_timer(&timer),
+            text,
+        ));
     }
     timer.phase("connect");
-    let (cluster, namespace) = connect(&args.release).await?;
+    let (cluster, namespace) =
+        connect(&args.release.cluster, args.release.namespace.as_deref()).await?;
     report.namespace = namespace.clone();
     let desired = plan::resolve(&cluster, &loaded.documents, &namespace).await?;
 
@@ -74,7 +81,7 @@ pub async fn run(args: &ApplyArgs, progress: &Progress, colour: bool) -> Result<
         text.push_str(&report.message);
         text.push('\n');
         timer.finish();
-        return Ok((decision.exit, Some(report.with_timer(&timer)), text));
+        return Ok(Done::report(decision.exit, report.with_timer(&timer), text));
     }
     if args.policy.attestation.is_some() {
         progress.note(format!(
@@ -97,7 +104,19 @@ pub async fn run(args: &ApplyArgs, progress: &Progress, colour: bool) -> Result<
     }
 
     timer.phase("lock");
-    let created_namespace = ensure_namespace(&cluster, &namespace, &desired, progress).await?;
+    // The release namespace holds the history and the lock: it must exist before anything
+    // else. When it does not but the manifests define it, it is applied first (and kept
+    // should the install fail, with the history in it).
+    let created_namespace =
+        match ensure_namespace(&cluster, &namespace, &desired, Undefined::Refuse).await? {
+            Ensured::Existed => None,
+            Ensured::Created(id) => {
+                progress.note(format!(
+                    "Namespace {namespace} created first: it holds the release history and lock"
+                ));
+                id
+            }
+        };
     let code = with_release_lock(
         &cluster,
         &namespace,
@@ -129,37 +148,7 @@ pub async fn run(args: &ApplyArgs, progress: &Progress, colour: bool) -> Result<
     timer.finish();
     text.push_str(&report.message);
     text.push('\n');
-    Ok((code, Some(report.with_timer(&timer)), text))
-}
-
-/// The release namespace holds the history and the lock: it must exist before anything else.
-/// When it does not but the manifests define it, it is applied first (and kept should the
-/// install fail, with the history in it).
-async fn ensure_namespace(
-    cluster: &Cluster,
-    namespace: &str,
-    desired: &[Desired],
-    progress: &Progress,
-) -> Result<Option<ObjectId>, Error> {
-    let Some(resolved) = cluster.resolve("v1", "Namespace").await? else {
-        return Ok(None);
-    };
-    let api = cluster.api(&resolved, "");
-    if super::namespace_exists(&api, namespace).await? {
-        return Ok(None);
-    }
-    let Some(d) = desired.iter().find(|d| {
-        d.id.kind == "Namespace" && d.id.group_version().0.is_empty() && d.id.name == namespace
-    }) else {
-        return Err(Error::Usage(format!(
-            "namespace {namespace} does not exist; create it or include it in the manifests"
-        )));
-    };
-    super::create_namespace(&api, namespace, d.object(), apply::FIELD_MANAGER).await?;
-    progress.note(format!(
-        "Namespace {namespace} created first: it holds the release history and lock"
-    ));
-    Ok(Some(d.id.clone()))
+    Ok(Done::report(code, report.with_timer(&timer), text))
 }
 
 fn set_digest(desired: &[Desired]) -> String {
@@ -323,7 +312,7 @@ async fn locked(
     timer: &mut Timer,
     report: &mut Report,
     progress: &Progress,
-) -> Result<u8, Error> {
+) -> Result<ExitStatus, Error> {
     let Release {
         desired,
         hooks,
@@ -377,7 +366,7 @@ async fn locked(
             errors.len(),
             report.errors.join("\n  ")
         );
-        return Ok(exit::ERROR);
+        return Ok(ExitStatus::Error);
     }
     let revision = resume
         .as_ref()

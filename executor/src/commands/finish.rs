@@ -5,9 +5,9 @@
 use super::{now, trim_history, write_record};
 use crate::analysis::{self, GateOutcome, GateResult, Gates};
 use crate::apply::{self, Action};
-use crate::cli::exit;
 use crate::cluster::Cluster;
 use crate::events;
+use crate::exit::ExitStatus;
 use crate::health::{Failure, Reason};
 use crate::hook::{self, HookPhase};
 use crate::object::ObjectId;
@@ -266,7 +266,7 @@ pub async fn deployed(
     interrupted: &[Record],
     timer: &mut Timer,
     report: &mut Report,
-) -> Result<u8, Error> {
+) -> Result<ExitStatus, Error> {
     timer.mark("rolloutComplete");
     timer.phase("finish");
     let new_ids = record.ids();
@@ -340,7 +340,7 @@ pub async fn deployed(
         "release {}/{}: revision {} deployed{counts}{serving}",
         ctx.namespace, ctx.name, record.revision
     );
-    Ok(exit::OK)
+    Ok(ExitStatus::Success)
 }
 
 /// Blue-green, after a failure: the Service back on the color that served before, if it was
@@ -402,7 +402,7 @@ pub async fn roll_back(
     failed: Failed,
     timer: &mut Timer,
     report: &mut Report,
-) -> Result<u8, Error> {
+) -> Result<ExitStatus, Error> {
     let (id, failure) = failed;
     let (namespace, name, revision) = (ctx.namespace, ctx.name, record.revision);
     timer.mark("failureDetected");
@@ -494,7 +494,7 @@ pub async fn roll_back(
                         "release {namespace}/{name}: {what}; rolled back to revision {}",
                         previous.revision
                     );
-                    exit::VIOLATIONS
+                    ExitStatus::RolledBack
                 }
                 Err(e) => {
                     record.status = Status::Failed;
@@ -521,7 +521,7 @@ pub async fn roll_back(
                         "release {namespace}/{name}: {what}; rollback to revision {} failed: {e}",
                         previous.revision
                     );
-                    exit::ERROR
+                    ExitStatus::Error
                 }
             }
         }
@@ -551,7 +551,7 @@ pub async fn roll_back(
                     "release {namespace}/{name}: {what}; no earlier revision, removed the {} objects it created",
                     created.len()
                 );
-                exit::VIOLATIONS
+                ExitStatus::RolledBack
             } else {
                 let names: Vec<String> = left.iter().map(|(id, _)| id.to_string()).collect();
                 record.status = Status::Failed;
@@ -567,7 +567,7 @@ pub async fn roll_back(
                     left.len(),
                     names.join(", ")
                 );
-                exit::ERROR
+                ExitStatus::Error
             };
             write_record(ctx.history, record, |m| ctx.progress.note(m)).await;
             code
@@ -578,7 +578,11 @@ pub async fn roll_back(
 }
 
 /// Pauses a blue-green revision before its switch, for `promote` or `abort`.
-pub async fn pause(ctx: &Ctx<'_>, record: &mut Record, report: &mut Report) -> Result<u8, Error> {
+pub async fn pause(
+    ctx: &Ctx<'_>,
+    record: &mut Record,
+    report: &mut Report,
+) -> Result<ExitStatus, Error> {
     let color = record
         .blue_green
         .as_ref()
@@ -596,7 +600,7 @@ pub async fn pause(ctx: &Ctx<'_>, record: &mut Record, report: &mut Report) -> R
         "release {}/{}: revision {} paused before the switch to {color}; run `executor promote -r {} -n {}` to switch traffic, or `executor abort` to undo it",
         ctx.namespace, ctx.name, record.revision, ctx.name, ctx.namespace
     );
-    Ok(exit::OK)
+    Ok(ExitStatus::Success)
 }
 
 pub fn count_actions(objects: &[ObjectReport]) -> String {

@@ -7,8 +7,9 @@ use kube::api::{Api, ListParams};
 use kube::Client;
 use serde_json::{json, Value};
 
-use super::{connect, Done};
-use crate::cli::{exit, Output, ReleaseArgs};
+use super::{connect, json_text, Done};
+use crate::args::{Output, ReleaseArgs};
+use crate::exit::ExitStatus;
 use crate::health::{self, Thresholds, Verdict};
 use crate::lock;
 use crate::object::ObjectId;
@@ -38,29 +39,22 @@ fn summary(r: &Record) -> Value {
     })
 }
 
-fn json_text(value: &Value) -> String {
-    let mut s = serde_json::to_string_pretty(value).unwrap_or_default();
-    s.push('\n');
-    s
-}
-
 pub async fn history(args: &ReleaseArgs) -> Result<Done, Error> {
-    let (cluster, namespace) = connect(args).await?;
+    let (cluster, namespace) = connect(&args.cluster, args.namespace.as_deref()).await?;
     let records = History::new(cluster.client.clone(), &namespace, &args.release)
         .list()
         .await?;
-    if args.output == Output::Json {
+    if args.cluster.output == Output::Json {
         let doc = json!({
             "release": args.release,
             "namespace": namespace,
             "revisions": records.iter().map(summary).collect::<Vec<_>>(),
         });
-        return Ok((exit::OK, None, json_text(&doc)));
+        return Ok(Done::text(ExitStatus::Success, json_text(&doc)));
     }
     if records.is_empty() {
-        return Ok((
-            exit::ERROR,
-            None,
+        return Ok(Done::text(
+            ExitStatus::Error,
             format!("release {namespace}/{} has no history\n", args.release),
         ));
     }
@@ -84,7 +78,7 @@ pub async fn history(args: &ReleaseArgs) -> Result<Done, Error> {
             r.description
         ));
     }
-    Ok((exit::OK, None, text))
+    Ok(Done::text(ExitStatus::Success, text))
 }
 
 /// The live verdict of one workload of the release.
@@ -135,7 +129,7 @@ async fn live_verdict(client: &Client, object: &Value) -> Option<(ObjectId, Verd
 }
 
 pub async fn status(args: &ReleaseArgs) -> Result<Done, Error> {
-    let (cluster, namespace) = connect(args).await?;
+    let (cluster, namespace) = connect(&args.cluster, args.namespace.as_deref()).await?;
     let records = History::new(cluster.client.clone(), &namespace, &args.release)
         .list()
         .await?;
@@ -143,7 +137,7 @@ pub async fn status(args: &ReleaseArgs) -> Result<Done, Error> {
         let mut report = Report::new("status", &args.release, &namespace);
         report.message = format!("release {namespace}/{} has no history", args.release);
         let text = format!("{}\n", report.message);
-        return Ok((exit::ERROR, Some(report), text));
+        return Ok(Done::report(ExitStatus::Error, report, text));
     };
     let current = release::current(&records);
     // A blue-green revision paused for `promote`/`abort` is waiting, not interrupted.
@@ -228,8 +222,12 @@ pub async fn status(args: &ReleaseArgs) -> Result<Done, Error> {
             }
         }
     }
-    let code = if healthy { exit::OK } else { exit::VIOLATIONS };
-    if args.output == Output::Json {
+    let code = if healthy {
+        ExitStatus::Success
+    } else {
+        ExitStatus::Failed
+    };
+    if args.cluster.output == Output::Json {
         let doc = json!({
             "release": args.release,
             "namespace": namespace,
@@ -242,7 +240,7 @@ pub async fn status(args: &ReleaseArgs) -> Result<Done, Error> {
             "healthy": healthy,
             "workloads": workloads,
         });
-        return Ok((code, None, json_text(&doc)));
+        return Ok(Done::text(code, json_text(&doc)));
     }
-    Ok((code, None, text))
+    Ok(Done::text(code, text))
 }

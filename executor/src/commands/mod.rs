@@ -2,27 +2,95 @@
 //! and text for humans.
 
 pub mod apply;
+mod archive;
 pub mod backup;
+pub mod dr_drill;
 mod finish;
 pub mod history;
 pub mod plan;
 pub mod promote;
+pub mod report;
+pub mod restore;
 pub mod rollback;
 
+use k8s_openapi::api::core::v1::Namespace;
+use serde_json::Value;
 use validator::manifest::Loaded;
-use validator::report::{self, Format, Summary};
+use validator::report::{Finding, Format, Summary};
 
 use crate::apply::Applied;
-use crate::cli::ReleaseArgs;
+use crate::args::ClusterArgs;
 use crate::cluster::Cluster;
+use crate::exit::ExitStatus;
 use crate::lock;
+use crate::object::ObjectId;
 use crate::outcome::{ObjectReport, Report};
+use crate::plan::Desired;
 use crate::progress::Progress;
 use crate::release::{self, History, Record};
 use crate::Error;
 
-/// Exit code, machine-readable result, human text.
-pub type Done = (u8, Option<Report>, String);
+/// What a command did: how it ended, its result for `--output json` and text for people.
+#[derive(Debug)]
+pub struct Done {
+    pub status: ExitStatus,
+    /// The report of a release command: what `--deploy-log`, `--metrics-file` and
+    /// `--pushgateway` record and, unless `json` is given, the result for `--output json`.
+    pub report: Option<Report>,
+    /// The result for `--output json` of a command without a report.
+    pub json: Option<Value>,
+    /// The result for people; also for `--output json` when there is neither `json` nor a
+    /// report.
+    pub text: String,
+}
+
+impl Done {
+    /// A release command's result: its report, and text for people.
+    pub fn report(status: ExitStatus, report: Report, text: String) -> Self {
+        Done {
+            status,
+            report: Some(report),
+            json: None,
+            text,
+        }
+    }
+
+    /// A result for `--output json` (without a report) and text for people.
+    pub fn doc(status: ExitStatus, json: Value, text: String) -> Self {
+        Done {
+            status,
+            report: None,
+            json: Some(json),
+            text,
+        }
+    }
+
+    /// A result that is only text, whatever the output format.
+    pub fn text(status: ExitStatus, text: String) -> Self {
+        Done {
+            status,
+            report: None,
+            json: None,
+            text,
+        }
+    }
+
+    /// What is printed on stdout: the result for `--output json` when `json`, else the text.
+    pub fn output(self, json: bool) -> String {
+        match (json, self.json, self.report) {
+            (true, Some(doc), _) => json_text(&doc),
+            (true, None, Some(report)) => report.to_json(),
+            _ => self.text,
+        }
+    }
+}
+
+/// A JSON document as printed: pretty, with a final newline.
+pub fn json_text(value: &Value) -> String {
+    let mut s = serde_json::to_string_pretty(value).unwrap_or_default();
+    s.push('\n');
+    s
+}
 
 /// Runs `work` holding the lock of release `namespace/name` (taking over a lock whose holder
 /// stopped renewing it, and saying so), then releases the lock whatever `work` returned.
@@ -150,18 +218,72 @@ where
     })
 }
 
-/// Findings as `validator check` prints them for people, in colour when `colour` (see
-/// [`crate::cli::colour`]).
-pub fn human_findings(findings: &[report::Finding], summary: &Summary, colour: bool) -> String {
-    report::render(Format::Human, findings, summary, colour)
+/// What [`ensure_namespace`] does when the namespace is missing and the objects do not define
+/// it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Undefined {
+    /// Refuse (a usage error): the namespace must be created first or be among the objects.
+    Refuse,
+    /// Create it empty.
+    CreateEmpty,
 }
 
-pub async fn connect(args: &ReleaseArgs) -> Result<(Cluster, String), Error> {
-    let cluster = Cluster::connect(args.kubeconfig.as_deref(), args.context.as_deref()).await?;
-    let namespace = args
-        .namespace
-        .clone()
-        .unwrap_or_else(|| cluster.default_namespace.clone());
+/// What [`ensure_namespace`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ensured {
+    /// The namespace existed already.
+    Existed,
+    /// It was created: from its object among the desired ones (its id), or empty (None).
+    Created(Option<ObjectId>),
+}
+
+/// Creates `namespace` when it does not exist, server-side applied by the executor: from its
+/// object among `desired` when they define it, else as `undefined` says.
+pub async fn ensure_namespace(
+    cluster: &Cluster,
+    namespace: &str,
+    desired: &[Desired],
+    undefined: Undefined,
+) -> Result<Ensured, Error> {
+    let api: kube::Api<Namespace> = kube::Api::all(cluster.client.clone());
+    if namespace_exists(&api, namespace).await? {
+        return Ok(Ensured::Existed);
+    }
+    let defined = desired.iter().find(|d| {
+        d.id.kind == "Namespace" && d.id.group_version().0.is_empty() && d.id.name == namespace
+    });
+    let object = match (defined, undefined) {
+        (Some(d), _) => d.object().clone(),
+        (None, Undefined::CreateEmpty) => serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {"name": namespace},
+        }),
+        (None, Undefined::Refuse) => {
+            return Err(Error::Usage(format!(
+                "namespace {namespace} does not exist; create it or include it in the manifests"
+            )))
+        }
+    };
+    create_namespace(&api, namespace, &object, crate::apply::FIELD_MANAGER).await?;
+    Ok(Ensured::Created(defined.map(|d| d.id.clone())))
+}
+
+/// Findings as `validator check` prints them for people, in colour when `colour` (see
+/// [`crate::cli::colour`]).
+pub fn human_findings(findings: &[Finding], summary: &Summary, colour: bool) -> String {
+    validator::report::render(Format::Human, findings, summary, colour)
+}
+
+/// Connects to the cluster of `--kubeconfig` and `--context`; returns it with the namespace to
+/// work in: `namespace`, else the context's.
+pub async fn connect(
+    args: &ClusterArgs,
+    namespace: Option<&str>,
+) -> Result<(Cluster, String), Error> {
+    let cluster =
+        Cluster::from_kubeconfig(args.kubeconfig.as_deref(), args.context.as_deref()).await?;
+    let namespace = namespace.map_or_else(|| cluster.default_namespace.clone(), str::to_string);
     Ok((cluster, namespace))
 }
 

@@ -2,7 +2,8 @@
 
 use super::{connect, pass_gate, unreadable, Done};
 use crate::apply::Action;
-use crate::cli::{exit, PlanArgs};
+use crate::args::PlanArgs;
+use crate::exit::ExitStatus;
 use crate::gate;
 use crate::outcome::{ObjectReport, Outcome, Report, Timer};
 use crate::plan::{self, diff};
@@ -22,9 +23,10 @@ pub async fn run(args: &PlanArgs, progress: &Progress, colour: bool) -> Result<D
         args.release.namespace.as_deref().unwrap_or(""),
     );
     if let Some(text) = unreadable(&loaded, &mut report, "the manifests cannot be read", colour) {
-        return Ok((exit::ERROR, Some(report), text));
+        return Ok(Done::report(ExitStatus::Error, report, text));
     }
-    let (cluster, namespace) = connect(&args.release).await?;
+    let (cluster, namespace) =
+        connect(&args.release.cluster, args.release.namespace.as_deref()).await?;
     report.namespace = namespace.clone();
     let desired = plan::resolve(&cluster, &loaded.documents, &namespace).await?;
     timer.phase("gate");
@@ -44,7 +46,7 @@ pub async fn run(args: &PlanArgs, progress: &Progress, colour: bool) -> Result<D
         text.push_str(&report.message);
         text.push('\n');
         timer.finish();
-        return Ok((decision.exit, Some(report.with_timer(&timer)), text));
+        return Ok(Done::report(decision.exit, report.with_timer(&timer), text));
     }
     timer.phase("dryRun");
     let prepared = super::apply::prepare(
@@ -158,7 +160,11 @@ pub async fn run(args: &PlanArgs, progress: &Progress, colour: bool) -> Result<D
         );
         text.push_str(&report.message);
         text.push('\n');
-        return Ok((exit::ERROR, Some(report.with_timer(&timer)), text));
+        return Ok(Done::report(
+            ExitStatus::Error,
+            report.with_timer(&timer),
+            text,
+        ));
     }
     report.outcome = Outcome::Planned;
     report.message = format!(
@@ -167,5 +173,9 @@ pub async fn run(args: &PlanArgs, progress: &Progress, colour: bool) -> Result<D
     );
     text.push_str(&report.message);
     text.push('\n');
-    Ok((exit::OK, Some(report.with_timer(&timer)), text))
+    Ok(Done::report(
+        ExitStatus::Success,
+        report.with_timer(&timer),
+        text,
+    ))
 }

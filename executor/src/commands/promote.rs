@@ -4,7 +4,8 @@
 
 use super::finish::{self, Ctx};
 use super::{connect, with_release_lock, Done};
-use crate::cli::{exit, PromotionArgs};
+use crate::args::PromotionArgs;
+use crate::exit::ExitStatus;
 use crate::health::{Failure, Reason};
 use crate::outcome::{Outcome, Report, Timer};
 use crate::progress::Progress;
@@ -33,7 +34,8 @@ async fn decide(
 ) -> Result<Done, Error> {
     let mut timer = Timer::new();
     let name = args.release.release.clone();
-    let (cluster, namespace) = connect(&args.release).await?;
+    let (cluster, namespace) =
+        connect(&args.release.cluster, args.release.namespace.as_deref()).await?;
     let command = match decision {
         Decision::Promote => "promote",
         Decision::Abort => "abort",
@@ -108,7 +110,7 @@ async fn decide(
                         &mut report,
                     )
                     .await?;
-                    if code == exit::VIOLATIONS {
+                    if code == ExitStatus::RolledBack {
                         report.outcome = Outcome::Aborted;
                         report.message = format!(
                             "release {namespace}/{name}: revision {} aborted; traffic stayed where it was{}",
@@ -118,7 +120,7 @@ async fn decide(
                                 .map(|r| format!(", revision {r} restored"))
                                 .unwrap_or_default()
                         );
-                        Ok(exit::OK)
+                        Ok(ExitStatus::Success)
                     } else {
                         Ok(code)
                     }
@@ -129,5 +131,5 @@ async fn decide(
     .await?;
     timer.finish();
     let text = format!("{}\n", report.message);
-    Ok((code, Some(report.with_timer(&timer)), text))
+    Ok(Done::report(code, report.with_timer(&timer), text))
 }

@@ -1,8 +1,9 @@
 //! `executor rollback [--to N]`: restore an earlier revision as a new revision.
 
 use super::{connect, now, object_reports, trim_history, with_release_lock, write_record, Done};
-use crate::cli::{exit, RollbackArgs};
+use crate::args::RollbackArgs;
 use crate::events;
+use crate::exit::ExitStatus;
 use crate::object::ObjectId;
 use crate::outcome::{Outcome, Report, Timer};
 use crate::progress::Progress;
@@ -12,7 +13,8 @@ use crate::Error;
 pub async fn run(args: &RollbackArgs, progress: &Progress) -> Result<Done, Error> {
     let mut timer = Timer::new();
     let name = args.release.release.clone();
-    let (cluster, namespace) = connect(&args.release).await?;
+    let (cluster, namespace) =
+        connect(&args.release.cluster, args.release.namespace.as_deref()).await?;
     let mut report = Report::new("rollback", &name, &namespace);
     timer.phase("lock");
     let history = History::new(cluster.client.clone(), &namespace, &name);
@@ -111,7 +113,7 @@ pub async fn run(args: &RollbackArgs, progress: &Progress) -> Result<Done, Error
                         "release {namespace}/{name}: rolled back to revision {} (now revision {revision})",
                         target.revision
                     );
-                    Ok(exit::OK)
+                    Ok(ExitStatus::Success)
                 }
                 Err(e) => {
                     record.status = Status::Failed;
@@ -124,7 +126,7 @@ pub async fn run(args: &RollbackArgs, progress: &Progress) -> Result<Done, Error
                         "release {namespace}/{name}: rollback to revision {} failed: {e}",
                         target.revision
                     );
-                    Ok(exit::ERROR)
+                    Ok(ExitStatus::Error)
                 }
             }
         },
@@ -132,5 +134,5 @@ pub async fn run(args: &RollbackArgs, progress: &Progress) -> Result<Done, Error
     .await?;
     timer.finish();
     let text = format!("{}\n", report.message);
-    Ok((code, Some(report.with_timer(&timer)), text))
+    Ok(Done::report(code, report.with_timer(&timer), text))
 }

@@ -204,13 +204,14 @@ fn log_round_trip_and_bad_lines_named() {
     let mut text = std::fs::read_to_string(&path).expect("read");
     text.push_str("\nnot json\n");
     std::fs::write(&path, text).expect("write");
-    let err = read_log(&path).unwrap_err();
+    let err = read_log(&path).unwrap_err().to_string();
     assert!(
         err.contains("deploys.jsonl:10: not a deploy log entry"),
         "{err}"
     );
     assert!(read_log(&dir.path().join("missing"))
         .unwrap_err()
+        .to_string()
         .contains("cannot read"));
 }
 

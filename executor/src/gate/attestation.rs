@@ -10,6 +10,7 @@ use validator::manifest::{Document, Loaded};
 use validator::report::Summary;
 
 use super::Decision;
+use crate::exit::ExitStatus;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AttestationError {
@@ -121,9 +122,9 @@ pub fn verify(
         ));
     }
     let exit = if refusal.is_empty() {
-        exit::OK
+        ExitStatus::Success
     } else {
-        exit::VIOLATIONS
+        ExitStatus::Refused
     };
     Ok(Decision {
         findings: Vec::new(),

@@ -6,11 +6,12 @@ mod attestation;
 use std::path::PathBuf;
 
 use validator::check;
-use validator::cli::exit;
 use validator::manifest::{Document, Loaded};
 use validator::report::{Finding, Summary};
 
 pub use attestation::{verify, AttestationError};
+
+use crate::exit::ExitStatus;
 
 /// The policy, schema and signature flags of `validator check`, and the gate's own.
 #[derive(Debug, Clone, clap::Args)]
@@ -39,15 +40,15 @@ pub enum GateError {
 pub struct Decision {
     pub findings: Vec<Finding>,
     pub summary: Summary,
-    /// `exit::OK` to go ahead; `VIOLATIONS` or `ERROR` to stop.
-    pub exit: u8,
+    /// `Success` to go ahead; `Refused` or `Error` to stop.
+    pub exit: ExitStatus,
     /// Why an attestation was refused.
     pub refusal: Vec<String>,
 }
 
 impl Decision {
     pub fn passed(&self) -> bool {
-        self.exit == exit::OK
+        self.exit == ExitStatus::Success
     }
 }
 
@@ -75,7 +76,7 @@ pub async fn check_blocking(
         Err(e) => Decision {
             findings: Vec::new(),
             summary: Summary::default(),
-            exit: exit::ERROR,
+            exit: ExitStatus::Error,
             refusal: vec![format!("the validation gate stopped: {e}")],
         },
     }
@@ -99,7 +100,7 @@ pub fn check(
             return Decision {
                 findings: Vec::new(),
                 summary: Summary::default(),
-                exit: exit::ERROR,
+                exit: ExitStatus::Error,
                 refusal: vec![message],
             }
         }
@@ -111,7 +112,7 @@ pub fn check(
         outcome.findings.sort();
     }
     let summary = Summary::of(&outcome.findings, outcome.objects);
-    let exit = validator::cli::exit_code(&summary, args.flags.fail_on_warn);
+    let exit = ExitStatus::of_check(validator::cli::exit_code(&summary, args.flags.fail_on_warn));
     Decision {
         findings: outcome.findings,
         summary,

@@ -145,9 +145,9 @@ pub fn run_in_process(env: &Env, args: &[&str]) -> Run {
     };
     let mut out = Vec::new();
     let (code, stderr) = match executor::cli::run_to(cli, &mut out, false) {
-        Ok(code) => (i32::from(code), String::new()),
+        Ok(status) => (i32::from(status.code()), String::new()),
         Err(e) => (
-            i32::from(executor::cli::exit::ERROR),
+            i32::from(executor::exit::ExitStatus::Error.code()),
             format!("error: {e:#}\n"),
         ),
     };
