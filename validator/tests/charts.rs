@@ -937,6 +937,28 @@ fn validator_webhook_audit_cronjob_reads_only_and_passes_the_policies() {
     );
     render.assert_lints();
     render.check(&[]).assert_clean(&rendered);
+    assert!(!args.contains("--pushgateway"), "{args}");
+    // Pushing the totals: the flag, and the NetworkPolicy lets the audit reach the gateway.
+    let pushing = Render::new("validator-webhook")
+        .set("audit.enabled=true")
+        .set("audit.pushgateway.url=http://pushgateway.monitoring:9091")
+        .set("audit.pushgateway.egress[0].to[0].namespaceSelector.matchLabels.name=monitoring,audit.pushgateway.egress[0].ports[0].port=9091");
+    let docs = objects(&pushing.rendered());
+    let cronjob = find(&docs, "CronJob", "admission-validator-webhook-audit");
+    let args = serde_yaml::to_string(
+        &cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["args"],
+    )
+    .unwrap();
+    assert!(
+        args.contains("- --pushgateway=http://pushgateway.monitoring:9091\n"),
+        "{args}"
+    );
+    let policy = find(&docs, "NetworkPolicy", "admission-validator-webhook-audit");
+    let egress = serde_yaml::to_string(&policy["spec"]["egress"]).unwrap();
+    assert!(
+        egress.contains("port: 9091") && egress.contains("name: monitoring"),
+        "{egress}"
+    );
     // Off by default.
     let default = Render::new("validator-webhook").rendered();
     assert!(!objects(&default)
