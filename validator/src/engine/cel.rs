@@ -45,8 +45,16 @@ pub struct CelOutcome {
 }
 
 /// A template's CEL code, every expression compiled once.
+///
+/// Expressions are compiled with `variables.<name>` read as a top-level variable of its own
+/// (`__variables_<name>`), so that each variable's value is handed to CEL once instead of in a
+/// fresh `variables` map per variable; only the top-level names the expressions use are bound.
+/// A source that uses `variables` any other way is compiled as written, with the map.
 pub struct CelTemplate {
     env: Arc<Env>,
+    /// The top-level names the expressions use; `None` binds every name (and the `variables`
+    /// map).
+    uses: Option<std::collections::BTreeSet<String>>,
     variables: Vec<Named>,
     match_conditions: Vec<Named>,
     validations: Vec<Validation>,
@@ -83,8 +91,50 @@ impl CelTemplate {
     /// Compiles a `K8sNativeValidation` source: `variables`, `matchConditions`, `validations`.
     pub fn compile(source: &Value) -> Result<Self, String> {
         let env = environment()?;
+        // Every expression of the source, to see whether `variables` can be rewritten.
+        let texts: Vec<&str> = [
+            "variables",
+            "matchConditions",
+            "validations",
+            "auditAnnotations",
+        ]
+        .iter()
+        .flat_map(|field| {
+            source
+                .get(*field)
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+        })
+        .flat_map(|entry| {
+            ["expression", "messageExpression", "valueExpression"]
+                .into_iter()
+                .map(move |f| text_of(entry, f))
+        })
+        .filter(|t| !t.is_empty())
+        .collect();
+        let rewritten: Option<Vec<Rewritten>> = texts.iter().map(|t| rewrite(t)).collect();
+        if let Some(rewritten) = rewritten {
+            let uses = rewritten.into_iter().flat_map(|r| r.names).collect();
+            if let Ok(mut template) = Self::compile_with(source, env, &|text| {
+                rewrite(text).map_or_else(|| text.to_string(), |r| r.text)
+            }) {
+                template.uses = Some(uses);
+                return Ok(template);
+            }
+            return Self::compile_with(source, environment()?, &|text| text.to_string());
+        }
+        Self::compile_with(source, env, &|text| text.to_string())
+    }
+
+    /// Compiles a source with each expression's text as `prepare` gives it.
+    fn compile_with(
+        source: &Value,
+        env: Env,
+        prepare: &dyn Fn(&str) -> String,
+    ) -> Result<Self, String> {
         let compile = |what: &str, text: &str| {
-            env.compile(text)
+            env.compile(&prepare(text))
                 .map_err(|e| format!("{what}: CEL does not compile: {e}"))
         };
         let list = |field: &str| {
@@ -155,6 +205,7 @@ impl CelTemplate {
         }
         Ok(CelTemplate {
             env: Arc::new(env),
+            uses: None,
             variables,
             match_conditions,
             validations,
@@ -174,33 +225,61 @@ impl CelTemplate {
 
     /// Evaluates the validations and the audit annotations on converted values.
     pub fn evaluate_input(&self, input: &CelInput) -> Result<CelOutcome, String> {
-        let mut vars: HashMap<String, CelValue> = HashMap::new();
-        vars.insert("anyObject".into(), input.any_object());
-        vars.insert("params".into(), input.params.clone());
         let mut context = Context::with_env(self.env.clone());
-        context.add_variable_from_value("object", input.object.clone());
-        context.add_variable_from_value("oldObject", input.old_object.clone());
-        context.add_variable_from_value("request", input.request.clone());
-        context.add_variable_from_value("params", input.params.clone());
-        context.add_variable_from_value("namespaceObject", CelValue::Null);
+        let uses = |name: &str| self.uses.as_ref().is_none_or(|u| u.contains(name));
+        let bind = |context: &mut Context, name: &str, value: &dyn Fn() -> CelValue| {
+            if uses(name) {
+                context.add_variable_from_value(name, value());
+            }
+        };
+        bind(&mut context, "object", &|| input.object.clone());
+        bind(&mut context, "oldObject", &|| input.old_object.clone());
+        bind(&mut context, "request", &|| input.request.clone());
+        bind(&mut context, "params", &|| input.params.clone());
+        bind(&mut context, "namespaceObject", &|| CelValue::Null);
         // Variables are evaluated in order, each seeing the ones before it. As in Kubernetes,
         // where variables are evaluated only when used, a variable that fails is left out:
         // an expression that uses it fails with the variable's own error, the others are
         // unaffected.
         let mut failed: Vec<(String, String)> = Vec::new();
-        for variable in &self.variables {
-            context.add_variable_from_value("variables", CelValue::from(vars.clone()));
-            match variable.program.execute(&context) {
-                Ok(value) => {
-                    vars.insert(variable.name.clone(), value);
-                }
-                Err(e) => {
-                    let message = explain(&variable.text, &failed).unwrap_or_else(|| e.to_string());
-                    failed.push((variable.name.clone(), message));
+        if self.uses.is_some() {
+            bind(&mut context, &rewritten_name("anyObject"), &|| {
+                input.any_object()
+            });
+            bind(&mut context, &rewritten_name("params"), &|| {
+                input.params.clone()
+            });
+            for variable in &self.variables {
+                match variable.program.execute(&context) {
+                    Ok(value) => bind(&mut context, &rewritten_name(&variable.name), &|| {
+                        value.clone()
+                    }),
+                    Err(e) => {
+                        let message =
+                            explain(&variable.text, &failed).unwrap_or_else(|| e.to_string());
+                        failed.push((variable.name.clone(), message));
+                    }
                 }
             }
+        } else {
+            let mut vars: HashMap<String, CelValue> = HashMap::new();
+            vars.insert("anyObject".into(), input.any_object());
+            vars.insert("params".into(), input.params.clone());
+            for variable in &self.variables {
+                context.add_variable_from_value("variables", CelValue::from(vars.clone()));
+                match variable.program.execute(&context) {
+                    Ok(value) => {
+                        vars.insert(variable.name.clone(), value);
+                    }
+                    Err(e) => {
+                        let message =
+                            explain(&variable.text, &failed).unwrap_or_else(|| e.to_string());
+                        failed.push((variable.name.clone(), message));
+                    }
+                }
+            }
+            context.add_variable_from_value("variables", CelValue::from(vars));
         }
-        context.add_variable_from_value("variables", CelValue::from(vars));
         let cause = |text: &str, e: &cel::ExecutionError| {
             explain(text, &failed).unwrap_or_else(|| e.to_string())
         };
@@ -284,6 +363,121 @@ impl CelTemplate {
             annotations,
         })
     }
+}
+
+/// The top-level name `variables.<name>` is compiled as.
+fn rewritten_name(name: &str) -> String {
+    format!("__variables_{name}")
+}
+
+/// An expression with `variables.<name>` written as a top-level name, and every top-level name
+/// it uses (identifiers not after a `.`; string literals are skipped).
+struct Rewritten {
+    text: String,
+    names: Vec<String>,
+}
+
+/// Rewrites `variables.<name>` in an expression; `None` when `variables` is used any other way
+/// (indexed, passed whole, tested with `has(variables.x)`).
+fn rewrite(text: &str) -> Option<Rewritten> {
+    let chars: Vec<char> = text.chars().collect();
+    let ident = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    let mut out = String::with_capacity(text.len());
+    let mut names = Vec::new();
+    let mut i = 0;
+    // The last character outside blanks, to tell a member name (after `.`) from a top-level one.
+    let mut last = ' ';
+    while i < chars.len() {
+        let c = chars[i];
+        if c == '"' || c == '\'' {
+            // A string literal, raw when an `r` (or `R`) prefix was just written.
+            let raw = i > 0
+                && matches!(chars[i - 1], 'r' | 'R')
+                && (i < 2 || !ident(chars[i - 2]) || matches!(chars[i - 2], 'b' | 'B'));
+            let triple = chars.get(i + 1) == Some(&c) && chars.get(i + 2) == Some(&c);
+            let quote = if triple { 3 } else { 1 };
+            out.extend(&chars[i..i + quote]);
+            i += quote;
+            loop {
+                let ch = *chars.get(i)?;
+                if ch == '\\' && !raw {
+                    out.push(ch);
+                    out.push(*chars.get(i + 1)?);
+                    i += 2;
+                    continue;
+                }
+                if ch == c
+                    && (!triple || (chars.get(i + 1) == Some(&c) && chars.get(i + 2) == Some(&c)))
+                {
+                    out.extend(&chars[i..i + quote]);
+                    i += quote;
+                    break;
+                }
+                out.push(ch);
+                i += 1;
+            }
+            last = c;
+            continue;
+        }
+        if ident(c) && !c.is_ascii_digit() {
+            let start = i;
+            while i < chars.len() && ident(chars[i]) {
+                i += 1;
+            }
+            let word: String = chars[start..i].iter().collect();
+            if last == '.' {
+                out.push_str(&word);
+            } else if word == "variables" {
+                if chars.get(i) != Some(&'.') {
+                    return None;
+                }
+                let begin = i + 1;
+                let mut end = begin;
+                while end < chars.len() && ident(chars[end]) {
+                    end += 1;
+                }
+                if end == begin {
+                    return None;
+                }
+                let name: String = chars[begin..end].iter().collect();
+                let closes = chars[end..]
+                    .iter()
+                    .find(|c| !c.is_whitespace())
+                    .is_some_and(|c| *c == ')');
+                if closes && out.trim_end().ends_with("has(") {
+                    // `has(variables.x)` tests the map; `has(variables.x.y)` reads x.
+                    return None;
+                }
+                let rewritten = rewritten_name(&name);
+                out.push_str(&rewritten);
+                names.push(rewritten);
+                i = end;
+            } else {
+                out.push_str(&word);
+                names.push(word);
+            }
+            last = 'a';
+            continue;
+        }
+        if c.is_ascii_digit() {
+            // A number, with any suffix or exponent letters it carries.
+            while i < chars.len() && (ident(chars[i]) || chars[i] == '.') {
+                if chars[i] == '.' && !chars.get(i + 1).is_some_and(|d| d.is_ascii_digit()) {
+                    break;
+                }
+                out.push(chars[i]);
+                i += 1;
+            }
+            last = '0';
+            continue;
+        }
+        out.push(c);
+        if !c.is_whitespace() {
+            last = c;
+        }
+        i += 1;
+    }
+    Some(Rewritten { text: out, names })
 }
 
 /// The cause of an expression's error when it uses a variable that failed: that variable's
@@ -732,5 +926,67 @@ mod tests {
             let always = template(json!({"validations": [{"expression": "true"}]}));
             proptest::prop_assert!(always.evaluate(&review, &params).expect("true holds").is_empty());
         }
+    }
+}
+
+#[cfg(test)]
+mod rewrite_tests {
+    use super::*;
+
+    #[test]
+    fn variables_become_top_level_names_outside_strings() {
+        let r = rewrite(r#"has(variables.anyObject.metadata) && variables.params.labels.all(e, e.key in variables.anyObject.metadata.labels) && "variables.x" != 'it''s' && r"\d" != """variables.y""""#)
+            .expect("rewritten");
+        assert_eq!(
+            r.text,
+            r#"has(__variables_anyObject.metadata) && __variables_params.labels.all(e, e.key in __variables_anyObject.metadata.labels) && "variables.x" != 'it''s' && r"\d" != """variables.y""""#
+        );
+        assert!(r.names.contains(&"__variables_params".to_string()));
+        assert!(r.names.contains(&"e".to_string()));
+        assert!(
+            !r.names.contains(&"labels".to_string()),
+            "a member is no top-level name"
+        );
+        let r = rewrite("object.spec.x == oldObject.spec.x && 1.5e3 > 2u").expect("rewritten");
+        assert!(
+            r.names.contains(&"object".to_string()) && r.names.contains(&"oldObject".to_string())
+        );
+        assert!(!r.names.iter().any(|n| n == "spec" || n == "x"));
+        // `variables` used as a whole map is left as written.
+        for whole in [
+            "has(variables.x)",
+            "variables['x']",
+            "size(variables)",
+            "'a\\'b' + variables",
+        ] {
+            assert!(rewrite(whole).is_none(), "{whole}");
+        }
+        assert!(rewrite("'unterminated").is_none());
+    }
+
+    #[test]
+    fn a_source_that_tests_a_variable_with_has_is_evaluated_with_the_map() {
+        let source = serde_json::json!({
+            "variables": [{"name": "x", "expression": "variables.anyObject.spec.replicas"}],
+            "validations": [{"expression": "has(variables.x) && variables.x < 3", "message": "too many"}]
+        });
+        let t = CelTemplate::compile(&source).expect("compiles");
+        assert!(t.uses.is_none());
+        let review = serde_json::json!({"object": {"spec": {"replicas": 5}}});
+        let v = t
+            .evaluate(&review, &serde_json::json!({}))
+            .expect("evaluates");
+        assert_eq!(v[0].msg, "too many");
+        let rewritten = CelTemplate::compile(&serde_json::json!({
+            "variables": [{"name": "x", "expression": "variables.anyObject.spec.replicas"}],
+            "validations": [{"expression": "variables.x < 3", "message": "too many"}]
+        }))
+        .expect("compiles");
+        let uses = rewritten.uses.as_ref().expect("rewritten");
+        assert!(uses.contains("__variables_anyObject") && !uses.contains("object"));
+        let v = rewritten
+            .evaluate(&review, &serde_json::json!({}))
+            .expect("evaluates");
+        assert_eq!(v[0].msg, "too many");
     }
 }

@@ -251,3 +251,31 @@ fn sprintf_of_sets_objects_and_numbers_matches_opa() {
         ]
     );
 }
+
+#[test]
+fn a_function_with_two_outputs_for_one_input_is_an_error_as_in_opa() {
+    // OPA stops such an evaluation with eval_conflict_error; a container with two different
+    // probes makes the library's host-probes template do this, where its CEL has no such case.
+    let t = template("package k8stest\nget_probe(c) = p {\n  p := c.livenessProbe\n}\nget_probe(c) = p {\n  p := c.readinessProbe\n}\nviolation[{\"msg\": \"host set\"}] {\n  c := input.review.object.spec.containers[_]\n  probe := get_probe(c)\n  probe.httpGet.host != \"\"\n}");
+    let mut c = CompiledTemplate::compile(&t, &empty_inventory(), &CompileOptions::default())
+        .expect("compiles")
+        .expect("has rego");
+    let params = to_rego(&serde_json::json!({}));
+    let one = serde_json::json!({"spec": {"containers": [{"name": "a", "livenessProbe": {"httpGet": {"host": "h"}}}]}});
+    assert_eq!(
+        c.evaluate(&review(one), &params, "c")
+            .expect("evaluates")
+            .len(),
+        1
+    );
+    let two = serde_json::json!({"spec": {"containers": [{"name": "a",
+        "livenessProbe": {"httpGet": {"host": "h"}}, "readinessProbe": {"tcpSocket": {"port": 1}}}]}});
+    let e = c
+        .evaluate(&review(two), &params, "c")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("functions must not produce multiple outputs for same inputs"),
+        "{e}"
+    );
+}
