@@ -225,6 +225,14 @@ impl CelTemplate {
 
     /// Evaluates the validations and the audit annotations on converted values.
     pub fn evaluate_input(&self, input: &CelInput) -> Result<CelOutcome, String> {
+        // Within a deadline (see `engine::within_deadline`), checked before each expression.
+        let deadline = super::deadline();
+        let in_time = || match deadline {
+            Some(at) if std::time::Instant::now() >= at => {
+                Err("evaluation stopped: the deadline passed".to_string())
+            }
+            _ => Ok(()),
+        };
         let mut context = Context::with_env(self.env.clone());
         let uses = |name: &str| self.uses.as_ref().is_none_or(|u| u.contains(name));
         let bind = |context: &mut Context, name: &str, value: &dyn Fn() -> CelValue| {
@@ -250,6 +258,7 @@ impl CelTemplate {
                 input.params.clone()
             });
             for variable in &self.variables {
+                in_time()?;
                 match variable.program.execute(&context) {
                     Ok(value) => bind(&mut context, &rewritten_name(&variable.name), &|| {
                         value.clone()
@@ -266,6 +275,7 @@ impl CelTemplate {
             vars.insert("anyObject".into(), input.any_object());
             vars.insert("params".into(), input.params.clone());
             for variable in &self.variables {
+                in_time()?;
                 context.add_variable_from_value("variables", CelValue::from(vars.clone()));
                 match variable.program.execute(&context) {
                     Ok(value) => {
@@ -289,6 +299,7 @@ impl CelTemplate {
             program,
         } in &self.match_conditions
         {
+            in_time()?;
             match program.execute(&context) {
                 Ok(CelValue::Bool(true)) => {}
                 Ok(CelValue::Bool(false)) => return Ok(CelOutcome::default()),
@@ -303,6 +314,7 @@ impl CelTemplate {
         }
         let mut violations = Vec::new();
         for v in &self.validations {
+            in_time()?;
             match v.expression.execute(&context) {
                 Ok(CelValue::Bool(true)) => {}
                 Ok(CelValue::Bool(false)) => {
@@ -342,6 +354,7 @@ impl CelTemplate {
         // A value expression gives a string, or null to leave the annotation out.
         let mut annotations = Vec::new();
         for a in &self.audit_annotations {
+            in_time()?;
             match a.value.execute(&context) {
                 Ok(CelValue::String(s)) => annotations.push(AuditAnnotation {
                     key: a.key.clone(),

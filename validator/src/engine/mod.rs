@@ -13,6 +13,27 @@ use serde_json::Value;
 use thiserror::Error;
 
 pub use cel::{rego_to_cel, to_cel, AuditAnnotation, CelInput, CelOutcome, CelTemplate};
+
+use regorus::utils::limits::ExecutionTimerConfig;
+
+thread_local! {
+    static DEADLINE: std::cell::Cell<Option<std::time::Instant>> = const { std::cell::Cell::new(None) };
+}
+
+/// Runs `f` with every evaluation it makes on this thread stopped at `deadline`: a Rego
+/// evaluation by its engine's execution timer, a CEL one between its expressions. Without a
+/// deadline, only the process-wide Rego limit (if any) applies.
+pub fn within_deadline<T>(deadline: Option<std::time::Instant>, f: impl FnOnce() -> T) -> T {
+    let before = DEADLINE.with(|d| d.replace(deadline));
+    let out = f();
+    DEADLINE.with(|d| d.set(before));
+    out
+}
+
+/// The deadline of the evaluations on this thread, if any.
+pub fn deadline() -> Option<std::time::Instant> {
+    DEADLINE.with(std::cell::Cell::get)
+}
 pub use compat::{hoist_negated_call_arguments, normalize_v0, user_functions};
 pub use sprintf::rego_text;
 
@@ -299,6 +320,16 @@ impl CompiledTemplate {
                 .evaluate_input(&input)
                 .map(|o| o.violations)
                 .map_err(runtime);
+        }
+        // Within a deadline, the Rego engine's execution timer stops this evaluation at it.
+        match deadline() {
+            Some(at) => self
+                .engine
+                .set_execution_timer_config(ExecutionTimerConfig {
+                    limit: at.saturating_duration_since(std::time::Instant::now()),
+                    check_interval: std::num::NonZeroU32::MIN.saturating_add(255),
+                }),
+            None => self.engine.clear_execution_timer_config(),
         }
         self.engine.set_input(input_value(review, parameters));
         let result =

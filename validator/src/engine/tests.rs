@@ -279,3 +279,47 @@ fn a_function_with_two_outputs_for_one_input_is_an_error_as_in_opa() {
         "{e}"
     );
 }
+
+#[test]
+fn evaluations_within_a_passed_deadline_are_stopped() {
+    let past = Some(std::time::Instant::now());
+    let params = to_rego(&serde_json::json!({}));
+    // CEL stops before its next expression.
+    let source = serde_json::json!({
+        "validations": [{"expression": "object.spec.replicas < 3", "message": "too many"}]
+    });
+    let mut cel = CompiledTemplate::compile(
+        &Template {
+            cel: Some(source),
+            rego: None,
+            ..template("package k8stest\nviolation[{\"msg\": \"x\"}] { false }")
+        },
+        &empty_inventory(),
+        &CompileOptions::default(),
+    )
+    .expect("compiles")
+    .expect("has CEL");
+    let object = review(serde_json::json!({"spec": {"replicas": 5}}));
+    assert_eq!(
+        cel.evaluate(&object, &params, "c")
+            .expect("no deadline")
+            .len(),
+        1
+    );
+    let e = within_deadline(past, || cel.evaluate(&object, &params, "c"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("the deadline passed"), "{e}");
+    // Rego stops at its engine's execution timer, set to what is left (nothing).
+    let t = template("package k8stest\nviolation[{\"msg\": msg}] {\n  n := count([x | x := numbers.range(1, 200000)[_]; x % 7 == 0])\n  msg := sprintf(\"%v\", [n])\n}");
+    let mut rego = CompiledTemplate::compile(&t, &empty_inventory(), &CompileOptions::default())
+        .expect("compiles")
+        .expect("has rego");
+    let started = std::time::Instant::now();
+    let stopped = within_deadline(past, || rego.evaluate(&object, &params, "c"));
+    assert!(stopped.is_err(), "{stopped:?}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    // Outside the deadline the same engine runs to the end.
+    assert_eq!(rego.evaluate(&object, &params, "c").expect("runs").len(), 1);
+    assert_eq!(deadline(), None);
+}

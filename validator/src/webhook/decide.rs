@@ -249,33 +249,37 @@ fn evaluate_reviews(
         .flat_map(|r| constraints.iter().map(move |c| (r, c)))
     {
         budget.check()?;
-        evaluate_review(
-            r,
-            std::slice::from_ref(constraint),
-            &state.templates,
-            &state.namespace_labels,
-            engines,
-            |c, result| match result {
-                Ok(violations) => {
-                    let action = r.action_override.unwrap_or(c.action);
-                    let waived = waiver(state, &c.kind, &c.name, r);
-                    for v in violations {
-                        decision.hits.push(Hit {
-                            waived: waived.clone(),
-                            kind: c.kind.clone(),
-                            constraint: c.name.clone(),
-                            action,
-                            message: match &r.expansion {
-                                Some(x) => format!("[Implied by {x}] {}", v.msg),
-                                None => v.msg,
-                            },
-                        });
+        crate::engine::within_deadline(budget.deadline, || {
+            evaluate_review(
+                r,
+                std::slice::from_ref(constraint),
+                &state.templates,
+                &state.namespace_labels,
+                engines,
+                |c, result| match result {
+                    Ok(violations) => {
+                        let action = r.action_override.unwrap_or(c.action);
+                        let waived = waiver(state, &c.kind, &c.name, r);
+                        for v in violations {
+                            decision.hits.push(Hit {
+                                waived: waived.clone(),
+                                kind: c.kind.clone(),
+                                constraint: c.name.clone(),
+                                action,
+                                message: match &r.expansion {
+                                    Some(x) => format!("[Implied by {x}] {}", v.msg),
+                                    None => v.msg,
+                                },
+                            });
+                        }
                     }
-                }
-                Err(e) => decision.errors.push(e.to_string()),
-            },
-        );
+                    Err(e) => decision.errors.push(e.to_string()),
+                },
+            )
+        });
     }
+    // An evaluation stopped at the deadline gives no verdict.
+    budget.check()?;
     decision
         .hits
         .sort_by(|a, b| (&a.constraint, &a.message).cmp(&(&b.constraint, &b.message)));
