@@ -17,7 +17,7 @@ use crate::exit::ExitStatus;
 #[derive(Debug, Clone, clap::Args)]
 pub struct PolicyArgs {
     #[command(flatten)]
-    pub flags: validator::cli::PolicyFlags,
+    pub flags: validator::args::PolicyFlags,
     /// Go ahead although a constraint needs image signature verification and no trust policy
     /// is given (the constraint is then not evaluated; by default the gate refuses).
     #[arg(long)]
@@ -112,7 +112,10 @@ pub fn check(
         outcome.findings.sort();
     }
     let summary = Summary::of(&outcome.findings, outcome.objects);
-    let exit = ExitStatus::of_check(validator::cli::exit_code(&summary, args.flags.fail_on_warn));
+    let exit = ExitStatus::of_check(validator::args::exit_code(
+        &summary,
+        args.flags.fail_on_warn,
+    ));
     Decision {
         findings: outcome.findings,
         summary,

@@ -4,8 +4,8 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::args::{exit, exit_code, CliError, PolicyFlags};
 use crate::bundle;
-use crate::cli::{CliError, PolicyFlags};
 use crate::manifest::{self, Loaded};
 use crate::report::Format;
 
@@ -189,7 +189,7 @@ pub fn run_audit_to(args: AuditArgs, out: &mut dyn Write, colour: bool) -> Resul
     if let Err(e) = pushed {
         // The report is out; the run still fails, so a CronJob shows the lost metrics.
         eprintln!("error: {e}");
-        return Ok(crate::cli::exit::ERROR);
+        return Ok(exit::ERROR);
     }
-    Ok(crate::cli::exit_code(&report.summary, args.fail_on_warn))
+    Ok(exit_code(&report.summary, args.fail_on_warn))
 }
