@@ -79,6 +79,19 @@ impl InputFlags {
 /// validation gate takes too.
 #[derive(Debug, Clone, clap::Args)]
 pub struct PolicyFlags {
+    #[command(flatten)]
+    pub source: PolicySource,
+    #[command(flatten)]
+    pub run: RunFlags,
+    #[command(flatten)]
+    pub schemas: SchemaFlags,
+    #[command(flatten)]
+    pub evaluation: EvaluationFlags,
+}
+
+/// Which policies to check against: the embedded bundle and more policy files.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PolicySource {
     /// More ConstraintTemplates, Constraints and ExpansionTemplates (file or directory; repeatable).
     #[arg(long = "policies", value_name = "DIR")]
     pub policies: Vec<PathBuf>,
@@ -88,6 +101,11 @@ pub struct PolicyFlags {
     /// Embedded bundle to use: baseline, restricted or production.
     #[arg(long, value_name = "NAME", default_value = bundle::DEFAULT_BUNDLE)]
     pub bundle: String,
+}
+
+/// How a check runs: its threads, what fails it and the namespaces it leaves out.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RunFlags {
     /// Worker threads (default: all cores). Output is the same at any count.
     #[arg(long, short = 'j', value_name = "N")]
     pub jobs: Option<usize>,
@@ -97,6 +115,11 @@ pub struct PolicyFlags {
     /// Never check objects in these namespaces (globs like `kube-*`; repeatable).
     #[arg(long = "exclude-namespace", value_name = "NS")]
     pub exclude_namespaces: Vec<String>,
+}
+
+/// The Kubernetes schema checks.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct SchemaFlags {
     /// Do not check objects against Kubernetes schemas.
     #[arg(long)]
     pub no_schemas: bool,
@@ -116,6 +139,11 @@ pub struct PolicyFlags {
     /// Kinds never schema-checked: `Kind` or `apiVersion/Kind`, comma-separated (repeatable).
     #[arg(long, value_name = "KINDS", value_delimiter = ',')]
     pub skip_kinds: Vec<String>,
+}
+
+/// How the policies are evaluated: CEL or Rego, waivers and image signature verification.
+#[derive(Debug, Clone, clap::Args)]
+pub struct EvaluationFlags {
     /// Evaluate templates that carry CEL (K8sNativeValidation) with CEL, as Gatekeeper does;
     /// `--enable-cel=false` uses their Rego.
     #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
@@ -127,9 +155,9 @@ pub struct PolicyFlags {
     pub signatures: crate::signature::Args,
 }
 
-impl PolicyFlags {
+impl PolicySource {
     /// The policy documents: the embedded bundle (unless turned off) and `--policies`.
-    pub fn load_policies(&self) -> Result<Loaded, String> {
+    pub fn load(&self) -> Result<Loaded, String> {
         let mut policies = Loaded::default();
         if !self.no_default_policies {
             match bundle::load(&self.bundle) {
@@ -146,6 +174,31 @@ impl PolicyFlags {
         policies.extend(manifest::load_paths(&self.policies));
         Ok(policies)
     }
+}
+
+impl SchemaFlags {
+    /// The schema check's options; none with `--no-schemas`.
+    pub fn options(&self) -> Option<crate::schema::Options> {
+        (!self.no_schemas).then(|| crate::schema::Options {
+            strict: !self.no_strict,
+            crd_paths: self.crds.clone(),
+            locations: self.schema_locations.clone(),
+            require: self.require_schemas,
+            skip_kinds: self
+                .skip_kinds
+                .iter()
+                .map(|k| k.trim().to_string())
+                .filter(|k| !k.is_empty())
+                .collect(),
+        })
+    }
+}
+
+impl PolicyFlags {
+    /// The policy documents: the embedded bundle (unless turned off) and `--policies`.
+    pub fn load_policies(&self) -> Result<Loaded, String> {
+        self.source.load()
+    }
 
     /// The check's options, and the findings of waiver files that cannot be used. Fails on a
     /// bad `--jobs` or signature configuration.
@@ -153,35 +206,24 @@ impl PolicyFlags {
         &self,
         progress: bool,
     ) -> Result<(check::Options, Vec<report::Finding>), String> {
-        if self.jobs == Some(0) {
+        if self.run.jobs == Some(0) {
             return Err("--jobs must be at least 1".into());
         }
         let mut waivers = Vec::new();
         let mut waiver_errors = Vec::new();
-        for path in &self.waivers {
+        for path in &self.evaluation.waivers {
             let (w, e) = crate::waiver::load(path);
             waivers.extend(w);
             waiver_errors.extend(e);
         }
-        let verifier = self.signatures.verifier()?;
+        let verifier = self.evaluation.signatures.verifier()?;
         let options = check::Options {
-            jobs: self.jobs,
-            exclude_namespaces: self.exclude_namespaces.clone(),
+            jobs: self.run.jobs,
+            exclude_namespaces: self.run.exclude_namespaces.clone(),
             progress,
             external_data: verifier.map(|v| v.handler()),
-            schemas: (!self.no_schemas).then(|| crate::schema::Options {
-                strict: !self.no_strict,
-                crd_paths: self.crds.clone(),
-                locations: self.schema_locations.clone(),
-                require: self.require_schemas,
-                skip_kinds: self
-                    .skip_kinds
-                    .iter()
-                    .map(|k| k.trim().to_string())
-                    .filter(|k| !k.is_empty())
-                    .collect(),
-            }),
-            enable_cel: self.enable_cel,
+            schemas: self.schemas.options(),
+            enable_cel: self.evaluation.enable_cel,
             waivers,
             require_external_data: false,
         };

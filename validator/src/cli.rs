@@ -231,7 +231,7 @@ pub fn run_check_to(args: CheckArgs, out: &mut dyn Write, colour: bool) -> Resul
     }
     out.write_all(text.as_bytes())?;
     out.flush()?;
-    Ok(exit_code(&summary, args.policy.fail_on_warn))
+    Ok(exit_code(&summary, args.policy.run.fail_on_warn))
 }
 
 /// `validator verify` with its report written to `out`.

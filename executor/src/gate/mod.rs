@@ -114,7 +114,7 @@ pub fn check(
     let summary = Summary::of(&outcome.findings, outcome.objects);
     let exit = ExitStatus::of_check(validator::args::exit_code(
         &summary,
-        args.flags.fail_on_warn,
+        args.flags.run.fail_on_warn,
     ));
     Decision {
         findings: outcome.findings,
