@@ -157,18 +157,12 @@ pub struct EvaluationFlags {
 
 impl PolicySource {
     /// The policy documents: the embedded bundle (unless turned off) and `--policies`.
-    pub fn load(&self) -> Result<Loaded, String> {
+    pub fn load(&self) -> Result<Loaded, FlagsError> {
         let mut policies = Loaded::default();
         if !self.no_default_policies {
             match bundle::load(&self.bundle) {
                 Some(b) => policies.extend(b),
-                None => {
-                    return Err(format!(
-                        "unknown bundle `{}`; available: {}",
-                        self.bundle,
-                        bundle::names().join(", ")
-                    ))
-                }
+                None => return Err(FlagsError::unknown_bundle(&self.bundle)),
             }
         }
         policies.extend(manifest::load_paths(&self.policies));
@@ -196,7 +190,7 @@ impl SchemaFlags {
 
 impl PolicyFlags {
     /// The policy documents: the embedded bundle (unless turned off) and `--policies`.
-    pub fn load_policies(&self) -> Result<Loaded, String> {
+    pub fn load_policies(&self) -> Result<Loaded, FlagsError> {
         self.source.load()
     }
 
@@ -205,9 +199,9 @@ impl PolicyFlags {
     pub fn options(
         &self,
         progress: bool,
-    ) -> Result<(check::Options, Vec<report::Finding>), String> {
+    ) -> Result<(check::Options, Vec<report::Finding>), FlagsError> {
         if self.run.jobs == Some(0) {
-            return Err("--jobs must be at least 1".into());
+            return Err(FlagsError::NoJobs);
         }
         let mut waivers = Vec::new();
         let mut waiver_errors = Vec::new();
@@ -216,7 +210,11 @@ impl PolicyFlags {
             waivers.extend(w);
             waiver_errors.extend(e);
         }
-        let verifier = self.evaluation.signatures.verifier()?;
+        let verifier = self
+            .evaluation
+            .signatures
+            .verifier()
+            .map_err(FlagsError::Signatures)?;
         let options = check::Options {
             jobs: self.run.jobs,
             exclude_namespaces: self.run.exclude_namespaces.clone(),
@@ -231,11 +229,35 @@ impl PolicyFlags {
     }
 }
 
+/// Policy flags that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum FlagsError {
+    #[error("unknown bundle `{name}`; available: {available}")]
+    UnknownBundle { name: String, available: String },
+    #[error("--jobs must be at least 1")]
+    NoJobs,
+    /// A trust policy, key or keyless flag that cannot be used.
+    #[error("{0}")]
+    Signatures(String),
+}
+
+impl FlagsError {
+    /// The error for `--bundle name` when no embedded bundle has that name.
+    pub fn unknown_bundle(name: &str) -> FlagsError {
+        FlagsError::UnknownBundle {
+            name: name.to_string(),
+            available: bundle::names().join(", "),
+        }
+    }
+}
+
 /// An error that stops a command before it produces a report (exit 2).
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
     #[error("{0}")]
     Usage(String),
+    #[error(transparent)]
+    Flags(#[from] FlagsError),
     #[error("cannot write output: {0}")]
     Output(#[from] std::io::Error),
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
-pub use crate::args::{exit, exit_code, CliError, InputFlags, PolicyFlags};
+pub use crate::args::{exit, exit_code, CliError, FlagsError, InputFlags, PolicyFlags};
 use crate::bundle;
 use crate::check;
 use crate::report::{self, Format, Summary};
@@ -188,8 +188,8 @@ pub fn colour() -> bool {
 /// `validator check` with its report written to `out`, in colour when `colour`.
 pub fn run_check_to(args: CheckArgs, out: &mut dyn Write, colour: bool) -> Result<u8, CliError> {
     let format: Format = args.format.parse().map_err(CliError::Usage)?;
-    let policies = args.policy.load_policies().map_err(CliError::Usage)?;
-    let (options, waiver_findings) = args.policy.options(true).map_err(CliError::Usage)?;
+    let policies = args.policy.load_policies()?;
+    let (options, waiver_findings) = args.policy.options(true)?;
     let mut input = args.inputs.load(&args.release, args.namespace.as_deref());
     // The attestation names the objects as written, which is what a deploy step reads.
     let attestation = (format == Format::Json)
@@ -280,11 +280,7 @@ pub fn serve_config(args: &ServeArgs) -> Result<crate::webhook::Config, CliError
         }
     };
     if !args.no_default_policies && !bundle::names().contains(&args.bundle.as_str()) {
-        return Err(CliError::Usage(format!(
-            "unknown bundle `{}`; available: {}",
-            args.bundle,
-            bundle::names().join(", ")
-        )));
+        return Err(FlagsError::unknown_bundle(&args.bundle).into());
     }
     // A registry request must not outlive the admission request that waits for it.
     let mut signatures = args.signatures.clone();

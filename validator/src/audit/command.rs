@@ -106,18 +106,15 @@ pub fn run_audit_to(args: AuditArgs, out: &mut dyn Write, colour: bool) -> Resul
         ));
     }
     let flags = args.policy_flags(args.source.policies.clone());
-    let policies: Loaded = flags.load_policies().map_err(CliError::Usage)?;
+    let policies: Loaded = flags.load_policies()?;
     let baseline = if args.compare_to.is_empty() {
         None
     } else {
-        let mut b = args
-            .policy_flags(Vec::new())
-            .load_policies()
-            .map_err(CliError::Usage)?;
+        let mut b = args.policy_flags(Vec::new()).load_policies()?;
         b.extend(manifest::load_paths(&args.compare_to));
         Some(b)
     };
-    let (mut check_options, waiver_findings) = flags.options(true).map_err(CliError::Usage)?;
+    let (mut check_options, waiver_findings) = flags.options(true)?;
     check_options.schemas = None;
     let options = super::Options {
         cluster: crate::webhook::sync::ClusterConfig {
