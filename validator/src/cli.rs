@@ -306,7 +306,7 @@ pub fn serve_config(args: &ServeArgs) -> Result<crate::webhook::Config, CliError
         inventory: None,
     };
     sources.inventory = crate::webhook::sync::kinds(&args.sync, &sources)
-        .map_err(CliError::Usage)?
+        .map_err(|e| CliError::Usage(e.to_string()))?
         .map(|kinds| std::sync::Arc::new(crate::webhook::sync::Inventory::new(kinds)));
     Ok(crate::webhook::Config {
         provider: args.provider,
