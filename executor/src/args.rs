@@ -144,7 +144,7 @@ pub struct ReleaseArgs {
 }
 
 /// The manifests to apply: paths and a chart (rendered as the release, in its namespace).
-pub use validator::cli::InputFlags as InputArgs;
+pub use validator::args::InputFlags as InputArgs;
 
 /// How rollouts are run and judged.
 #[derive(Debug, Clone, clap::Args)]

@@ -288,7 +288,7 @@ mod tests {
                 assert_eq!(a.rto_target, Duration::from_secs(1800));
                 assert_eq!(a.timeout, Duration::from_secs(3600));
                 assert_eq!(a.namespace_prefix, "drill-");
-                assert_eq!(a.policy.flags.bundle, "baseline");
+                assert_eq!(a.policy.flags.source.bundle, "baseline");
                 assert_eq!(a.cluster.output, Output::Json);
             }
             c => panic!("{c:?}"),

@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use validator::cli::exit;
+use validator::args::exit;
 
 /// How a command ended. Several statuses share a code: the code says success (0), a refusal
 /// or failure the command handled (1), or an error (2); the status says which.

@@ -6,21 +6,11 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
+pub use crate::args::{exit, exit_code, CliError, FlagsError, InputFlags, PolicyFlags};
 use crate::bundle;
 use crate::check;
-use crate::manifest::{self, Loaded};
 use crate::report::{self, Format, Summary};
 use crate::verify;
-
-/// Exit codes shared by every command.
-pub mod exit {
-    /// No deny violations, all suites passed.
-    pub const OK: u8 = 0;
-    /// Deny violations (or warn with --fail-on-warn), or a failed suite case.
-    pub const VIOLATIONS: u8 = 1;
-    /// Usage, input, policy or evaluation errors.
-    pub const ERROR: u8 = 2;
-}
 
 #[derive(Debug, Parser)]
 #[command(
@@ -155,177 +145,6 @@ pub struct CheckArgs {
     pub policy: PolicyFlags,
 }
 
-/// The manifests to read: paths and a Helm chart to render, as `validator check` and the
-/// executor take them.
-#[derive(Debug, Clone, clap::Args)]
-pub struct InputFlags {
-    /// Files, directories (searched recursively for *.yaml, *.yml, *.json) or `-` for stdin.
-    #[arg(required_unless_present = "chart", value_name = "PATH")]
-    pub paths: Vec<PathBuf>,
-    /// Render this Helm chart with `helm template` (as the release, in its namespace) and read
-    /// its output too.
-    #[arg(long, value_name = "DIR")]
-    pub chart: Option<PathBuf>,
-    /// Values file for --chart (repeatable).
-    #[arg(long = "values", short = 'f', value_name = "FILE", requires = "chart")]
-    pub values: Vec<PathBuf>,
-    /// Value for --chart, `key=value` (repeatable).
-    #[arg(long = "set", value_name = "KEY=VALUE", requires = "chart")]
-    pub set: Vec<String>,
-    /// The helm binary for --chart (default: `helm` on PATH).
-    #[arg(long, value_name = "PATH", requires = "chart")]
-    pub helm: Option<PathBuf>,
-    /// Leave out files of a directory scan that match this glob (on the path below the
-    /// directory or on the file name, e.g. `values*.yaml`, `ci/*`; repeatable).
-    #[arg(long = "exclude", value_name = "GLOB")]
-    pub exclude: Vec<String>,
-}
-
-impl InputFlags {
-    /// The documents of the paths and of the rendered chart (as `release` in `namespace`); a
-    /// chart that does not render is a load error naming it.
-    pub fn load(&self, release: &str, namespace: Option<&str>) -> manifest::Loaded {
-        let options = manifest::LoadOptions {
-            exclude: self.exclude.clone(),
-        };
-        let mut loaded = manifest::load_paths_with(&self.paths, &options);
-        if let Some(chart) = &self.chart {
-            let render = crate::chart::Render {
-                chart: chart.clone(),
-                values: self.values.clone(),
-                set: self.set.clone(),
-                release: release.to_string(),
-                namespace: namespace.map(str::to_string),
-                helm: self.helm.clone(),
-            };
-            match render.run() {
-                Ok(rendered) => loaded.extend(rendered),
-                Err(e) => loaded.errors.push(manifest::LoadError {
-                    source: std::sync::Arc::from(chart.display().to_string()),
-                    line: 1,
-                    column: 1,
-                    message: e.to_string(),
-                }),
-            }
-        }
-        loaded
-    }
-}
-
-/// The policy, schema and signature flags of `validator check`, which the executor's
-/// validation gate takes too.
-#[derive(Debug, Clone, clap::Args)]
-pub struct PolicyFlags {
-    /// More ConstraintTemplates, Constraints and ExpansionTemplates (file or directory; repeatable).
-    #[arg(long = "policies", value_name = "DIR")]
-    pub policies: Vec<PathBuf>,
-    /// Do not use the embedded policy bundle.
-    #[arg(long)]
-    pub no_default_policies: bool,
-    /// Embedded bundle to use: baseline, restricted or production.
-    #[arg(long, value_name = "NAME", default_value = bundle::DEFAULT_BUNDLE)]
-    pub bundle: String,
-    /// Worker threads (default: all cores). Output is the same at any count.
-    #[arg(long, short = 'j', value_name = "N")]
-    pub jobs: Option<usize>,
-    /// Fail on warn violations too (exit 1).
-    #[arg(long)]
-    pub fail_on_warn: bool,
-    /// Never check objects in these namespaces (globs like `kube-*`; repeatable).
-    #[arg(long = "exclude-namespace", value_name = "NS")]
-    pub exclude_namespaces: Vec<String>,
-    /// Do not check objects against Kubernetes schemas.
-    #[arg(long)]
-    pub no_schemas: bool,
-    /// Allow fields the schemas do not define (by default unknown fields are schema violations).
-    #[arg(long)]
-    pub no_strict: bool,
-    /// CustomResourceDefinitions (file or directory; repeatable) whose schemas check custom resources.
-    #[arg(long = "crd", value_name = "DIR")]
-    pub crds: Vec<PathBuf>,
-    /// Directory of JSON schemas in kubeconform's layout (`deployment-apps-v1.json`,
-    /// `service-v1.json`; repeatable), tried before the built-in schemas.
-    #[arg(long = "schema-location", value_name = "DIR")]
-    pub schema_locations: Vec<PathBuf>,
-    /// An object whose kind has no schema is an error (by default a warning).
-    #[arg(long)]
-    pub require_schemas: bool,
-    /// Kinds never schema-checked: `Kind` or `apiVersion/Kind`, comma-separated (repeatable).
-    #[arg(long, value_name = "KINDS", value_delimiter = ',')]
-    pub skip_kinds: Vec<String>,
-    /// Evaluate templates that carry CEL (K8sNativeValidation) with CEL, as Gatekeeper does;
-    /// `--enable-cel=false` uses their Rego.
-    #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
-    pub enable_cel: bool,
-    /// Waiver file of policy exceptions (repeatable); see the README.
-    #[arg(long = "waivers", value_name = "FILE")]
-    pub waivers: Vec<PathBuf>,
-    #[command(flatten)]
-    pub signatures: crate::signature::Args,
-}
-
-impl PolicyFlags {
-    /// The policy documents: the embedded bundle (unless turned off) and `--policies`.
-    pub fn load_policies(&self) -> Result<Loaded, String> {
-        let mut policies = Loaded::default();
-        if !self.no_default_policies {
-            match bundle::load(&self.bundle) {
-                Some(b) => policies.extend(b),
-                None => {
-                    return Err(format!(
-                        "unknown bundle `{}`; available: {}",
-                        self.bundle,
-                        bundle::names().join(", ")
-                    ))
-                }
-            }
-        }
-        policies.extend(manifest::load_paths(&self.policies));
-        Ok(policies)
-    }
-
-    /// The check's options, and the findings of waiver files that cannot be used. Fails on a
-    /// bad `--jobs` or signature configuration.
-    pub fn options(
-        &self,
-        progress: bool,
-    ) -> Result<(check::Options, Vec<report::Finding>), String> {
-        if self.jobs == Some(0) {
-            return Err("--jobs must be at least 1".into());
-        }
-        let mut waivers = Vec::new();
-        let mut waiver_errors = Vec::new();
-        for path in &self.waivers {
-            let (w, e) = crate::waiver::load(path);
-            waivers.extend(w);
-            waiver_errors.extend(e);
-        }
-        let verifier = self.signatures.verifier()?;
-        let options = check::Options {
-            jobs: self.jobs,
-            exclude_namespaces: self.exclude_namespaces.clone(),
-            progress,
-            external_data: verifier.map(|v| v.handler()),
-            schemas: (!self.no_schemas).then(|| crate::schema::Options {
-                strict: !self.no_strict,
-                crd_paths: self.crds.clone(),
-                locations: self.schema_locations.clone(),
-                require: self.require_schemas,
-                skip_kinds: self
-                    .skip_kinds
-                    .iter()
-                    .map(|k| k.trim().to_string())
-                    .filter(|k| !k.is_empty())
-                    .collect(),
-            }),
-            enable_cel: self.enable_cel,
-            waivers,
-            require_external_data: false,
-        };
-        Ok((options, crate::waiver::error_findings(&waiver_errors)))
-    }
-}
-
 #[derive(Debug, clap::Args)]
 pub struct VerifyArgs {
     /// Suite files or directories searched recursively for them.
@@ -343,15 +162,6 @@ pub struct VerifyArgs {
     /// Evaluate templates that carry CEL with CEL (gator's default); `--enable-cel=false` uses their Rego.
     #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
     pub enable_cel: bool,
-}
-
-/// An error that stops a command before it produces a report (exit 2).
-#[derive(Debug, thiserror::Error)]
-pub enum CliError {
-    #[error("{0}")]
-    Usage(String),
-    #[error("cannot write output: {0}")]
-    Output(#[from] std::io::Error),
 }
 
 /// Runs a parsed command line with its report on stdout; returns the exit code.
@@ -378,8 +188,8 @@ pub fn colour() -> bool {
 /// `validator check` with its report written to `out`, in colour when `colour`.
 pub fn run_check_to(args: CheckArgs, out: &mut dyn Write, colour: bool) -> Result<u8, CliError> {
     let format: Format = args.format.parse().map_err(CliError::Usage)?;
-    let policies = args.policy.load_policies().map_err(CliError::Usage)?;
-    let (options, waiver_findings) = args.policy.options(true).map_err(CliError::Usage)?;
+    let policies = args.policy.load_policies()?;
+    let (options, waiver_findings) = args.policy.options(true)?;
     let mut input = args.inputs.load(&args.release, args.namespace.as_deref());
     // The attestation names the objects as written, which is what a deploy step reads.
     let attestation = (format == Format::Json)
@@ -421,18 +231,7 @@ pub fn run_check_to(args: CheckArgs, out: &mut dyn Write, colour: bool) -> Resul
     }
     out.write_all(text.as_bytes())?;
     out.flush()?;
-    Ok(exit_code(&summary, args.policy.fail_on_warn))
-}
-
-/// The exit code for a check's summary.
-pub fn exit_code(summary: &Summary, fail_on_warn: bool) -> u8 {
-    if summary.errors > 0 {
-        exit::ERROR
-    } else if summary.deny > 0 || (fail_on_warn && summary.warn > 0) {
-        exit::VIOLATIONS
-    } else {
-        exit::OK
-    }
+    Ok(exit_code(&summary, args.policy.run.fail_on_warn))
 }
 
 /// `validator verify` with its report written to `out`.
@@ -481,11 +280,7 @@ pub fn serve_config(args: &ServeArgs) -> Result<crate::webhook::Config, CliError
         }
     };
     if !args.no_default_policies && !bundle::names().contains(&args.bundle.as_str()) {
-        return Err(CliError::Usage(format!(
-            "unknown bundle `{}`; available: {}",
-            args.bundle,
-            bundle::names().join(", ")
-        )));
+        return Err(FlagsError::unknown_bundle(&args.bundle).into());
     }
     // A registry request must not outlive the admission request that waits for it.
     let mut signatures = args.signatures.clone();
@@ -511,7 +306,7 @@ pub fn serve_config(args: &ServeArgs) -> Result<crate::webhook::Config, CliError
         inventory: None,
     };
     sources.inventory = crate::webhook::sync::kinds(&args.sync, &sources)
-        .map_err(CliError::Usage)?
+        .map_err(|e| CliError::Usage(e.to_string()))?
         .map(|kinds| std::sync::Arc::new(crate::webhook::sync::Inventory::new(kinds)));
     Ok(crate::webhook::Config {
         provider: args.provider,

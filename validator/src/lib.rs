@@ -4,6 +4,7 @@
 //! set of templates and constraints, [`review`] builds admission reviews (expanding workloads),
 //! [`engine`] evaluates Rego, [`check`] runs it all in parallel, and [`report`] renders findings.
 
+pub mod args;
 pub mod audit;
 pub mod bundle;
 pub mod chart;

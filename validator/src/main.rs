@@ -11,7 +11,7 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("error: {e}");
-            ExitCode::from(validator::cli::exit::ERROR)
+            ExitCode::from(validator::args::exit::ERROR)
         }
     }
 }

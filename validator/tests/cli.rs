@@ -87,7 +87,7 @@ fn validator_in_process(args: &[&str]) -> Run {
     let (code, stderr) = match validator::cli::run_to(cli, &mut out, false) {
         Ok(code) => (i32::from(code), String::new()),
         Err(e) => (
-            i32::from(validator::cli::exit::ERROR),
+            i32::from(validator::args::exit::ERROR),
             format!("error: {e}\n"),
         ),
     };

@@ -156,7 +156,9 @@ pub async fn pass_gate(
     colour: bool,
 ) -> Result<(crate::gate::Decision, String), Error> {
     let decision = match &policy.attestation {
-        Some(path) => crate::gate::verify(path, manifests, policies, policy.flags.fail_on_warn)?,
+        Some(path) => {
+            crate::gate::verify(path, manifests, policies, policy.flags.run.fail_on_warn)?
+        }
         None => crate::gate::check_blocking(objects, policies, policy).await,
     };
     let mut text = String::new();

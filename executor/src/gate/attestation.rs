@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use serde::Deserialize;
-use validator::cli::exit;
+use validator::args::exit;
 use validator::digest::{Attestation, ObjectDigest};
 use validator::manifest::{Document, Loaded};
 use validator::report::Summary;
@@ -114,7 +114,7 @@ pub fn verify(
         warn: c.warn,
         info: c.info,
     };
-    let code = validator::cli::exit_code(&summary, fail_on_warn);
+    let code = validator::args::exit_code(&summary, fail_on_warn);
     if code != exit::OK {
         refusal.push(format!(
             "the attested check did not pass: {} errors, {} deny, {} warn",

@@ -17,7 +17,7 @@ use crate::exit::ExitStatus;
 #[derive(Debug, Clone, clap::Args)]
 pub struct PolicyArgs {
     #[command(flatten)]
-    pub flags: validator::cli::PolicyFlags,
+    pub flags: validator::args::PolicyFlags,
     /// Go ahead although a constraint needs image signature verification and no trust policy
     /// is given (the constraint is then not evaluated; by default the gate refuses).
     #[arg(long)]
@@ -31,8 +31,11 @@ pub struct PolicyArgs {
 #[derive(Debug, thiserror::Error)]
 pub enum GateError {
     /// An unknown bundle, a bad `--jobs`, an unusable trust policy or key.
-    #[error("{0}")]
-    Flags(String),
+    #[error(transparent)]
+    Flags(#[from] validator::args::FlagsError),
+    /// The check of the flags did not finish.
+    #[error("the validation gate stopped: {0}")]
+    Stopped(tokio::task::JoinError),
 }
 
 /// What the gate decided.
@@ -59,9 +62,8 @@ pub async fn policies(args: &PolicyArgs) -> Result<Loaded, GateError> {
     let flags = args.flags.clone();
     tokio::task::spawn_blocking(move || flags.options(false).map(|_| ()))
         .await
-        .map_err(|e| GateError::Flags(format!("the validation gate stopped: {e}")))?
-        .map_err(GateError::Flags)?;
-    args.flags.load_policies().map_err(GateError::Flags)
+        .map_err(GateError::Stopped)??;
+    Ok(args.flags.load_policies()?)
 }
 
 /// [`check`] on a blocking thread: signature verification waits on registries.
@@ -96,12 +98,12 @@ pub fn check(
     };
     let (mut options, waiver_findings) = match args.flags.options(progress) {
         Ok(o) => o,
-        Err(message) => {
+        Err(e) => {
             return Decision {
                 findings: Vec::new(),
                 summary: Summary::default(),
                 exit: ExitStatus::Error,
-                refusal: vec![message],
+                refusal: vec![e.to_string()],
             }
         }
     };
@@ -112,7 +114,10 @@ pub fn check(
         outcome.findings.sort();
     }
     let summary = Summary::of(&outcome.findings, outcome.objects);
-    let exit = ExitStatus::of_check(validator::cli::exit_code(&summary, args.flags.fail_on_warn));
+    let exit = ExitStatus::of_check(validator::args::exit_code(
+        &summary,
+        args.flags.run.fail_on_warn,
+    ));
     Decision {
         findings: outcome.findings,
         summary,

@@ -4,21 +4,32 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::bundle;
-use crate::cli::{CliError, PolicyFlags};
+use crate::args::{
+    exit, exit_code, CliError, EvaluationFlags, PolicyFlags, PolicySource, RunFlags, SchemaFlags,
+};
 use crate::manifest::{self, Loaded};
 use crate::report::Format;
 
+/// The flags of `validator audit`: the policy flags of `check` but the schema ones, with their
+/// help saying what they mean for an audit.
 #[derive(Debug, clap::Args)]
+#[command(
+    mut_arg("exclude_namespaces", |a| a.help(
+        "Never audit objects in these namespaces (globs like `kube-*`; repeatable). Namespaces \
+         labelled admission.gatekeeper.sh/ignore are never audited"
+    )),
+    mut_arg("jobs", |a| a.help("Worker threads for evaluation (default: all cores)")),
+    mut_arg("enable_cel", |a| a.help(
+        "Evaluate templates that carry CEL with CEL, as Gatekeeper does; `--enable-cel=false` \
+         uses their Rego"
+    )),
+    mut_arg("waivers", |a| a.help("Waiver file of policy exceptions (repeatable)")),
+)]
 pub struct AuditArgs {
     /// Audit only this namespace (repeatable). Its namespaced objects are listed in it, and
     /// cluster-scoped kinds other than the Namespace itself are not read.
     #[arg(long = "namespace", short = 'n', value_name = "NS")]
     pub namespaces: Vec<String>,
-    /// Never audit objects in these namespaces (globs like `kube-*`; repeatable). Namespaces
-    /// labelled admission.gatekeeper.sh/ignore are never audited.
-    #[arg(long = "exclude-namespace", value_name = "NS")]
-    pub exclude_namespaces: Vec<String>,
     /// Kinds never listed, so never audited: `Kind` or `apiVersion/Kind`, comma-separated
     /// (repeatable), e.g. `Secret` for an identity that may not read Secrets.
     #[arg(long, value_name = "KINDS", value_delimiter = ',')]
@@ -55,52 +66,29 @@ pub struct AuditArgs {
     /// Also write a Markdown summary to this file (e.g. $GITHUB_STEP_SUMMARY).
     #[arg(long, value_name = "FILE")]
     pub summary: Option<PathBuf>,
-    /// More ConstraintTemplates, Constraints and ExpansionTemplates (file or directory; repeatable).
-    #[arg(long = "policies", value_name = "DIR")]
-    pub policies: Vec<PathBuf>,
-    /// Do not use the embedded policy bundle.
-    #[arg(long)]
-    pub no_default_policies: bool,
-    /// Embedded bundle to use: baseline, restricted or production.
-    #[arg(long, value_name = "NAME", default_value = bundle::DEFAULT_BUNDLE)]
-    pub bundle: String,
-    /// Worker threads for evaluation (default: all cores).
-    #[arg(long, short = 'j', value_name = "N")]
-    pub jobs: Option<usize>,
-    /// Fail on warn violations too (exit 1).
-    #[arg(long)]
-    pub fail_on_warn: bool,
-    /// Evaluate templates that carry CEL with CEL, as Gatekeeper does; `--enable-cel=false`
-    /// uses their Rego.
-    #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
-    pub enable_cel: bool,
-    /// Waiver file of policy exceptions (repeatable).
-    #[arg(long = "waivers", value_name = "FILE")]
-    pub waivers: Vec<PathBuf>,
     #[command(flatten)]
-    pub signatures: crate::signature::Args,
+    pub source: PolicySource,
+    #[command(flatten)]
+    pub run: RunFlags,
+    #[command(flatten)]
+    pub evaluation: EvaluationFlags,
 }
 
 impl AuditArgs {
-    /// The policy flags as `check` takes them, without schema checks (an audit checks the
-    /// policies only, as Gatekeeper's does).
+    /// The policy flags as `check` takes them, with `policies` for `--policies` and without
+    /// schema checks (an audit checks the policies only, as Gatekeeper's does).
     fn policy_flags(&self, policies: Vec<PathBuf>) -> PolicyFlags {
         PolicyFlags {
-            policies,
-            no_default_policies: self.no_default_policies,
-            bundle: self.bundle.clone(),
-            jobs: self.jobs,
-            fail_on_warn: self.fail_on_warn,
-            exclude_namespaces: self.exclude_namespaces.clone(),
-            no_schemas: true,
-            no_strict: false,
-            crds: Vec::new(),
-            schema_locations: Vec::new(),
-            require_schemas: false,
-            skip_kinds: Vec::new(),
-            enable_cel: self.enable_cel,
-            waivers: self.waivers.clone(),
-            signatures: self.signatures.clone(),
+            source: PolicySource {
+                policies,
+                ..self.source.clone()
+            },
+            run: self.run.clone(),
+            schemas: SchemaFlags {
+                no_schemas: true,
+                ..SchemaFlags::default()
+            },
+            evaluation: self.evaluation.clone(),
         }
     }
 }
@@ -117,19 +105,16 @@ pub fn run_audit_to(args: AuditArgs, out: &mut dyn Write, colour: bool) -> Resul
             "--namespace takes namespace names (globs are for --exclude-namespace)".into(),
         ));
     }
-    let flags = args.policy_flags(args.policies.clone());
-    let policies: Loaded = flags.load_policies().map_err(CliError::Usage)?;
+    let flags = args.policy_flags(args.source.policies.clone());
+    let policies: Loaded = flags.load_policies()?;
     let baseline = if args.compare_to.is_empty() {
         None
     } else {
-        let mut b = args
-            .policy_flags(Vec::new())
-            .load_policies()
-            .map_err(CliError::Usage)?;
+        let mut b = args.policy_flags(Vec::new()).load_policies()?;
         b.extend(manifest::load_paths(&args.compare_to));
         Some(b)
     };
-    let (mut check_options, waiver_findings) = flags.options(true).map_err(CliError::Usage)?;
+    let (mut check_options, waiver_findings) = flags.options(true)?;
     check_options.schemas = None;
     let options = super::Options {
         cluster: crate::webhook::sync::ClusterConfig {
@@ -150,7 +135,7 @@ pub fn run_audit_to(args: AuditArgs, out: &mut dyn Write, colour: bool) -> Resul
             .map(|k| k.trim().to_string())
             .filter(|k| !k.is_empty())
             .collect(),
-        fail_on_warn: args.fail_on_warn,
+        fail_on_warn: args.run.fail_on_warn,
     };
     let mut audit = super::run(&policies, baseline.as_ref(), &check_options, &options)
         .map_err(|e| CliError::Usage(format!("audit: {e}")))?;
@@ -189,7 +174,7 @@ pub fn run_audit_to(args: AuditArgs, out: &mut dyn Write, colour: bool) -> Resul
     if let Err(e) = pushed {
         // The report is out; the run still fails, so a CronJob shows the lost metrics.
         eprintln!("error: {e}");
-        return Ok(crate::cli::exit::ERROR);
+        return Ok(exit::ERROR);
     }
-    Ok(crate::cli::exit_code(&report.summary, args.fail_on_warn))
+    Ok(exit_code(&report.summary, args.run.fail_on_warn))
 }

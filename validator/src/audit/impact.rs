@@ -62,7 +62,11 @@ fn failing(findings: &[Finding], fail_on_warn: bool) -> BTreeMap<&ObjectRef, Vec
         };
         out.entry(object).or_default().push(Failure {
             policy: format!("{}/{}", policy.kind, policy.constraint),
-            action: f.action.clone().unwrap_or_default(),
+            action: f
+                .action
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
             message: f.message.clone(),
         });
     }
@@ -97,7 +101,8 @@ pub fn compare(current: &[Finding], baseline: &[Finding], fail_on_warn: bool) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::PolicyRef;
+    use crate::policy::EnforcementAction;
+    use crate::report::{Action, PolicyRef};
 
     fn violation(name: &str, constraint: &str, severity: Severity) -> Finding {
         Finding {
@@ -111,7 +116,11 @@ mod tests {
                 kind: "K8sRequiredLabels".into(),
                 constraint: constraint.into(),
             }),
-            action: Some(severity.as_str().into()),
+            action: Some(Action::Enforcement(match severity {
+                Severity::Deny => EnforcementAction::Deny,
+                Severity::Warn => EnforcementAction::Warn,
+                _ => EnforcementAction::Dryrun,
+            })),
             object: Some(ObjectRef {
                 api_version: "v1".into(),
                 kind: "Pod".into(),

@@ -20,6 +20,7 @@ use serde_json::Value;
 use crate::check;
 use crate::glob::glob_match;
 use crate::manifest::{Document, Loaded};
+use crate::policy::EnforcementAction;
 use crate::report::{Code, Finding, Severity};
 use crate::review::RequestInfo;
 use crate::webhook::sync::ClusterConfig;
@@ -75,7 +76,7 @@ pub struct Audit {
     pub impact: Option<Impact>,
     pub kinds: Vec<KindStatus>,
     /// Every constraint of the policies: (template kind, name, enforcement action).
-    pub constraints: Vec<(String, String, String)>,
+    pub constraints: Vec<(String, String, EnforcementAction)>,
     pub duration: Duration,
 }
 
@@ -265,7 +266,7 @@ pub fn run(
     }
     let constraints = current
         .constraints()
-        .map(|c| (c.kind.clone(), c.name.clone(), c.action.to_string()))
+        .map(|c| (c.kind.clone(), c.name.clone(), c.action))
         .collect();
     if let Some(impact) = &mut impact {
         impact.sort();

@@ -55,7 +55,11 @@ fn example(f: &Finding) -> Example {
         namespace: object.namespace,
         name: object.name,
         message: f.message.clone(),
-        action: f.action.clone().unwrap_or_default(),
+        action: f
+            .action
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default(),
     }
 }
 
@@ -82,7 +86,7 @@ impl<'a> Report<'a> {
                     ConstraintTotals {
                         kind: kind.clone(),
                         name: name.clone(),
-                        action: action.clone(),
+                        action: action.to_string(),
                         total: 0,
                         violations: Vec::new(),
                     },
@@ -95,7 +99,11 @@ impl<'a> Report<'a> {
                 .or_insert_with(|| ConstraintTotals {
                     kind: kind.clone(),
                     name: name.clone(),
-                    action: group.action.clone(),
+                    action: group
+                        .action
+                        .as_ref()
+                        .map(ToString::to_string)
+                        .unwrap_or_default(),
                     total: 0,
                     violations: Vec::new(),
                 });

@@ -5,14 +5,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::report::{Code, Finding, Summary};
+use crate::report::{Action, Code, Finding, Summary};
 
 /// One constraint's violations: how many, and the first ones in report order.
 #[derive(Debug, Default)]
 pub struct Group {
     pub total: usize,
-    /// Its enforcement action, from the first violation seen.
-    pub action: String,
+    /// Its action, from the first violation seen.
+    pub action: Option<Action>,
     pub shown: BTreeSet<Finding>,
 }
 
@@ -58,7 +58,7 @@ impl Tally {
                 .entry((policy.kind.clone(), policy.constraint.clone()))
                 .or_default();
             if group.total == 0 {
-                group.action = f.action.clone().unwrap_or_default();
+                group.action = f.action.clone();
             }
             group.total += 1;
             if group.shown.len() < self.limit {
@@ -96,6 +96,7 @@ impl Tally {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::EnforcementAction;
     use crate::report::{PolicyRef, Severity};
 
     fn violation(object: &str, constraint: &str) -> Finding {
@@ -110,7 +111,7 @@ mod tests {
                 kind: "K8sRequiredLabels".into(),
                 constraint: constraint.into(),
             },
-            Some("deny".into()),
+            Some(Action::Enforcement(EnforcementAction::Deny)),
         )
     }
 
@@ -131,7 +132,10 @@ mod tests {
         for tally in [&forward, &backward] {
             let group = &tally.groups[&("K8sRequiredLabels".to_string(), "owner".to_string())];
             assert_eq!(group.total, 5);
-            assert_eq!(group.action, "deny");
+            assert_eq!(
+                group.action,
+                Some(Action::Enforcement(EnforcementAction::Deny))
+            );
             let files: Vec<&str> = group.shown.iter().map(|f| f.file.as_str()).collect();
             assert_eq!(
                 files,

@@ -11,7 +11,7 @@ use crate::engine::{CompileOptions, CompiledTemplate, ExternalDataFn};
 use crate::glob::glob_match;
 use crate::manifest::{Document, LoadError, Loaded};
 use crate::policy::{self, Constraint, EnforcementAction, PolicyError, Set};
-use crate::report::{Code, Finding, ObjectRef, PolicyRef, Severity};
+use crate::report::{Action, Code, Finding, ObjectRef, PolicyRef, Severity};
 use crate::review::{self, RequestInfo, Review};
 use crate::schema::{self, Schemas};
 
@@ -452,7 +452,7 @@ fn external_data_finding(c: &Constraint, required: bool) -> Finding {
                 kind: c.kind.clone(),
                 constraint: c.name.clone(),
             },
-            Some(c.action.to_string()),
+            Some(c.action.into()),
         )
 }
 
@@ -468,7 +468,7 @@ fn vap_findings(
     let base = |severity: Severity,
                 code: Code,
                 policy: Option<PolicyRef>,
-                action: Option<String>,
+                action: Option<Action>,
                 message: String| {
         let finding = Finding::new(severity, code, message)
             .at(doc.source.to_string(), doc.line, 0)
@@ -495,7 +495,7 @@ fn vap_findings(
                     kind: "ValidatingAdmissionPolicy".into(),
                     constraint: format!("{}/{}", v.policy, v.binding),
                 }),
-                Some(v.actions.join(",").to_lowercase()),
+                Some(Action::Binding(v.actions)),
                 v.message,
             )
         })
@@ -581,7 +581,7 @@ pub fn violation_findings(
                     Finding::new(severity_of(action), Code::PolicyViolation, message)
                         .at(doc.source.to_string(), line, column)
                         .rendered_at(rendered_line)
-                        .of_policy(policy.clone(), Some(action.to_string()))
+                        .of_policy(policy.clone(), Some(action.into()))
                         .about(ObjectRef::of(doc))
                 })
                 .collect()

@@ -11,6 +11,8 @@ use std::str::FromStr;
 
 use serde::Serialize;
 
+use crate::policy::EnforcementAction;
+
 pub use human::render as human;
 pub use json::render as json;
 pub use json::render_attested as json_attested;
@@ -155,6 +157,74 @@ impl fmt::Display for ObjectRef {
     }
 }
 
+/// What the constraint or binding of a finding does about it: `enforcementAction` in reports.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Action {
+    /// A constraint's enforcement action: `deny`, `warn` or `dryrun`.
+    Enforcement(EnforcementAction),
+    /// Waived by a waiver file: `waived`.
+    Waived,
+    /// A ValidatingAdmissionPolicy binding's `validationActions`, lower-case and joined with
+    /// `,` (e.g. `deny,audit`).
+    Binding(Vec<crate::vap::Action>),
+}
+
+impl Action {
+    /// The order of the variants among actions of the same name.
+    fn rank(&self) -> u8 {
+        match self {
+            Action::Enforcement(_) => 0,
+            Action::Waived => 1,
+            Action::Binding(_) => 2,
+        }
+    }
+}
+
+impl From<EnforcementAction> for Action {
+    fn from(action: EnforcementAction) -> Action {
+        Action::Enforcement(action)
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Action::Enforcement(a) => f.write_str(a.as_str()),
+            Action::Waived => f.write_str("waived"),
+            Action::Binding(actions) => {
+                for (i, a) in actions.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(",")?;
+                    }
+                    f.write_str(a.as_str())?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl Serialize for Action {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+/// By name, as findings are sorted.
+impl Ord for Action {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.to_string()
+            .cmp(&other.to_string())
+            .then_with(|| self.rank().cmp(&other.rank()))
+    }
+}
+
+impl PartialOrd for Action {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
 /// One thing the user should know: a violation, an error, or a note.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub struct Finding {
@@ -168,9 +238,9 @@ pub struct Finding {
     pub code: Code,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub policy: Option<PolicyRef>,
-    /// `deny`, `warn` or `dryrun` for violations.
+    /// For violations: the constraint's enforcement action, the binding's actions, or waived.
     #[serde(rename = "enforcementAction", skip_serializing_if = "Option::is_none")]
-    pub action: Option<String>,
+    pub action: Option<Action>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub object: Option<ObjectRef>,
     pub message: String,
@@ -208,8 +278,8 @@ impl Finding {
         self
     }
 
-    /// Of the constraint `policy`, with its enforcement action (or `waived`, `audit`).
-    pub fn of_policy(mut self, policy: PolicyRef, action: Option<String>) -> Finding {
+    /// Of the constraint (or binding) `policy`, with its action.
+    pub fn of_policy(mut self, policy: PolicyRef, action: Option<Action>) -> Finding {
         self.policy = Some(policy);
         self.action = action;
         self

@@ -13,7 +13,7 @@ fn findings() -> Vec<Finding> {
                 kind: "K8sRequiredProbes".into(),
                 constraint: "probes".into(),
             }),
-            action: Some("deny".into()),
+            action: Some(Action::Enforcement(EnforcementAction::Deny)),
             object: Some(ObjectRef {
                 api_version: "apps/v1".into(),
                 kind: "Deployment".into(),
@@ -171,5 +171,35 @@ fn sarif_uris_are_percent_encoded() {
     assert!(
         uris.contains(&"%3Cembedded%3E/policies/a%20b.yaml"),
         "{uris:?}"
+    );
+}
+
+#[test]
+fn actions_are_written_and_ordered_by_name() {
+    use crate::vap::Action as Validation;
+    let actions = [
+        Action::Enforcement(EnforcementAction::Warn),
+        Action::Binding(vec![Validation::Deny, Validation::Audit]),
+        Action::Waived,
+        Action::Enforcement(EnforcementAction::Dryrun),
+        Action::Binding(vec![Validation::Audit]),
+        Action::Enforcement(EnforcementAction::Deny),
+    ];
+    let names: Vec<String> = actions.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        names,
+        ["warn", "deny,audit", "waived", "dryrun", "audit", "deny"]
+    );
+    assert_eq!(
+        serde_json::to_value(&actions).expect("json"),
+        serde_json::json!(names)
+    );
+    let mut sorted = actions.to_vec();
+    sorted.sort();
+    let mut sorted_names = names.clone();
+    sorted_names.sort();
+    assert_eq!(
+        sorted.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        sorted_names
     );
 }

@@ -116,8 +116,8 @@ pub struct Binding {
     param_namespace: Option<String>,
     param_selector: Option<Selector>,
     deny_without_params: bool,
-    /// Deny, Warn, Audit.
-    pub actions: Vec<String>,
+    /// Its `validationActions`, in their order.
+    pub actions: Vec<Action>,
     pub source: Arc<str>,
     pub line: usize,
 }
@@ -181,17 +181,16 @@ impl Set {
                     errors.push(err("spec.policyName is required".into()));
                     continue;
                 }
-                let actions = strings(spec.get("validationActions"));
-                if actions.is_empty()
-                    || actions
-                        .iter()
-                        .any(|a| !matches!(a.as_str(), "Deny" | "Warn" | "Audit"))
-                {
+                let actions: Option<Vec<Action>> = strings(spec.get("validationActions"))
+                    .iter()
+                    .map(|a| Action::parse(a))
+                    .collect();
+                let Some(actions) = actions.filter(|a| !a.is_empty()) else {
                     errors.push(err(
                         "spec.validationActions must list Deny, Warn and/or Audit".into(),
                     ));
                     continue;
-                }
+                };
                 let resources = match spec.get("matchResources") {
                     None | Some(Value::Null) => None,
                     Some(m) => match MatchResources::parse(m) {
@@ -270,25 +269,51 @@ impl Set {
 pub struct Violation {
     pub policy: String,
     pub binding: String,
-    pub actions: Vec<String>,
+    pub actions: Vec<Action>,
     pub message: String,
 }
 
-/// The strongest of a binding's `validationActions`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// One of a binding's `validationActions`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Action {
     Deny,
     Warn,
     Audit,
 }
 
+impl Action {
+    /// A `validationActions` entry: `Deny`, `Warn` or `Audit`.
+    pub fn parse(s: &str) -> Option<Action> {
+        match s {
+            "Deny" => Some(Action::Deny),
+            "Warn" => Some(Action::Warn),
+            "Audit" => Some(Action::Audit),
+            _ => None,
+        }
+    }
+
+    /// Lower-case, as reports name it: `deny`, `warn` or `audit`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Deny => "deny",
+            Action::Warn => "warn",
+            Action::Audit => "audit",
+        }
+    }
+}
+
+impl std::fmt::Display for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl Violation {
     /// `Deny` over `Warn` over `Audit` (the API server applies each; the strongest decides).
     pub fn action(&self) -> Action {
-        let has = |a: &str| self.actions.iter().any(|x| x == a);
-        if has("Deny") {
+        if self.actions.contains(&Action::Deny) {
             Action::Deny
-        } else if has("Warn") {
+        } else if self.actions.contains(&Action::Warn) {
             Action::Warn
         } else {
             Action::Audit

@@ -78,7 +78,7 @@ fn bound_policy_with_params_and_namespace_selector() {
     assert!(e.is_empty(), "{e:?}");
     assert_eq!(v.len(), 1);
     assert_eq!(v[0].message, "replicas 5 exceed 3");
-    assert_eq!(v[0].actions, vec!["Warn", "Audit"]);
+    assert_eq!(v[0].actions, vec![Action::Warn, Action::Audit]);
     assert!(run(&set, &deployment("shop", 2), Some(&prod), &objects)
         .0
         .is_empty());

@@ -17,7 +17,7 @@ use serde_json::Value;
 
 use crate::glob::glob_match;
 use crate::manifest::load_file;
-use crate::report::{Code, Finding, ObjectRef, Severity};
+use crate::report::{Action, Code, Finding, ObjectRef, Severity};
 
 pub const API_VERSION: &str = "validator.policy/v1";
 
@@ -252,7 +252,7 @@ pub fn waive(findings: Vec<Finding>, waivers: &[Waiver], today: Date) -> Vec<Fin
                     f.message, w.expires, w.owner, w.reason
                 );
                 f.severity = Severity::Info;
-                f.action = Some("waived".into());
+                f.action = Some(Action::Waived);
             }
             f
         })

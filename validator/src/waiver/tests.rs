@@ -1,4 +1,5 @@
 use super::*;
+use crate::policy::EnforcementAction;
 use crate::report::PolicyRef;
 
 fn write(text: &str) -> (tempfile::TempDir, std::path::PathBuf) {
@@ -22,7 +23,7 @@ fn violation(kind: &str, constraint: &str, ns: &str) -> Finding {
             kind: kind.into(),
             constraint: constraint.into(),
         }),
-        action: Some("deny".into()),
+        action: Some(Action::Enforcement(EnforcementAction::Deny)),
         object: Some(ObjectRef {
             api_version: "apps/v1".into(),
             kind: "Deployment".into(),
@@ -61,7 +62,7 @@ fn waived_violations_become_info_and_expired_waivers_are_findings() {
     let out = apply(findings, &waivers, date(2026, 11, 26));
     let waived: Vec<&Finding> = out
         .iter()
-        .filter(|f| f.action.as_deref() == Some("waived"))
+        .filter(|f| f.action == Some(Action::Waived))
         .collect();
     assert_eq!(waived.len(), 1);
     assert_eq!(waived[0].severity, Severity::Info);

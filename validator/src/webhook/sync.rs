@@ -24,22 +24,39 @@ pub struct Kind {
     pub kind: String,
 }
 
+/// A `--sync` value that names no kind.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KindError {
+    /// Not two or three parts separated by `/`.
+    #[error("--sync `{0}`: expected group/version/Kind (e.g. networking.k8s.io/v1/NetworkPolicy) or version/Kind for the core group (v1/ServiceAccount)")]
+    Shape(String),
+    /// No version, or no capitalized Kind.
+    #[error(
+        "--sync `{0}`: the version and the Kind (capitalized, e.g. NetworkPolicy) are required"
+    )]
+    Incomplete(String),
+}
+
+/// Why the kinds of `--sync` cannot be told.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error(transparent)]
+    Kind(#[from] KindError),
+    /// For `--sync auto`: the policies, which name the kinds, do not load.
+    #[error("{0}")]
+    Policies(String),
+}
+
 impl Kind {
-    pub fn parse(text: &str) -> Result<Kind, String> {
+    pub fn parse(text: &str) -> Result<Kind, KindError> {
         let parts: Vec<&str> = text.split('/').collect();
         let (group, version, kind) = match parts.as_slice() {
             [version, kind] => ("", *version, *kind),
             [group, version, kind] => (*group, *version, *kind),
-            _ => {
-                return Err(format!(
-                    "--sync `{text}`: expected group/version/Kind (e.g. networking.k8s.io/v1/NetworkPolicy) or version/Kind for the core group (v1/ServiceAccount)"
-                ))
-            }
+            _ => return Err(KindError::Shape(text.to_string())),
         };
         if version.is_empty() || kind.is_empty() || kind.starts_with(char::is_lowercase) {
-            return Err(format!(
-                "--sync `{text}`: the version and the Kind (capitalized, e.g. NetworkPolicy) are required"
-            ));
+            return Err(KindError::Incomplete(text.to_string()));
         }
         Ok(Kind {
             group: group.into(),
@@ -333,14 +350,14 @@ pub fn required_kinds<'a>(
 pub fn kinds(
     flags: &[String],
     sources: &super::state::Sources,
-) -> Result<Option<Vec<Kind>>, String> {
+) -> Result<Option<Vec<Kind>>, SyncError> {
     if flags.is_empty() {
         return Ok(None);
     }
     let mut kinds: Vec<Kind> = Vec::new();
     for flag in flags {
         let more = if flag == "auto" {
-            required_kinds(&super::state::used_templates(sources)?)
+            required_kinds(&super::state::used_templates(sources).map_err(SyncError::Policies)?)
         } else {
             vec![Kind::parse(flag)?]
         };
@@ -391,10 +408,14 @@ mod tests {
             Kind::parse("v1/ServiceAccount").unwrap().api_version(),
             "v1"
         );
-        assert!(Kind::parse("NetworkPolicy")
-            .unwrap_err()
-            .contains("expected group/version/Kind"));
-        assert!(Kind::parse("v1/pods").unwrap_err().contains("capitalized"));
+        assert_eq!(
+            Kind::parse("NetworkPolicy"),
+            Err(KindError::Shape("NetworkPolicy".into()))
+        );
+        assert_eq!(
+            Kind::parse("v1/pods"),
+            Err(KindError::Incomplete("v1/pods".into()))
+        );
     }
 
     #[test]
