@@ -1,4 +1,4 @@
-//! The arguments of the commands, shared by the command line ([`crate::cli`]) and the commands.
+//! The arguments of the commands, shared by the command line and the commands.
 
 use std::path::PathBuf;
 use std::time::Duration;

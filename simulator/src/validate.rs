@@ -2,9 +2,9 @@
 
 use serde_json::Value;
 
+use crate::error::ApiError;
 use crate::resources::ResourceType;
 use crate::selector::LabelSelector;
-use crate::store::ApiError;
 
 /// A DNS-1123 subdomain (names of most objects).
 pub fn name(rt: &ResourceType, name: &str) -> Result<(), ApiError> {

@@ -271,8 +271,8 @@ pub async fn ensure_namespace(
     Ok(Ensured::Created(defined.map(|d| d.id.clone())))
 }
 
-/// Findings as `validator check` prints them for people, in colour when `colour` (see
-/// [`crate::cli::colour`]).
+/// Findings as `validator check` prints them for people, in colour when `colour` (on a
+/// terminal without NO_COLOR, as the command line decides).
 pub fn human_findings(findings: &[Finding], summary: &Summary, colour: bool) -> String {
     validator::report::render(Format::Human, findings, summary, colour)
 }
