@@ -39,6 +39,9 @@ pub enum Command {
 }
 
 #[derive(Debug, clap::Args)]
+#[command(mut_arg("policies", |a| a.help(
+    "More policies (file or directory; repeatable); reloaded when they change or on SIGHUP"
+)))]
 pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, default_value = "0.0.0.0:8443", value_name = "ADDR")]
@@ -49,15 +52,8 @@ pub struct ServeArgs {
     /// TLS private key (PEM); reloaded when the file changes.
     #[arg(long, value_name = "FILE")]
     pub tls_key: PathBuf,
-    /// More policies (file or directory; repeatable); reloaded when they change or on SIGHUP.
-    #[arg(long = "policies", value_name = "DIR")]
-    pub policies: Vec<PathBuf>,
-    /// Do not use the embedded policy bundle.
-    #[arg(long)]
-    pub no_default_policies: bool,
-    /// Embedded bundle to use: baseline, restricted or production.
-    #[arg(long, value_name = "NAME", default_value = bundle::DEFAULT_BUNDLE)]
-    pub bundle: String,
+    #[command(flatten)]
+    pub source: crate::args::PolicySource,
     /// Evaluate templates that carry CEL with CEL; `--enable-cel=false` uses their Rego.
     #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
     pub enable_cel: bool,
@@ -279,8 +275,8 @@ pub fn serve_config(args: &ServeArgs) -> Result<crate::webhook::Config, CliError
             )))
         }
     };
-    if !args.no_default_policies && !bundle::names().contains(&args.bundle.as_str()) {
-        return Err(FlagsError::unknown_bundle(&args.bundle).into());
+    if !args.source.no_default_policies && !bundle::names().contains(&args.source.bundle.as_str()) {
+        return Err(FlagsError::unknown_bundle(&args.source.bundle).into());
     }
     // A registry request must not outlive the admission request that waits for it.
     let mut signatures = args.signatures.clone();
@@ -297,8 +293,8 @@ pub fn serve_config(args: &ServeArgs) -> Result<crate::webhook::Config, CliError
         ));
     }
     let mut sources = crate::webhook::state::Sources {
-        bundle: (!args.no_default_policies).then(|| args.bundle.clone()),
-        paths: args.policies.clone(),
+        bundle: (!args.source.no_default_policies).then(|| args.source.bundle.clone()),
+        paths: args.source.policies.clone(),
         enable_cel: args.enable_cel,
         exempt_namespaces: args.exempt_namespaces.clone(),
         waivers: args.waivers.clone(),

@@ -8,7 +8,6 @@ use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, DeleteParams, ListParams};
 use serde_json::json;
 
-use super::archive::thresholds;
 use super::restore::{restore_archive, RestoreSettings};
 use super::{connect, now, Done};
 use crate::args::DrillArgs;
@@ -17,7 +16,6 @@ use crate::exit::ExitStatus;
 use crate::outcome::{Outcome, Report};
 use crate::parse::check_namespace_name;
 use crate::progress::Progress;
-use crate::strategy::Settings;
 use crate::Error;
 
 /// The scratch namespace of a drill: `<prefix><source>-<time>`, cut to 63 characters.
@@ -125,18 +123,15 @@ pub async fn run(args: &DrillArgs, progress: &Progress, colour: bool) -> Result<
     }
     create_scratch_namespace(&namespaces, &namespace, args).await?;
     let file = args.input_file.display().to_string();
-    let settings = RestoreSettings {
-        file: file.clone(),
-        namespace: Some(namespace.clone()),
-        force: false,
-        policy: &args.policy,
-        rollout: Settings {
-            thresholds: thresholds(args.health.max_restarts, args.health.stuck_after),
-            timeout: args.timeout,
-        },
-        lease_duration: args.health.lease_duration,
+    let settings = RestoreSettings::new(
+        file.clone(),
+        Some(namespace.clone()),
+        false,
+        &args.policy,
+        &args.health,
+        args.timeout,
         colour,
-    };
+    );
     let started_at = now();
     progress.note(format!(
         "drill: restoring {file} (namespace {}, taken {}) into {namespace}",

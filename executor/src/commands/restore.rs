@@ -13,7 +13,7 @@ use validator::report::Finding;
 use super::archive::{live, thresholds};
 use super::{connect, ensure_namespace, human_findings, Done, Ensured, Undefined};
 use crate::apply;
-use crate::args::RestoreArgs;
+use crate::args::{HealthArgs, RestoreArgs};
 use crate::backup::{self, Archive, Move};
 use crate::cluster::Cluster;
 use crate::events;
@@ -42,6 +42,33 @@ pub struct RestoreSettings<'a> {
     pub lease_duration: Duration,
     /// Findings in colour.
     pub colour: bool,
+}
+
+impl<'a> RestoreSettings<'a> {
+    /// The settings of a restore of the archive at `file` into `namespace`, with the health
+    /// thresholds and deadline of the command's flags.
+    pub fn new(
+        file: String,
+        namespace: Option<String>,
+        force: bool,
+        policy: &'a PolicyArgs,
+        health: &HealthArgs,
+        timeout: Duration,
+        colour: bool,
+    ) -> RestoreSettings<'a> {
+        RestoreSettings {
+            file,
+            namespace,
+            force,
+            policy,
+            rollout: Settings {
+                thresholds: thresholds(health.max_restarts, health.stuck_after),
+                timeout,
+            },
+            lease_duration: health.lease_duration,
+            colour,
+        }
+    }
 }
 
 /// How a restore went.
@@ -414,18 +441,15 @@ pub async fn run(args: &RestoreArgs, progress: &Progress, colour: bool) -> Resul
     }
     let (cluster, _) = connect(&args.cluster, None).await?;
     let file = args.input_file.display().to_string();
-    let settings = RestoreSettings {
-        file: file.clone(),
-        namespace: args.namespace.clone(),
-        force: args.force,
-        policy: &args.policy,
-        rollout: Settings {
-            thresholds: thresholds(args.health.max_restarts, args.health.stuck_after),
-            timeout: args.timeout,
-        },
-        lease_duration: args.health.lease_duration,
+    let settings = RestoreSettings::new(
+        file.clone(),
+        args.namespace.clone(),
+        args.force,
+        &args.policy,
+        &args.health,
+        args.timeout,
         colour,
-    };
+    );
     let restored = restore_archive(&cluster, &archive, &settings, progress).await?;
     let doc = restored.json("restore", &archive, &file);
     let text = format!("{}{}\n", restored.findings_text, restored.message);
