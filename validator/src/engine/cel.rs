@@ -265,7 +265,7 @@ impl CelTemplate {
                     }),
                     Err(e) => {
                         let message =
-                            explain(&variable.text, &failed).unwrap_or_else(|| e.to_string());
+                            explain(&variable.text, &failed).unwrap_or_else(|| readable(&e));
                         failed.push((variable.name.clone(), message));
                     }
                 }
@@ -283,7 +283,7 @@ impl CelTemplate {
                     }
                     Err(e) => {
                         let message =
-                            explain(&variable.text, &failed).unwrap_or_else(|| e.to_string());
+                            explain(&variable.text, &failed).unwrap_or_else(|| readable(&e));
                         failed.push((variable.name.clone(), message));
                     }
                 }
@@ -291,7 +291,7 @@ impl CelTemplate {
             context.add_variable_from_value("variables", CelValue::from(vars));
         }
         let cause = |text: &str, e: &cel::ExecutionError| {
-            explain(text, &failed).unwrap_or_else(|| e.to_string())
+            explain(text, &failed).unwrap_or_else(|| readable(e))
         };
         for Named {
             name,
@@ -376,6 +376,12 @@ impl CelTemplate {
             annotations,
         })
     }
+}
+
+/// An execution error as the expression was written: `variables.<name>`, not the name it is
+/// compiled as.
+fn readable(e: &cel::ExecutionError) -> String {
+    e.to_string().replace("__variables_", "variables.")
 }
 
 /// The top-level name `variables.<name>` is compiled as.
@@ -975,6 +981,22 @@ mod rewrite_tests {
             assert!(rewrite(whole).is_none(), "{whole}");
         }
         assert!(rewrite("'unterminated").is_none());
+    }
+
+    #[test]
+    fn errors_name_variables_as_written() {
+        let t = CelTemplate::compile(&serde_json::json!({
+            "validations": [{"expression": "variables.missing > 1"}]
+        }))
+        .expect("compiles");
+        assert!(t.uses.is_some());
+        let e = t
+            .evaluate(&serde_json::json!({"object": {}}), &serde_json::json!({}))
+            .unwrap_err();
+        assert!(
+            e.contains("variables.missing") && !e.contains("__variables_"),
+            "{e}"
+        );
     }
 
     #[test]
