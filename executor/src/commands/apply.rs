@@ -25,7 +25,7 @@ use crate::plan::{self, Desired};
 use crate::progress::Progress;
 use crate::release::{self, History, Operation, Phase, Record, Status};
 use crate::strategy::blue_green::{self, Color};
-use crate::strategy::{self, rolling, Settings, Strategy};
+use crate::strategy::{self, rolling, Strategy};
 use crate::Error;
 
 /// `executor apply`; findings are rendered in colour when `colour`.
@@ -434,7 +434,6 @@ async fn locked(
     };
     history.write(&record).await?;
 
-    let settings = args.rollout.settings();
     let ctx = Ctx {
         cluster,
         history: &history,
@@ -442,11 +441,8 @@ async fn locked(
         name,
         progress,
         history_max: args.rollout.history_max,
-        rollout: settings,
-        rollback: Settings {
-            timeout: args.rollback_timeout,
-            ..settings
-        },
+        rollout: args.rollout.settings(),
+        rollback_timeout: args.rollback_timeout,
     };
     let mut failed: Option<finish::Failed> = None;
     if !hooks.pre_deploy.is_empty() {
@@ -490,7 +486,7 @@ async fn locked(
             write_record(&history, &record, |m| progress.note(m)).await;
             timer.phase("rollout");
             let workloads = strategy::workloads(&applied);
-            match rolling::wait(&cluster.client, &workloads, &settings, progress).await {
+            match rolling::wait(&cluster.client, &workloads, &ctx.rollout, progress).await {
                 strategy::Outcome::Failed { id, failure } => Next::Failed((id, failure)),
                 strategy::Outcome::Complete => {
                     timer.phase("gates");

@@ -2,6 +2,8 @@
 //! rollout, the blue-green switch, recording a deployed revision, and rolling back (for
 //! blue-green, moving the Service back before anything else).
 
+use std::time::Duration;
+
 use super::{now, trim_history, write_record};
 use crate::analysis::{self, GateOutcome, GateResult, Gates};
 use crate::apply::{self, Action};
@@ -27,9 +29,10 @@ pub struct Ctx<'a> {
     pub name: &'a str,
     pub progress: &'a Progress,
     pub history_max: usize,
-    /// The budgets of the rollout (hooks use its timeout) and of a rollback.
+    /// The settings of the rollout (hooks use its timeout); a rollback uses them with its own
+    /// timeout.
     pub rollout: Settings,
-    pub rollback: Settings,
+    pub rollback_timeout: Duration,
 }
 
 /// A failed gate, or failed hook, as a rollout failure of `id`.
@@ -441,7 +444,10 @@ pub async fn roll_back(
                 ctx.cluster,
                 &previous.objects,
                 &delete,
-                &ctx.rollback,
+                &Settings {
+                    timeout: ctx.rollback_timeout,
+                    ..ctx.rollout
+                },
                 ctx.progress,
             )
             .await

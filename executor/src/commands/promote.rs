@@ -10,7 +10,6 @@ use crate::health::{Failure, Reason};
 use crate::outcome::{Outcome, Report, Timer};
 use crate::progress::Progress;
 use crate::release::{self, History, Record};
-use crate::strategy::Settings;
 use crate::Error;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,7 +62,6 @@ async fn decide(
                 .filter(|r| r.revision != record.revision)
                 .cloned()
                 .collect();
-            let settings = args.rollout.settings();
             let ctx = Ctx {
                 cluster: &cluster,
                 history: &history,
@@ -71,11 +69,8 @@ async fn decide(
                 name: &name,
                 progress,
                 history_max: args.rollout.history_max,
-                rollout: settings,
-                rollback: Settings {
-                    timeout: args.rollback_timeout,
-                    ..settings
-                },
+                rollout: args.rollout.settings(),
+                rollback_timeout: args.rollback_timeout,
             };
             let service = record
                 .blue_green
