@@ -293,6 +293,9 @@ pub struct Prepared<'a> {
     context: &'a [Document],
     options: &'a Options,
     request: &'a RequestInfo,
+    /// Each worker thread's engines, cloned from `templates` on first use and kept for every
+    /// batch evaluated.
+    engines: thread_local::ThreadLocal<std::cell::RefCell<HashMap<String, CompiledTemplate>>>,
     /// What the preparation found: invalid policies, templates that do not compile,
     /// constraints that cannot run.
     pub findings: Vec<Finding>,
@@ -346,6 +349,7 @@ impl<'a> Prepared<'a> {
             context,
             options,
             request,
+            engines: thread_local::ThreadLocal::new(),
             findings,
         }
     }
@@ -388,7 +392,8 @@ impl<'a> Prepared<'a> {
         let progress = progress_bar(self.options.progress, reviews.len());
         let results: Vec<(usize, Vec<Finding>)> = reviews
             .par_iter()
-            .map_init(HashMap::new, |engines, r| {
+            .map(|r| {
+                let mut engines = self.engines.get_or_default().borrow_mut();
                 let doc = &resources[r.parent];
                 let mut out = Vec::new();
                 let n = evaluate_review(
@@ -396,7 +401,7 @@ impl<'a> Prepared<'a> {
                     &runnable,
                     &self.templates,
                     &self.namespace_labels,
-                    engines,
+                    &mut engines,
                     |c, result| {
                         out.extend(violation_findings(doc, r, c, result));
                     },
