@@ -3,6 +3,7 @@
 mod cel;
 pub mod cel_lib;
 mod compat;
+mod regex_match;
 mod sprintf;
 
 use std::collections::BTreeMap;
@@ -242,6 +243,14 @@ impl CompiledTemplate {
         // OPA's sprintf in place of regorus's (which fails on a missing argument).
         engine
             .add_extension("sprintf".to_string(), 2, Box::new(sprintf::sprintf))
+            .map_err(|e| compile_error(template, e))?;
+        // A per-thread pattern cache in place of regorus's (which rebuilds the matcher per call).
+        engine
+            .add_extension(
+                "regex.match".to_string(),
+                2,
+                Box::new(regex_match::regex_match),
+            )
             .map_err(|e| compile_error(template, e))?;
         let handler = options.external_data.clone();
         engine

@@ -323,3 +323,21 @@ fn evaluations_within_a_passed_deadline_are_stopped() {
     assert_eq!(rego.evaluate(&object, &params, "c").expect("runs").len(), 1);
     assert_eq!(deadline(), None);
 }
+
+#[test]
+fn regex_match_in_a_template_matches_and_a_bad_pattern_is_undefined() {
+    let rego = "package k8stest\nviolation[{\"msg\": msg}] {\n  g := input.review.object.group\n  regex.match(input.parameters.pattern, g)\n  msg := sprintf(\"group %v matches\", [g])\n}";
+    let object = serde_json::json!({"group": "networking.k8s.io"});
+    let pattern = |p: &str| serde_json::json!({ "pattern": p });
+    assert_eq!(
+        messages(
+            rego,
+            object.clone(),
+            pattern("^(extensions|networking.k8s.io)$")
+        ),
+        vec!["group networking.k8s.io matches"]
+    );
+    assert!(messages(rego, object.clone(), pattern("^apps$")).is_empty());
+    // As OPA with non-strict builtin errors: undefined, so no violation and no error.
+    assert!(messages(rego, object, pattern("(")).is_empty());
+}
