@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    validator::quiet_error_backtraces();
     let cli = executor::cli::Cli::parse();
     match executor::cli::run(cli) {
         Ok(status) => status.into(),

@@ -155,6 +155,8 @@ fn library_dir() -> Option<PathBuf> {
 }
 
 fn main() {
+    // As the binary does (the bench runs the check in this process).
+    validator::quiet_error_backtraces();
     let sizes: Vec<usize> = std::env::args()
         .skip(1)
         .filter_map(|a| a.parse().ok())

@@ -6,6 +6,7 @@ use clap::Parser;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    validator::quiet_error_backtraces();
     let cli = validator::cli::Cli::parse();
     match validator::cli::run(cli) {
         Ok(code) => ExitCode::from(code),
