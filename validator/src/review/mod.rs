@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 use regorus::Value as RegoValue;
 use serde_json::{json, Map, Value};
 
-use crate::engine::to_rego;
 use crate::manifest::{metadata_str, Document};
 use crate::policy::{matching::Target, EnforcementAction, ExpansionTemplate};
 
@@ -60,6 +59,26 @@ pub struct Review {
 impl Review {
     /// Builds the review of an object for the given request.
     pub fn new(parent: usize, object: &Value, request: &RequestInfo) -> Review {
+        let mut review = Review::describing(parent, object);
+        let (group, version, kind) = (&review.group, &review.version, &review.kind);
+        let input = json!({
+            "uid": request.uid,
+            "kind": {"group": group, "version": version, "kind": kind},
+            "resource": {"group": group, "version": version, "resource": resource_name(kind)},
+            "name": review.name,
+            "namespace": review.namespace.as_deref().unwrap_or(""),
+            "operation": request.operation,
+            "userInfo": request.user_info,
+            "object": object,
+            "oldObject": request.old_object,
+            "dryRun": request.dry_run,
+        });
+        review.input = RegoValue::from(input);
+        review
+    }
+
+    /// What the object says of itself (kind, name, namespace, labels), without `input`.
+    fn describing(parent: usize, object: &Value) -> Review {
         let api_version = object
             .get("apiVersion")
             .and_then(Value::as_str)
@@ -68,18 +87,6 @@ impl Review {
         let (group, version) = group_version(api_version);
         let name = metadata_str(object, "name");
         let namespace = metadata_str(object, "namespace");
-        let review = json!({
-            "uid": request.uid,
-            "kind": {"group": group, "version": version, "kind": kind},
-            "resource": {"group": group, "version": version, "resource": resource_name(kind)},
-            "name": name,
-            "namespace": namespace,
-            "operation": request.operation,
-            "userInfo": request.user_info,
-            "object": object,
-            "oldObject": request.old_object,
-            "dryRun": request.dry_run,
-        });
         Review {
             parent,
             expansion: None,
@@ -90,23 +97,25 @@ impl Review {
             name: name.to_string(),
             namespace: (!namespace.is_empty()).then(|| namespace.to_string()),
             labels: labels_of(object),
-            input: to_rego(&review),
+            input: RegoValue::Null,
         }
     }
 
     /// Builds the review from an AdmissionReview's `request`, as the webhook receives it.
     pub fn from_admission_request(parent: usize, request: &Value) -> Review {
+        let null = Value::Null;
         let object = match request.get("object") {
-            Some(o) if !o.is_null() => o.clone(),
-            _ => request.get("oldObject").cloned().unwrap_or(Value::Null),
+            Some(o) if !o.is_null() => o,
+            _ => request.get("oldObject").unwrap_or(&null),
         };
-        let mut review = Review::new(parent, &object, &RequestInfo::default());
+        let mut review = Review::describing(parent, object);
         let mut full = request.clone();
         if let Value::Object(map) = &mut full {
             // As Gatekeeper does, a DELETE is reviewed with the deleted object as `object`.
             let is_delete = map.get("operation").and_then(Value::as_str) == Some("DELETE");
             if is_delete && map.get("object").is_none_or(Value::is_null) {
-                map.insert("object".into(), object.clone());
+                let old_object = map.get("oldObject").cloned().unwrap_or(Value::Null);
+                map.insert("object".into(), old_object);
             }
             let kind =
                 json!({"group": review.group, "version": review.version, "kind": review.kind});
@@ -143,7 +152,7 @@ impl Review {
         if let Some(n) = full.get("name").and_then(Value::as_str) {
             review.name = n.to_string();
         }
-        review.input = to_rego(&full);
+        review.input = RegoValue::from(full);
         review
     }
 
