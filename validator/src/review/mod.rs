@@ -79,12 +79,7 @@ impl Review {
 
     /// What the object says of itself (kind, name, namespace, labels), without `input`.
     fn describing(parent: usize, object: &Value) -> Review {
-        let api_version = object
-            .get("apiVersion")
-            .and_then(Value::as_str)
-            .unwrap_or("");
-        let kind = object.get("kind").and_then(Value::as_str).unwrap_or("");
-        let (group, version) = group_version(api_version);
+        let (group, version, kind) = type_of(object);
         let name = metadata_str(object, "name");
         let namespace = metadata_str(object, "namespace");
         Review {
@@ -209,6 +204,17 @@ pub fn resource_name(kind: &str) -> String {
     }
 }
 
+/// An object's group, version and kind, from its `apiVersion` and `kind` (empty when absent).
+fn type_of(object: &Value) -> (&str, &str, &str) {
+    let api_version = object
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let kind = object.get("kind").and_then(Value::as_str).unwrap_or("");
+    let (group, version) = group_version(api_version);
+    (group, version, kind)
+}
+
 /// Resources the expansion templates generate from one object (e.g. the Pod of a Deployment).
 pub fn expand(
     parent: usize,
@@ -216,12 +222,7 @@ pub fn expand(
     expansions: &[ExpansionTemplate],
     request: &RequestInfo,
 ) -> Vec<Review> {
-    let api_version = object
-        .get("apiVersion")
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    let kind = object.get("kind").and_then(Value::as_str).unwrap_or("");
-    let (group, version) = group_version(api_version);
+    let (group, version, kind) = type_of(object);
     expansions
         .iter()
         .filter(|x| x.applies_to(group, version, kind))
