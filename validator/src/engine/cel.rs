@@ -115,9 +115,14 @@ impl CelTemplate {
         .collect();
         let rewritten: Option<Vec<Rewritten>> = texts.iter().map(|t| rewrite(t)).collect();
         if let Some(rewritten) = rewritten {
-            let uses = rewritten.into_iter().flat_map(|r| r.names).collect();
+            let by_text: HashMap<&str, &str> = texts
+                .iter()
+                .zip(&rewritten)
+                .map(|(text, r)| (*text, r.text.as_str()))
+                .collect();
+            let uses = rewritten.iter().flat_map(|r| r.names.clone()).collect();
             if let Ok(mut template) = Self::compile_with(source, env, &|text| {
-                rewrite(text).map_or_else(|| text.to_string(), |r| r.text)
+                by_text.get(text).map_or(text, |r| *r).to_string()
             }) {
                 template.uses = Some(uses);
                 return Ok(template);
@@ -250,44 +255,44 @@ impl CelTemplate {
         // an expression that uses it fails with the variable's own error, the others are
         // unaffected.
         let mut failed: Vec<(String, String)> = Vec::new();
-        if self.uses.is_some() {
-            bind(&mut context, &rewritten_name("anyObject"), &|| {
-                input.any_object()
-            });
-            bind(&mut context, &rewritten_name("params"), &|| {
-                input.params.clone()
-            });
-            for variable in &self.variables {
-                in_time()?;
-                match variable.program.execute(&context) {
-                    Ok(value) => bind(&mut context, &rewritten_name(&variable.name), &|| {
-                        value.clone()
-                    }),
-                    Err(e) => {
-                        let message =
-                            explain(&variable.text, &failed).unwrap_or_else(|| readable(&e));
-                        failed.push((variable.name.clone(), message));
-                    }
-                }
+        // Rewritten sources bind each variable as a name of its own; the others read a
+        // `variables` map, given anew before each variable.
+        let mut map: Option<HashMap<String, CelValue>> = match self.uses {
+            Some(_) => {
+                bind(&mut context, &rewritten_name("anyObject"), &|| {
+                    input.any_object()
+                });
+                bind(&mut context, &rewritten_name("params"), &|| {
+                    input.params.clone()
+                });
+                None
             }
-        } else {
-            let mut vars: HashMap<String, CelValue> = HashMap::new();
-            vars.insert("anyObject".into(), input.any_object());
-            vars.insert("params".into(), input.params.clone());
-            for variable in &self.variables {
-                in_time()?;
+            None => Some(HashMap::from([
+                ("anyObject".to_string(), input.any_object()),
+                ("params".to_string(), input.params.clone()),
+            ])),
+        };
+        for variable in &self.variables {
+            in_time()?;
+            if let Some(vars) = &map {
                 context.add_variable_from_value("variables", CelValue::from(vars.clone()));
-                match variable.program.execute(&context) {
-                    Ok(value) => {
+            }
+            match variable.program.execute(&context) {
+                Ok(value) => match &mut map {
+                    Some(vars) => {
                         vars.insert(variable.name.clone(), value);
                     }
-                    Err(e) => {
-                        let message =
-                            explain(&variable.text, &failed).unwrap_or_else(|| readable(&e));
-                        failed.push((variable.name.clone(), message));
-                    }
+                    None => bind(&mut context, &rewritten_name(&variable.name), &|| {
+                        value.clone()
+                    }),
+                },
+                Err(e) => {
+                    let message = explain(&variable.text, &failed).unwrap_or_else(|| readable(&e));
+                    failed.push((variable.name.clone(), message));
                 }
             }
+        }
+        if let Some(vars) = map {
             context.add_variable_from_value("variables", CelValue::from(vars));
         }
         let cause = |text: &str, e: &cel::ExecutionError| {

@@ -15,16 +15,24 @@ fn empty_inventory() -> RegoValue {
     to_rego(&serde_json::json!({"cluster": {}, "namespace": {}}))
 }
 
+/// A template's Rego compiled with the default options over an empty inventory.
+fn compiled(rego: &str) -> CompiledTemplate {
+    CompiledTemplate::compile(
+        &template(rego),
+        &empty_inventory(),
+        &CompileOptions::default(),
+    )
+    .expect("compiles")
+    .expect("has rego")
+}
+
 fn review(obj: serde_json::Value) -> RegoValue {
     to_rego(&serde_json::json!({"object": obj, "operation": "CREATE"}))
 }
 
 #[test]
 fn violations_come_back_sorted_with_details() {
-    let t = template("package k8stest\nviolation[{\"msg\": msg, \"details\": {\"n\": n}}] {\n  n := input.review.object.items[_]\n  n > input.parameters.max\n  msg := sprintf(\"%v is too big\", [n])\n}");
-    let mut c = CompiledTemplate::compile(&t, &empty_inventory(), &CompileOptions::default())
-        .expect("compiles")
-        .expect("has rego");
+    let mut c = compiled("package k8stest\nviolation[{\"msg\": msg, \"details\": {\"n\": n}}] {\n  n := input.review.object.items[_]\n  n > input.parameters.max\n  msg := sprintf(\"%v is too big\", [n])\n}");
     let params = to_rego(&serde_json::json!({"max": 2}));
     let v = c
         .evaluate(
@@ -192,11 +200,8 @@ fn external_data_goes_to_the_handler() {
 
 /// Messages of a template's violations for an object and parameters (no error expected).
 fn messages(rego: &str, object: serde_json::Value, params: serde_json::Value) -> Vec<String> {
-    let t = template(rego);
-    let mut c = CompiledTemplate::compile(&t, &empty_inventory(), &CompileOptions::default())
-        .expect("compiles")
-        .expect("has rego");
-    c.evaluate(&review(object), &to_rego(&params), "c")
+    compiled(rego)
+        .evaluate(&review(object), &to_rego(&params), "c")
         .expect("evaluates without error")
         .into_iter()
         .map(|v| v.msg)
@@ -256,10 +261,7 @@ fn sprintf_of_sets_objects_and_numbers_matches_opa() {
 fn a_function_with_two_outputs_for_one_input_is_an_error_as_in_opa() {
     // OPA stops such an evaluation with eval_conflict_error; a container with two different
     // probes makes the library's host-probes template do this, where its CEL has no such case.
-    let t = template("package k8stest\nget_probe(c) = p {\n  p := c.livenessProbe\n}\nget_probe(c) = p {\n  p := c.readinessProbe\n}\nviolation[{\"msg\": \"host set\"}] {\n  c := input.review.object.spec.containers[_]\n  probe := get_probe(c)\n  probe.httpGet.host != \"\"\n}");
-    let mut c = CompiledTemplate::compile(&t, &empty_inventory(), &CompileOptions::default())
-        .expect("compiles")
-        .expect("has rego");
+    let mut c = compiled("package k8stest\nget_probe(c) = p {\n  p := c.livenessProbe\n}\nget_probe(c) = p {\n  p := c.readinessProbe\n}\nviolation[{\"msg\": \"host set\"}] {\n  c := input.review.object.spec.containers[_]\n  probe := get_probe(c)\n  probe.httpGet.host != \"\"\n}");
     let params = to_rego(&serde_json::json!({}));
     let one = serde_json::json!({"spec": {"containers": [{"name": "a", "livenessProbe": {"httpGet": {"host": "h"}}}]}});
     assert_eq!(
@@ -311,10 +313,7 @@ fn evaluations_within_a_passed_deadline_are_stopped() {
         .to_string();
     assert!(e.contains("the deadline passed"), "{e}");
     // Rego stops at its engine's execution timer, set to what is left (nothing).
-    let t = template("package k8stest\nviolation[{\"msg\": msg}] {\n  n := count([x | x := numbers.range(1, 200000)[_]; x % 7 == 0])\n  msg := sprintf(\"%v\", [n])\n}");
-    let mut rego = CompiledTemplate::compile(&t, &empty_inventory(), &CompileOptions::default())
-        .expect("compiles")
-        .expect("has rego");
+    let mut rego = compiled("package k8stest\nviolation[{\"msg\": msg}] {\n  n := count([x | x := numbers.range(1, 200000)[_]; x % 7 == 0])\n  msg := sprintf(\"%v\", [n])\n}");
     let started = std::time::Instant::now();
     let stopped = within_deadline(past, || rego.evaluate(&object, &params, "c"));
     assert!(stopped.is_err(), "{stopped:?}");
