@@ -1811,7 +1811,9 @@ fn real_trusted_root_without_ct_logs_is_refused_without_the_flag() {
 
 /// A misbehaving registry on 127.0.0.1: every manifest request is answered by a challenge for
 /// a token at `/token`, and the token (if `endless_token`) or else every response after it is
-/// an endless chunked body without a Content-Length. Returns its host and the bytes it sent.
+/// an endless chunked body without a Content-Length. Each connection answers once and closes,
+/// and says so (`Connection: close`), so the client never reuses one the server is closing.
+/// Returns its host and the bytes it sent.
 fn endless_registry(endless_token: bool) -> (String, Arc<std::sync::atomic::AtomicU64>) {
     use std::io::{BufRead, BufReader, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -1838,7 +1840,7 @@ fn endless_registry(endless_token: bool) -> (String, Arc<std::sync::atomic::Atom
                 if !token && !authorized {
                     let _ = write!(
                         stream,
-                        "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer realm=\"{realm}\",service=\"test\"\r\nContent-Length: 0\r\n\r\n"
+                        "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer realm=\"{realm}\",service=\"test\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
                     );
                     return;
                 }
@@ -1846,14 +1848,14 @@ fn endless_registry(endless_token: bool) -> (String, Arc<std::sync::atomic::Atom
                     let body = r#"{"token": "t"}"#;
                     let _ = write!(
                         stream,
-                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                         body.len()
                     );
                     return;
                 }
                 let _ = write!(
                     stream,
-                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
                 );
                 let chunk = vec![b' '; 64 * 1024];
                 // At most 256 MiB: far more than any bound the client should keep.
