@@ -322,6 +322,7 @@ impl<'a> Prepared<'a> {
                 .unwrap_or_else(|| CompileOptions::default().external_data),
             coverage: false,
             enable_cel: options.enable_cel,
+            ..CompileOptions::default()
         };
         let compiled = compile_set(&set, inventory, &compile_options);
         findings.extend(compiled.findings);

@@ -4,6 +4,8 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use cel::common::value::{CowVal, Val};
+use cel::context::VariableResolver;
 use cel::{Context, Env, Program, Value as CelValue};
 use serde_json::Value;
 
@@ -55,6 +57,9 @@ pub struct CelTemplate {
     /// The top-level names the expressions use; `None` binds every name (and the `variables`
     /// map).
     uses: Option<std::collections::BTreeSet<String>>,
+    /// Rewritten names of the template's own variables that hide what the evaluation lends
+    /// under the same name (`variables.params`, `variables.anyObject`).
+    shadowed: Vec<String>,
     variables: Vec<Named>,
     match_conditions: Vec<Named>,
     validations: Vec<Validation>,
@@ -208,9 +213,15 @@ impl CelTemplate {
         if validations.is_empty() && audit_annotations.is_empty() {
             return Err("the CEL source has no validations".into());
         }
+        let shadowed = variables
+            .iter()
+            .filter(|v| v.name == "params" || v.name == "anyObject")
+            .map(|v| rewritten_name(&v.name))
+            .collect();
         Ok(CelTemplate {
             env: Arc::new(env),
             uses: None,
+            shadowed,
             variables,
             match_conditions,
             validations,
@@ -238,10 +249,17 @@ impl CelTemplate {
             }
             _ => Ok(()),
         };
+        // The review's values are lent to CEL as the trees built once per review (and per
+        // parameters), not converted again for each evaluation.
+        let lent = Lent {
+            input,
+            shadowed: &self.shadowed,
+        };
         let mut context = Context::with_env(self.env.clone());
+        context.set_variable_resolver(&lent);
         let uses = |name: &str| self.uses.as_ref().is_none_or(|u| u.contains(name));
         let bind = |context: &mut Context, name: &str, value: &dyn Fn() -> CelValue| {
-            if uses(name) {
+            if uses(name) && lent.resolve(name).is_none() {
                 context.add_variable_from_value(name, value());
             }
         };
@@ -265,6 +283,14 @@ impl CelTemplate {
                 bind(&mut context, &rewritten_name("params"), &|| {
                     input.params.clone()
                 });
+                for name in ["anyObject", "params"] {
+                    bind(&mut context, &set_flag_name(name), &|| CelValue::Bool(true));
+                }
+                for variable in &self.variables {
+                    bind(&mut context, &set_flag_name(&variable.name), &|| {
+                        CelValue::Bool(false)
+                    });
+                }
                 None
             }
             None => Some(HashMap::from([
@@ -277,15 +303,26 @@ impl CelTemplate {
             if let Some(vars) = &map {
                 context.add_variable_from_value("variables", CelValue::from(vars.clone()));
             }
-            match variable.program.execute(&context) {
-                Ok(value) => match &mut map {
-                    Some(vars) => {
-                        vars.insert(variable.name.clone(), value);
-                    }
-                    None => bind(&mut context, &rewritten_name(&variable.name), &|| {
-                        value.clone()
+            let outcome = match &mut map {
+                Some(vars) => variable.program.execute(&context).map(|value| {
+                    vars.insert(variable.name.clone(), value);
+                }),
+                // The value stays a CEL tree: bound as it was computed, not converted to a
+                // `Value` and back.
+                None => CelValue::resolve_val(variable.program.expression(), &context)
+                    .map(|value| value.into_owned())
+                    .map(|value| {
+                        let name = rewritten_name(&variable.name);
+                        if uses(&name) {
+                            context.add_variable_as_val(name, value);
+                        }
+                        bind(&mut context, &set_flag_name(&variable.name), &|| {
+                            CelValue::Bool(true)
+                        });
                     }),
-                },
+            };
+            match outcome {
+                Ok(()) => {}
                 Err(e) => {
                     let message = explain(&variable.text, &failed).unwrap_or_else(|| readable(&e));
                     failed.push((variable.name.clone(), message));
@@ -386,12 +423,20 @@ impl CelTemplate {
 /// An execution error as the expression was written: `variables.<name>`, not the name it is
 /// compiled as.
 fn readable(e: &cel::ExecutionError) -> String {
-    e.to_string().replace("__variables_", "variables.")
+    e.to_string().replace(VARIABLES, "variables.")
 }
 
 /// The top-level name `variables.<name>` is compiled as.
 fn rewritten_name(name: &str) -> String {
-    format!("__variables_{name}")
+    format!("{VARIABLES}{name}")
+}
+
+/// What the top-level names `variables.<name>` are compiled as start with.
+const VARIABLES: &str = "__variables_";
+
+/// The top-level name `has(variables.<name>)` is compiled as.
+fn set_flag_name(name: &str) -> String {
+    format!("{VARIABLES}has_{name}")
 }
 
 /// An expression with `variables.<name>` written as a top-level name, and every top-level name
@@ -469,8 +514,23 @@ fn rewrite(text: &str) -> Option<Rewritten> {
                     .find(|c| !c.is_whitespace())
                     .is_some_and(|c| *c == ')');
                 if closes && out.trim_end().ends_with("has(") {
-                    // `has(variables.x)` tests the map; `has(variables.x.y)` reads x.
-                    return None;
+                    // `has(variables.x)` tests whether x is set (`has(variables.x.y)` reads
+                    // x): a name of its own, true once x has a value.
+                    let kept = out.trim_end().len() - "has(".len();
+                    if out[..kept]
+                        .chars()
+                        .last()
+                        .is_some_and(|c| ident(c) || c == '.')
+                    {
+                        return None;
+                    }
+                    out.truncate(kept);
+                    let flag = set_flag_name(&name);
+                    out.push_str(&flag);
+                    names.push(flag);
+                    i = end + chars[end..].iter().position(|c| *c == ')')? + 1;
+                    last = 'a';
+                    continue;
                 }
                 let rewritten = rewritten_name(&name);
                 out.push_str(&rewritten);
@@ -537,6 +597,57 @@ pub struct CelInput {
     pub old_object: CelValue,
     pub request: CelValue,
     pub params: CelValue,
+    /// `object`, `oldObject` and `request` as CEL's own value trees, built once.
+    trees: Arc<Trees>,
+    /// `params` as a tree, built once per parameters.
+    params_tree: Arc<Tree>,
+}
+
+/// Parameters as given (kept alive so that their address stays theirs), as a value and a tree.
+type ConvertedParams = (regorus::Value, CelValue, Arc<Tree>);
+
+/// A value as the tree CEL evaluates, or none when CEL has no tree for it.
+type Tree = Option<Box<dyn Val>>;
+
+fn tree(value: &CelValue) -> Tree {
+    Box::<dyn Val>::try_from(value.clone()).ok()
+}
+
+#[derive(Debug)]
+struct Trees {
+    object: Tree,
+    old_object: Tree,
+    request: Tree,
+}
+
+/// Lends an input's trees to an evaluation: `object`, `oldObject`, `request`, `params`, and
+/// the rewritten `variables.anyObject` and `variables.params` unless a variable of the
+/// template's own has that name.
+struct Lent<'a> {
+    input: &'a CelInput,
+    shadowed: &'a [String],
+}
+
+impl VariableResolver for Lent<'_> {
+    fn resolve<'b>(&'b self, name: &str) -> Option<CowVal<'b, 'b>> {
+        let trees = &self.input.trees;
+        let tree = match name {
+            "object" => &trees.object,
+            "oldObject" => &trees.old_object,
+            "request" => &trees.request,
+            "params" => &*self.input.params_tree,
+            _ if self.shadowed.iter().any(|s| s == name) => return None,
+            _ => match name.strip_prefix(VARIABLES) {
+                Some("params") => &*self.input.params_tree,
+                Some("anyObject") if matches!(self.input.object, CelValue::Null) => {
+                    &trees.old_object
+                }
+                Some("anyObject") => &trees.object,
+                _ => return None,
+            },
+        };
+        tree.as_deref().map(CowVal::Borrowed)
+    }
 }
 
 impl CelInput {
@@ -570,22 +681,30 @@ impl CelInput {
     pub fn from_rego_cached(review: &regorus::Value, parameters: &regorus::Value) -> CelInput {
         thread_local! {
             static REVIEW: RefCell<Option<(regorus::Value, CelInput)>> = const { RefCell::new(None) };
-            static PARAMS: RefCell<HashMap<usize, (regorus::Value, CelValue)>> = RefCell::new(HashMap::new());
+            static PARAMS: RefCell<HashMap<usize, ConvertedParams>> = RefCell::new(HashMap::new());
         }
-        let params = match identity(parameters) {
+        let convert = || {
+            let converted = rego_to_cel(parameters);
+            let params_tree = Arc::new(tree(&converted));
+            (converted, params_tree)
+        };
+        let (params, params_tree) = match identity(parameters) {
             Some(id) => PARAMS.with(|cache| {
                 let mut cache = cache.borrow_mut();
-                if let Some((_, converted)) = cache.get(&id) {
-                    return converted.clone();
+                if let Some((_, converted, params_tree)) = cache.get(&id) {
+                    return (converted.clone(), params_tree.clone());
                 }
                 if cache.len() >= 1024 {
                     cache.clear();
                 }
-                let converted = rego_to_cel(parameters);
-                cache.insert(id, (parameters.clone(), converted.clone()));
-                converted
+                let (converted, params_tree) = convert();
+                cache.insert(
+                    id,
+                    (parameters.clone(), converted.clone(), params_tree.clone()),
+                );
+                (converted, params_tree)
             }),
-            None => rego_to_cel(parameters),
+            None => convert(),
         };
         let Some(id) = identity(review) else {
             return CelInput::from_rego(review, parameters);
@@ -595,12 +714,17 @@ impl CelInput {
             match cache.as_ref() {
                 Some((kept, input)) if identity(kept) == Some(id) => CelInput {
                     params,
+                    params_tree,
                     ..input.clone()
                 },
                 _ => {
                     let input = CelInput::from_rego(review, &regorus::Value::Null);
                     *cache = Some((review.clone(), input.clone()));
-                    CelInput { params, ..input }
+                    CelInput {
+                        params,
+                        params_tree,
+                        ..input
+                    }
                 }
             }
         })
@@ -608,10 +732,18 @@ impl CelInput {
 
     fn from_request(request: HashMap<String, CelValue>, params: CelValue) -> CelInput {
         let field = |name: &str| request.get(name).cloned().unwrap_or(CelValue::Null);
+        let (object, old_object) = (field("object"), field("oldObject"));
+        let request = CelValue::from(request);
         CelInput {
-            object: field("object"),
-            old_object: field("oldObject"),
-            request: CelValue::from(request),
+            trees: Arc::new(Trees {
+                object: tree(&object),
+                old_object: tree(&old_object),
+                request: tree(&request),
+            }),
+            params_tree: Arc::new(tree(&params)),
+            object,
+            old_object,
+            request,
             params,
         }
     }
@@ -978,7 +1110,7 @@ mod rewrite_tests {
         assert!(!r.names.iter().any(|n| n == "spec" || n == "x"));
         // `variables` used as a whole map is left as written.
         for whole in [
-            "has(variables.x)",
+            "xhas(variables.x)",
             "variables['x']",
             "size(variables)",
             "'a\\'b' + variables",
@@ -986,6 +1118,8 @@ mod rewrite_tests {
             assert!(rewrite(whole).is_none(), "{whole}");
         }
         assert!(rewrite("'unterminated").is_none());
+        let r = rewrite("!has( variables.x ) || has(variables.y.z)").expect("rewritten");
+        assert_eq!(r.text, "!__variables_has_x || has(__variables_y.z)");
     }
 
     #[test]
@@ -1005,28 +1139,38 @@ mod rewrite_tests {
     }
 
     #[test]
-    fn a_source_that_tests_a_variable_with_has_is_evaluated_with_the_map() {
+    fn has_of_a_variable_is_true_once_it_has_a_value() {
+        // `x` fails on an object without replicas (the field is missing), `y` never does.
         let source = serde_json::json!({
-            "variables": [{"name": "x", "expression": "variables.anyObject.spec.replicas"}],
-            "validations": [{"expression": "has(variables.x) && variables.x < 3", "message": "too many"}]
+            "variables": [
+                {"name": "before", "expression": "has(variables.x)"},
+                {"name": "x", "expression": "variables.anyObject.spec.replicas"},
+                {"name": "y", "expression": "has(variables.x) && has(variables.params)"}
+            ],
+            "validations": [
+                {"expression": "!has(variables.x) || variables.x < 3", "message": "too many"},
+                {"expression": "!variables.before", "message": "x was set before it was evaluated"},
+                {"expression": "variables.y == has(variables.anyObject.spec.replicas)", "message": "y"}
+            ]
         });
         let t = CelTemplate::compile(&source).expect("compiles");
-        assert!(t.uses.is_none());
-        let review = serde_json::json!({"object": {"spec": {"replicas": 5}}});
-        let v = t
-            .evaluate(&review, &serde_json::json!({}))
-            .expect("evaluates");
-        assert_eq!(v[0].msg, "too many");
-        let rewritten = CelTemplate::compile(&serde_json::json!({
-            "variables": [{"name": "x", "expression": "variables.anyObject.spec.replicas"}],
-            "validations": [{"expression": "variables.x < 3", "message": "too many"}]
-        }))
-        .expect("compiles");
-        let uses = rewritten.uses.as_ref().expect("rewritten");
-        assert!(uses.contains("__variables_anyObject") && !uses.contains("object"));
-        let v = rewritten
-            .evaluate(&review, &serde_json::json!({}))
-            .expect("evaluates");
-        assert_eq!(v[0].msg, "too many");
+        let uses = t.uses.as_ref().expect("rewritten");
+        assert!(uses.contains("__variables_has_x"), "{uses:?}");
+        let messages = |object: serde_json::Value| -> Vec<String> {
+            t.evaluate(
+                &serde_json::json!({"object": object}),
+                &serde_json::json!({}),
+            )
+            .expect("evaluates")
+            .into_iter()
+            .map(|v| v.msg)
+            .collect()
+        };
+        assert_eq!(
+            messages(serde_json::json!({"spec": {"replicas": 5}})),
+            ["too many"]
+        );
+        assert!(messages(serde_json::json!({"spec": {"replicas": 1}})).is_empty());
+        assert!(messages(serde_json::json!({"spec": {}})).is_empty());
     }
 }

@@ -3,6 +3,7 @@
 mod cel;
 pub mod cel_lib;
 mod compat;
+mod join;
 mod regex_match;
 mod sprintf;
 
@@ -91,6 +92,11 @@ pub struct CompiledTemplate {
     /// Sources added to the engine, for coverage reports: (path, text).
     pub sources: Vec<(String, String)>,
     pub uses_external_data: bool,
+    /// The package's index rules (see `join`), rebuilt with each inventory.
+    indexes: Vec<String>,
+    /// Why the indexes could not be built for the current inventory: each evaluation fails
+    /// with it rather than read a stale index.
+    index_error: Option<String>,
 }
 
 impl std::fmt::Debug for CompiledTemplate {
@@ -109,6 +115,9 @@ pub struct CompileOptions {
     pub coverage: bool,
     /// Evaluate templates that carry CEL (K8sNativeValidation) with CEL, as Gatekeeper does by default.
     pub enable_cel: bool,
+    /// Turn a `violation` body's scan of `data.inventory` into a lookup in an index built once
+    /// per inventory (ignored with `coverage`, whose lines must be the template's own).
+    pub index_inventory: bool,
 }
 
 impl Default for CompileOptions {
@@ -117,6 +126,7 @@ impl Default for CompileOptions {
             external_data: Arc::new(unconfigured_external_data),
             coverage: false,
             enable_cel: true,
+            index_inventory: true,
         }
     }
 }
@@ -206,17 +216,46 @@ impl CompiledTemplate {
                 cel: Some(Arc::new(cel)),
                 sources: Vec::new(),
                 uses_external_data: false,
+                indexes: Vec::new(),
+                index_error: None,
             }));
         }
         let Some(source) = &template.rego else {
             return Ok(None);
         };
+        let main = rewritten_main(source);
+        if options.index_inventory && !options.coverage {
+            // A rewrite that does not compile or cannot build its index is not used: the
+            // template as written is compiled instead, and its errors are reported.
+            if let Some(joined) = join::rewrite(&main, source.v1) {
+                if let Ok(compiled) = Self::compile_rego(
+                    template,
+                    source,
+                    joined.text,
+                    joined.indexes,
+                    inventory,
+                    options,
+                ) {
+                    return Ok(Some(compiled));
+                }
+            }
+        }
+        Self::compile_rego(template, source, main, 0, inventory, options).map(Some)
+    }
+
+    fn compile_rego(
+        template: &Template,
+        source: &crate::policy::RegoSource,
+        main: String,
+        indexes: usize,
+        inventory: &RegoValue,
+        options: &CompileOptions,
+    ) -> Result<Self, EngineError> {
         let mut engine = regorus::Engine::new();
         engine.set_rego_v0(!source.v1);
         engine.set_strict_builtin_errors(false);
         let mut sources = Vec::new();
         let main_path = format!("{}.rego", template.name);
-        let main = rewritten_main(source);
         let package = engine
             .add_policy(main_path.clone(), main.clone())
             .map_err(|e| compile_error(template, e))?;
@@ -260,11 +299,6 @@ impl CompiledTemplate {
                 Box::new(move |args: Vec<RegoValue>| external_data(&handler, args)),
             )
             .map_err(|e| compile_error(template, e))?;
-        let mut data = BTreeMap::new();
-        data.insert(RegoValue::from("inventory"), inventory.clone());
-        engine
-            .add_data(RegoValue::from(data))
-            .map_err(|e| compile_error(template, e))?;
         if options.coverage {
             engine.set_enable_coverage(true);
         }
@@ -276,7 +310,14 @@ impl CompiledTemplate {
             cel: None,
             sources,
             uses_external_data,
+            indexes: (0..indexes)
+                .map(|i| format!("{package}.{}{i}", join::INDEX_RULE))
+                .collect(),
+            index_error: None,
         };
+        compiled
+            .load_inventory(inventory)
+            .map_err(|e| compile_error(template, e))?;
         // Evaluate once on an empty review so that errors found while preparing the
         // policy (unknown functions, unsafe variables) surface now, naming the template.
         let probe = input_value(&RegoValue::new_object(), &RegoValue::new_object());
@@ -291,7 +332,7 @@ impl CompiledTemplate {
         if options.coverage {
             compiled.engine.clear_coverage_data();
         }
-        Ok(Some(compiled))
+        Ok(compiled)
     }
 
     /// Replaces the `data.inventory` this template's Rego sees (CEL templates read none).
@@ -300,15 +341,40 @@ impl CompiledTemplate {
             return Ok(());
         }
         self.engine.clear_data();
+        let loaded = self.load_inventory(inventory);
+        self.index_error = loaded.as_ref().err().cloned();
+        loaded.map_err(|message| EngineError::Compile {
+            template: self.name.clone(),
+            message: format!("cannot set data.inventory: {message}"),
+            at: None,
+        })
+    }
+
+    /// Adds `data.inventory` and the indexes built from it to an engine without data.
+    fn load_inventory(&mut self, inventory: &RegoValue) -> Result<(), String> {
         let mut data = BTreeMap::new();
         data.insert(RegoValue::from("inventory"), inventory.clone());
         self.engine
             .add_data(RegoValue::from(data))
-            .map_err(|e| EngineError::Compile {
-                template: self.name.clone(),
-                message: format!("cannot set data.inventory: {e}"),
-                at: None,
-            })
+            .map_err(|e| e.to_string())?;
+        if self.indexes.is_empty() {
+            return Ok(());
+        }
+        self.engine.clear_execution_timer_config();
+        self.engine.set_input(RegoValue::new_object());
+        let mut built = BTreeMap::new();
+        for (i, rule) in self.indexes.iter().enumerate() {
+            let elements = self
+                .engine
+                .eval_rule(rule.clone())
+                .map_err(|e| format!("cannot index data.inventory: {e}"))?;
+            built.insert(RegoValue::from(format!("i{i}")), index_by_key(&elements));
+        }
+        let mut data = BTreeMap::new();
+        data.insert(RegoValue::from(join::INDEX_DATA), RegoValue::from(built));
+        self.engine
+            .add_data(RegoValue::from(data))
+            .map_err(|e| e.to_string())
     }
 
     /// Evaluates the `violation` rule for one review and one constraint's parameters.
@@ -329,6 +395,9 @@ impl CompiledTemplate {
                 .evaluate_input(&input)
                 .map(|o| o.violations)
                 .map_err(runtime);
+        }
+        if let Some(message) = &self.index_error {
+            return Err(runtime(message.clone()));
         }
         // Within a deadline, the Rego engine's execution timer stops this evaluation at it.
         match deadline() {
@@ -369,6 +438,29 @@ impl CompiledTemplate {
             Err(_) => Vec::new(),
         }
     }
+}
+
+/// An index rule's `[key, bindings]` elements grouped by key: `{key: [bindings, …]}`.
+fn index_by_key(elements: &RegoValue) -> RegoValue {
+    let mut grouped: BTreeMap<RegoValue, Vec<RegoValue>> = BTreeMap::new();
+    if let RegoValue::Set(elements) = elements {
+        for element in elements.iter() {
+            if let RegoValue::Array(pair) = element {
+                if let [key, bindings] = pair.as_slice() {
+                    grouped
+                        .entry(key.clone())
+                        .or_default()
+                        .push(bindings.clone());
+                }
+            }
+        }
+    }
+    RegoValue::from(
+        grouped
+            .into_iter()
+            .map(|(k, v)| (k, RegoValue::from(v)))
+            .collect::<BTreeMap<_, _>>(),
+    )
 }
 
 /// `{"review": review, "parameters": parameters}`.

@@ -2,7 +2,7 @@ use super::*;
 use crate::manifest::load_bytes;
 use crate::policy::Template;
 
-fn template(rego: &str) -> Template {
+pub(super) fn template(rego: &str) -> Template {
     let text = format!(
         "apiVersion: templates.gatekeeper.sh/v1\nkind: ConstraintTemplate\nmetadata: {{name: k8stest}}\nspec:\n  crd: {{spec: {{names: {{kind: K8sTest}}}}}}\n  targets:\n  - target: admission.k8s.gatekeeper.sh\n    rego: |\n{}",
         rego.lines().map(|l| format!("      {l}\n")).collect::<String>()
@@ -11,7 +11,7 @@ fn template(rego: &str) -> Template {
     Template::parse(&l.documents[0]).expect("template")
 }
 
-fn empty_inventory() -> RegoValue {
+pub(super) fn empty_inventory() -> RegoValue {
     to_rego(&serde_json::json!({"cluster": {}, "namespace": {}}))
 }
 
@@ -170,6 +170,7 @@ fn external_data_goes_to_the_handler() {
         external_data: handler,
         coverage: false,
         enable_cel: true,
+        index_inventory: true,
     };
     let mut c = CompiledTemplate::compile(&t, &empty_inventory(), &options)
         .expect("ok")

@@ -172,7 +172,8 @@ impl PolicyState {
                         .templates
                         .entry(kind.clone())
                         .or_insert_with(|| template.clone());
-                    // A template whose data cannot be replaced keeps the inventory it had.
+                    // A template whose indexes cannot be built from this inventory fails each
+                    // evaluation with the reason (set_inventory keeps it).
                     let _ = engine.set_inventory(&current.1);
                 }
                 engines.inventory = current.0;
