@@ -186,7 +186,15 @@ pub fn run_check_to(args: CheckArgs, out: &mut dyn Write, colour: bool) -> Resul
     let format: Format = args.format.parse().map_err(CliError::Usage)?;
     let policies = args.policy.load_policies()?;
     let (options, waiver_findings) = args.policy.options(true)?;
-    let mut input = args.inputs.load(&args.release, args.namespace.as_deref());
+    let load = || args.inputs.load(&args.release, args.namespace.as_deref());
+    // Reading uses no more threads than `--jobs` either.
+    let mut input = match options
+        .jobs
+        .map(|n| rayon::ThreadPoolBuilder::new().num_threads(n).build())
+    {
+        Some(Ok(pool)) => pool.install(load),
+        _ => load(),
+    };
     // The attestation names the objects as written, which is what a deploy step reads.
     let attestation = (format == Format::Json)
         .then(|| crate::digest::Attestation::of(&input.documents, &policies.documents));

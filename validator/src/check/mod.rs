@@ -113,12 +113,11 @@ pub struct Compiled {
 }
 
 /// Compiles every template of the set (in parallel); a template that fails is reported and left out.
-pub fn compile_set(set: &Set, inventory: &Value, options: &CompileOptions) -> Compiled {
-    let inventory = crate::engine::to_rego(inventory);
+pub fn compile_set(set: &Set, inventory: &regorus::Value, options: &CompileOptions) -> Compiled {
     let results: Vec<_> = set
         .templates
         .par_iter()
-        .map(|(kind, t)| (kind, t, CompiledTemplate::compile(t, &inventory, options)))
+        .map(|(kind, t)| (kind, t, CompiledTemplate::compile(t, inventory, options)))
         .collect();
     let mut templates = BTreeMap::new();
     let mut findings = Vec::new();
@@ -243,7 +242,17 @@ fn run_in_pool(
         .documents
         .into_iter()
         .partition(policy::is_policy_document);
-    let inventory = review::inventory(resources.iter().map(|d| &d.object));
+    // Each object is converted for the engine once; the inventory and its reviews share it.
+    let converted: Vec<regorus::Value> = resources
+        .par_iter()
+        .map(|d| crate::engine::to_rego(&d.object))
+        .collect();
+    let inventory = review::inventory_of(
+        resources
+            .iter()
+            .map(|d| &d.object)
+            .zip(converted.iter().cloned()),
+    );
     let prepared = Prepared::new(
         policy_docs.iter().chain(input_policies.iter()),
         &resources,
@@ -260,7 +269,7 @@ fn run_in_pool(
             &|ns| excluded(options, ns),
         ));
     }
-    let (more, evaluations) = prepared.evaluate(&resources);
+    let (more, evaluations) = prepared.evaluate_converted(&resources, &converted);
     findings.extend(more);
     findings.sort();
     findings.dedup();
@@ -307,7 +316,7 @@ impl<'a> Prepared<'a> {
     pub fn new<'p>(
         policies: impl Iterator<Item = &'p Document> + Clone,
         context: &'a [Document],
-        inventory: &Value,
+        inventory: &regorus::Value,
         options: &'a Options,
         request: &'a RequestInfo,
     ) -> Prepared<'a> {
@@ -363,6 +372,20 @@ impl<'a> Prepared<'a> {
     /// Reviews `resources` (expanded, outside excluded namespaces) against every matching
     /// constraint and binding, in parallel: the findings and the number of evaluations.
     pub fn evaluate(&self, resources: &[Document]) -> (Vec<Finding>, usize) {
+        let converted: Vec<regorus::Value> = resources
+            .par_iter()
+            .map(|d| crate::engine::to_rego(&d.object))
+            .collect();
+        self.evaluate_converted(resources, &converted)
+    }
+
+    /// [`Prepared::evaluate`] with each resource already converted for the engine
+    /// (`converted[i]` is `resources[i]`'s object).
+    pub fn evaluate_converted(
+        &self,
+        resources: &[Document],
+        converted: &[regorus::Value],
+    ) -> (Vec<Finding>, usize) {
         let runnable: Vec<(&Constraint, regorus::Value)> = self
             .runnable
             .iter()
@@ -372,7 +395,11 @@ impl<'a> Prepared<'a> {
             .par_iter()
             .enumerate()
             .flat_map_iter(|(i, doc)| {
-                let mut out = vec![Review::new(i, &doc.object, self.request)];
+                let object = converted.get(i).cloned();
+                let mut out = vec![match object {
+                    Some(object) => Review::of(i, &doc.object, object, self.request),
+                    None => Review::new(i, &doc.object, self.request),
+                }];
                 out.extend(review::expand(
                     i,
                     &doc.object,

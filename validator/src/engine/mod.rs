@@ -532,9 +532,9 @@ pub fn to_json(value: &RegoValue) -> Result<Value, String> {
     serde_json::to_value(value).map_err(|e| e.to_string())
 }
 
-/// Converts a JSON value to a regorus value.
+/// Converts a JSON value to a regorus value, reading it in place (no intermediate copy).
 pub fn to_rego(value: &Value) -> RegoValue {
-    RegoValue::from(value.clone())
+    serde::Deserialize::deserialize(value).unwrap_or(RegoValue::Undefined)
 }
 
 #[cfg(test)]

@@ -133,9 +133,9 @@ fn libs_must_live_under_lib() {
 #[test]
 fn inventory_is_visible_to_rego() {
     let t = template("package k8stest\nviolation[{\"msg\": \"no namespace object\"}] {\n  ns := input.review.object.metadata.namespace\n  not data.inventory.cluster[\"v1\"].Namespace[ns]\n}");
-    let inv = to_rego(&crate::review::inventory(
+    let inv = crate::review::inventory(
         [serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "prod"}})].iter(),
-    ));
+    );
     let mut c = CompiledTemplate::compile(&t, &inv, &CompileOptions::default())
         .expect("ok")
         .expect("rego");

@@ -3,6 +3,7 @@
 mod split;
 pub mod yaml;
 
+use rayon::prelude::*;
 use std::fmt;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -357,8 +358,17 @@ pub fn load_bytes(source: &str, bytes: &[u8], json: bool) -> Loaded {
         }
         return loaded;
     }
-    for chunk in split_documents(text) {
-        load_text(&mut loaded, &source, chunk.text, chunk.line);
+    // Documents are read in parallel (in the current thread pool) and kept in file order.
+    let parts: Vec<Loaded> = split_documents(text)
+        .par_iter()
+        .map(|chunk| {
+            let mut part = Loaded::default();
+            load_text(&mut part, &source, chunk.text, chunk.line);
+            part
+        })
+        .collect();
+    for part in parts {
+        loaded.extend(part);
     }
     loaded
 }

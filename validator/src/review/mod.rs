@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use regorus::Value as RegoValue;
 use serde_json::{json, Map, Value};
 
+use crate::engine::to_rego;
 use crate::manifest::{metadata_str, Document};
 use crate::policy::{matching::Target, EnforcementAction, ExpansionTemplate};
 
@@ -59,21 +60,47 @@ pub struct Review {
 impl Review {
     /// Builds the review of an object for the given request.
     pub fn new(parent: usize, object: &Value, request: &RequestInfo) -> Review {
+        Review::of(parent, object, to_rego(object), request)
+    }
+
+    /// Builds the review of an object already converted for the engine (`converted` is
+    /// `object` as a regorus value, shared rather than copied).
+    pub fn of(
+        parent: usize,
+        object: &Value,
+        converted: RegoValue,
+        request: &RequestInfo,
+    ) -> Review {
         let mut review = Review::describing(parent, object);
         let (group, version, kind) = (&review.group, &review.version, &review.kind);
-        let input = json!({
-            "uid": request.uid,
-            "kind": {"group": group, "version": version, "kind": kind},
-            "resource": {"group": group, "version": version, "resource": resource_name(kind)},
-            "name": review.name,
-            "namespace": review.namespace.as_deref().unwrap_or(""),
-            "operation": request.operation,
-            "userInfo": request.user_info,
-            "object": object,
-            "oldObject": request.old_object,
-            "dryRun": request.dry_run,
-        });
-        review.input = RegoValue::from(input);
+        let text = |s: &str| RegoValue::from(s);
+        let input = rego_object([
+            ("uid", text(&request.uid)),
+            (
+                "kind",
+                rego_object([
+                    ("group", text(group)),
+                    ("version", text(version)),
+                    ("kind", text(kind)),
+                ]),
+            ),
+            (
+                "resource",
+                rego_object([
+                    ("group", text(group)),
+                    ("version", text(version)),
+                    ("resource", text(&resource_name(kind))),
+                ]),
+            ),
+            ("name", text(&review.name)),
+            ("namespace", text(review.namespace.as_deref().unwrap_or(""))),
+            ("operation", text(&request.operation)),
+            ("userInfo", to_rego(&request.user_info)),
+            ("object", converted),
+            ("oldObject", to_rego(&request.old_object)),
+            ("dryRun", RegoValue::from(request.dry_run)),
+        ]);
+        review.input = input;
         review
     }
 
@@ -147,7 +174,7 @@ impl Review {
         if let Some(n) = full.get("name").and_then(Value::as_str) {
             review.name = n.to_string();
         }
-        review.input = RegoValue::from(full);
+        review.input = to_rego(&full);
         review
     }
 
@@ -236,15 +263,31 @@ pub fn expand(
         .collect()
 }
 
+/// A regorus object of string keys.
+fn rego_object<'k>(fields: impl IntoIterator<Item = (&'k str, RegoValue)>) -> RegoValue {
+    RegoValue::from(
+        fields
+            .into_iter()
+            .map(|(k, v)| (RegoValue::from(k), v))
+            .collect::<BTreeMap<_, _>>(),
+    )
+}
+
 /// Objects by kind, then by name.
-type ByKind = BTreeMap<String, Map<String, Value>>;
+type ByKind = BTreeMap<String, BTreeMap<String, RegoValue>>;
 
 /// Gatekeeper's `data.inventory`: cluster/<groupVersion>/<kind>/<name> and
 /// namespace/<ns>/<groupVersion>/<kind>/<name>.
-pub fn inventory<'a>(objects: impl IntoIterator<Item = &'a Value>) -> Value {
+pub fn inventory<'a>(objects: impl IntoIterator<Item = &'a Value>) -> RegoValue {
+    inventory_of(objects.into_iter().map(|o| (o, to_rego(o))))
+}
+
+/// [`inventory`] of objects already converted for the engine, each given with its JSON (which
+/// names its place); the converted values are shared, not copied.
+pub fn inventory_of<'a>(objects: impl IntoIterator<Item = (&'a Value, RegoValue)>) -> RegoValue {
     let mut cluster: BTreeMap<String, ByKind> = BTreeMap::new();
     let mut namespaced: BTreeMap<String, BTreeMap<String, ByKind>> = BTreeMap::new();
-    for object in objects {
+    for (object, converted) in objects {
         let gv = object
             .get("apiVersion")
             .and_then(Value::as_str)
@@ -266,9 +309,25 @@ pub fn inventory<'a>(objects: impl IntoIterator<Item = &'a Value>) -> Value {
         };
         slot.entry(kind.to_string())
             .or_default()
-            .insert(name.to_string(), object.clone());
+            .insert(name.to_string(), converted);
     }
-    json!({"cluster": cluster, "namespace": namespaced})
+    let by_kind = |kinds: ByKind| rego_map(kinds, |names| rego_map(names, |object| object));
+    rego_object([
+        ("cluster", rego_map(cluster, by_kind)),
+        (
+            "namespace",
+            rego_map(namespaced, |versions| rego_map(versions, by_kind)),
+        ),
+    ])
+}
+
+/// A map of string keys as a regorus object, each value converted by `f`.
+fn rego_map<T>(map: BTreeMap<String, T>, f: impl Fn(T) -> RegoValue) -> RegoValue {
+    RegoValue::from(
+        map.into_iter()
+            .map(|(k, v)| (RegoValue::from(k.as_str()), f(v)))
+            .collect::<BTreeMap<_, _>>(),
+    )
 }
 
 /// Labels of the Namespace objects among the inputs, by namespace name.

@@ -53,7 +53,7 @@ fn inventory_layout_matches_gatekeeper() {
         json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "deny", "namespace": "prod"}}),
         json!({"apiVersion": "v1", "kind": "ConfigMap"}),
     ];
-    let inv = inventory(objs.iter());
+    let inv = crate::engine::to_json(&inventory(objs.iter())).expect("json");
     assert_eq!(
         inv["cluster"]["v1"]["Namespace"]["prod"]["metadata"]["name"],
         "prod"

@@ -219,7 +219,7 @@ fn run_test(
         enable_cel: options.enable_cel,
         ..CompileOptions::default()
     };
-    let empty_inventory = crate::engine::to_rego(&review::inventory(std::iter::empty()));
+    let empty_inventory = review::inventory(std::iter::empty());
     let base = match CompiledTemplate::compile(&template, &empty_inventory, &compile_options) {
         Ok(Some(c)) => c,
         Ok(None) => {
@@ -297,7 +297,7 @@ fn run_case(
     let mut engine = if inventory_objects.is_empty() {
         base.clone()
     } else {
-        let inventory = crate::engine::to_rego(&review::inventory(inventory_objects.iter()));
+        let inventory = review::inventory(inventory_objects.iter());
         match CompiledTemplate::compile(template, &inventory, options) {
             Ok(Some(c)) => c,
             Ok(None) => return Err("template has no Rego".into()),

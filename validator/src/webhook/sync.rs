@@ -113,7 +113,7 @@ impl std::fmt::Debug for Inventory {
 
 impl Inventory {
     pub fn new(kinds: Vec<Kind>) -> Inventory {
-        let empty = crate::engine::to_rego(&crate::review::inventory(std::iter::empty()));
+        let empty = crate::review::inventory(std::iter::empty());
         Inventory {
             kinds,
             objects: Mutex::new(BTreeMap::new()),
@@ -196,12 +196,11 @@ impl Inventory {
         if !self.dirty.swap(false, Ordering::AcqRel) {
             return false;
         }
-        let json = match self.objects.lock() {
+        let value = match self.objects.lock() {
             Ok(objects) => crate::review::inventory(objects.values()),
             Err(_) => return false,
         };
         let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
-        let value = crate::engine::to_rego(&json);
         if let Ok(mut built) = self.built.write() {
             *built = Arc::new((generation, value));
         }

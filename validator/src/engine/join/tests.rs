@@ -1,6 +1,7 @@
 use super::*;
 use crate::engine::tests::{empty_inventory, template};
 use crate::engine::{to_rego, CompileOptions, CompiledTemplate, Violation};
+use regorus::Value as RegoValue;
 use serde_json::json;
 
 /// A team may own one ConfigMap: the review's `team` label must not be on another ConfigMap.
@@ -51,12 +52,12 @@ violation[{"msg": msg}] {
 }
 "#;
 
-fn compile(rego: &str, inventory: &serde_json::Value, index: bool) -> CompiledTemplate {
+fn compile(rego: &str, inventory: &RegoValue, index: bool) -> CompiledTemplate {
     let options = CompileOptions {
         index_inventory: index,
         ..CompileOptions::default()
     };
-    CompiledTemplate::compile(&template(rego), &to_rego(inventory), &options)
+    CompiledTemplate::compile(&template(rego), inventory, &options)
         .expect("compiles")
         .expect("has rego")
 }
@@ -67,7 +68,7 @@ fn configmap(ns: &str, name: &str, team: Option<&str>) -> serde_json::Value {
            "metadata": {"name": name, "namespace": ns, "labels": labels}})
 }
 
-fn inventory(objects: &[serde_json::Value]) -> serde_json::Value {
+fn inventory(objects: &[serde_json::Value]) -> RegoValue {
     crate::review::inventory(objects.iter())
 }
 
@@ -263,8 +264,7 @@ fn a_new_inventory_rebuilds_the_index() {
     let mut c = compile(UNIQUE_TEAM, &inventory(&[]), true);
     let probe = configmap("z", "new", Some("red"));
     assert!(run(&mut c, &probe).is_empty());
-    c.set_inventory(&to_rego(&inventory(&objects)))
-        .expect("indexed");
+    c.set_inventory(&inventory(&objects)).expect("indexed");
     assert_eq!(run(&mut c, &probe).len(), 1);
     c.set_inventory(&empty_inventory()).expect("indexed");
     assert!(run(&mut c, &probe).is_empty());
@@ -282,7 +282,7 @@ fn an_inventory_the_index_cannot_be_built_from_fails_each_evaluation() {
     assert!(!c.indexes.is_empty());
     let both = json!({"apiVersion": "v1", "kind": "ConfigMap",
         "metadata": {"name": "x", "namespace": "a", "labels": {"team": "red", "owner": "blue"}}});
-    let err = c.set_inventory(&to_rego(&inventory(&[both]))).unwrap_err();
+    let err = c.set_inventory(&inventory(&[both])).unwrap_err();
     assert!(
         err.to_string().contains("cannot index data.inventory"),
         "{err}"
@@ -294,7 +294,7 @@ fn an_inventory_the_index_cannot_be_built_from_fails_each_evaluation() {
     );
     assert!(again.is_err());
     // A good inventory clears the error.
-    c.set_inventory(&to_rego(&inventory(&[configmap("a", "y", Some("red"))])))
+    c.set_inventory(&inventory(&[configmap("a", "y", Some("red"))]))
         .expect("indexed");
     assert_eq!(run(&mut c, &configmap("z", "n", Some("red"))).len(), 1);
 }
