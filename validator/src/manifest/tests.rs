@@ -16,6 +16,40 @@ fn multi_document_stream_keeps_start_lines() {
 }
 
 #[test]
+fn many_documents_read_in_parallel_keep_file_order_and_lines() {
+    // Four lines per document; document 250 is broken and 400 is not an object.
+    let mut text = String::new();
+    for i in 0..500 {
+        match i {
+            250 => text.push_str("apiVersion: v1\nkind: [unclosed\nmetadata: {}\n---\n"),
+            400 => text.push_str("- just\n- a list\n# padding\n---\n"),
+            _ => text.push_str(&format!(
+                "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: c{i}}}\n---\n"
+            )),
+        }
+    }
+    let l = rayon::ThreadPoolBuilder::new()
+        .num_threads(4)
+        .build()
+        .expect("pool")
+        .install(|| load(&text));
+    let got: Vec<(String, usize)> = l
+        .documents
+        .iter()
+        .map(|d| (d.name().to_string(), d.line))
+        .collect();
+    let want: Vec<(String, usize)> = (0..500)
+        .filter(|i| *i != 250 && *i != 400)
+        .map(|i| (format!("c{i}"), 4 * i + 1))
+        .collect();
+    assert_eq!(got, want);
+    let errors: Vec<usize> = l.errors.iter().map(|e| e.line).collect();
+    assert_eq!(errors.len(), 2, "{:?}", l.errors);
+    assert!((1001..=1003).contains(&errors[0]), "{:?}", l.errors);
+    assert_eq!(errors[1], 1601, "{:?}", l.errors);
+}
+
+#[test]
 fn list_kinds_are_flattened() {
     let text = "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: ConfigMap\n  metadata: {name: a}\n- apiVersion: v1\n  kind: Secret\n  metadata: {name: b}\n";
     let l = load(text);
