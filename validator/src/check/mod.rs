@@ -391,57 +391,49 @@ impl<'a> Prepared<'a> {
             .iter()
             .map(|(i, parameters)| (&self.set.constraints[*i], parameters.clone()))
             .collect();
-        let reviews: Vec<Review> = resources
+        // Each object's reviews (its own and those of its expansions) are built, evaluated and
+        // dropped in turn, so that they are never all held at once.
+        let progress = progress_bar(self.options.progress, resources.len());
+        let results: Vec<(usize, Vec<Finding>)> = resources
             .par_iter()
             .enumerate()
-            .flat_map_iter(|(i, doc)| {
-                let object = converted.get(i).cloned();
-                let mut out = vec![match object {
-                    Some(object) => Review::of(i, &doc.object, object, self.request),
+            .map(|(i, doc)| {
+                let own = match converted.get(i) {
+                    Some(object) => Review::of(i, &doc.object, object.clone(), self.request),
                     None => Review::new(i, &doc.object, self.request),
-                }];
-                out.extend(review::expand(
-                    i,
-                    &doc.object,
-                    &self.set.expansions,
-                    self.request,
-                ));
-                out
-            })
-            .filter(|r| {
-                let ns = if r.group.is_empty() && r.kind == "Namespace" {
-                    Some(r.name.as_str())
-                } else {
-                    r.namespace.as_deref()
                 };
-                !excluded(self.options, ns)
-            })
-            .collect();
-        let progress = progress_bar(self.options.progress, reviews.len());
-        let results: Vec<(usize, Vec<Finding>)> = reviews
-            .par_iter()
-            .map(|r| {
+                let expanded = review::expand(i, &doc.object, &self.set.expansions, self.request);
                 let mut engines = self.engines.get_or_default().borrow_mut();
-                let doc = &resources[r.parent];
                 let mut out = Vec::new();
-                let n = evaluate_review(
-                    r,
-                    &runnable,
-                    &self.templates,
-                    &self.namespace_labels,
-                    &mut engines,
-                    |c, result| {
-                        out.extend(violation_findings(doc, r, c, result));
-                    },
-                );
-                if !self.vap_set.is_empty() && r.expansion.is_none() {
-                    out.extend(vap_findings(
-                        &self.vap_set,
-                        doc,
-                        r,
+                let mut n = 0;
+                for r in std::iter::once(own).chain(expanded) {
+                    let ns = if r.group.is_empty() && r.kind == "Namespace" {
+                        Some(r.name.as_str())
+                    } else {
+                        r.namespace.as_deref()
+                    };
+                    if excluded(self.options, ns) {
+                        continue;
+                    }
+                    n += evaluate_review(
+                        &r,
+                        &runnable,
+                        &self.templates,
                         &self.namespace_labels,
-                        self.context,
-                    ));
+                        &mut engines,
+                        |c, result| {
+                            out.extend(violation_findings(doc, &r, c, result));
+                        },
+                    );
+                    if !self.vap_set.is_empty() && r.expansion.is_none() {
+                        out.extend(vap_findings(
+                            &self.vap_set,
+                            doc,
+                            &r,
+                            &self.namespace_labels,
+                            self.context,
+                        ));
+                    }
                 }
                 if let Some(p) = &progress {
                     p.inc(1);
