@@ -405,6 +405,7 @@ impl<'a> Prepared<'a> {
                 let expanded = review::expand(i, &doc.object, &self.set.expansions, self.request);
                 let mut engines = self.engines.get_or_default().borrow_mut();
                 let mut out = Vec::new();
+                let mut located = Located::new();
                 let mut n = 0;
                 for r in std::iter::once(own).chain(expanded) {
                     let ns = if r.group.is_empty() && r.kind == "Namespace" {
@@ -422,7 +423,7 @@ impl<'a> Prepared<'a> {
                         &self.namespace_labels,
                         &mut engines,
                         |c, result| {
-                            out.extend(violation_findings(doc, &r, c, result));
+                            out.extend(violation_findings(doc, &r, c, result, &mut located));
                         },
                     );
                     if !self.vap_set.is_empty() && r.expansion.is_none() {
@@ -582,11 +583,16 @@ fn schema_findings(
 }
 
 /// Findings for one (review, constraint) evaluation.
+/// Positions of the fields of one document found so far (by path), so that its findings read
+/// its text once per field rather than once per finding.
+pub type Located = HashMap<Vec<String>, Option<(usize, usize)>>;
+
 pub fn violation_findings(
     doc: &Document,
     review: &Review,
     constraint: &Constraint,
     result: Result<Vec<crate::engine::Violation>, crate::engine::EngineError>,
+    located: &mut Located,
 ) -> Vec<Finding> {
     let policy = PolicyRef {
         kind: constraint.kind.clone(),
@@ -598,7 +604,7 @@ pub fn violation_findings(
             violations
                 .into_iter()
                 .map(|v| {
-                    let (line, column, rendered_line) = violation_position(doc, &v.msg);
+                    let (line, column, rendered_line) = violation_position(doc, &v.msg, located);
                     let message = match &review.expansion {
                         Some(x) => format!("[Implied by {x}] {}", v.msg),
                         None => v.msg,
@@ -625,7 +631,11 @@ pub fn violation_findings(
 /// container and exactly one container of the object's pod spec is named in it, else at the
 /// object. For chart objects the
 /// template line stays the object's and the container's line is the rendered line.
-fn violation_position(doc: &Document, message: &str) -> (usize, usize, Option<usize>) {
+fn violation_position(
+    doc: &Document,
+    message: &str,
+    located: &mut Located,
+) -> (usize, usize, Option<usize>) {
     let object = (doc.line, 0, doc.rendered_line);
     if doc.origin.is_none() || !message.to_lowercase().contains("container") {
         return object;
@@ -668,7 +678,10 @@ fn violation_position(doc: &Document, message: &str) -> (usize, usize, Option<us
     let [path] = found.as_slice() else {
         return object;
     };
-    match doc.locate(path) {
+    let at = *located
+        .entry(path.clone())
+        .or_insert_with(|| doc.locate(path));
+    match at {
         Some((line, _)) if doc.rendered_line.is_some() => (doc.line, 0, Some(line)),
         Some((line, column)) => (line, column, None),
         None => object,
@@ -686,4 +699,40 @@ fn progress_bar(enabled: bool, len: usize) -> Option<indicatif::ProgressBar> {
         bar.set_style(style);
     }
     Some(bar)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_violation_naming_one_container_points_at_it_and_each_field_is_read_once() {
+        let text = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\nspec:\n  containers:\n  - name: web\n    image: a\n  - name: web-sidecar\n    image: b\n";
+        let loaded = crate::manifest::load_bytes("pod.yaml", text.as_bytes(), false);
+        let doc = &loaded.documents[0];
+        let mut located = Located::new();
+        // `web` is a whole word only in the first message (`web-sidecar` is another name).
+        assert_eq!(
+            violation_position(doc, "container <web> is privileged", &mut located),
+            (7, 5, None)
+        );
+        assert_eq!(
+            violation_position(doc, "container <web-sidecar> has no probe", &mut located),
+            (9, 5, None)
+        );
+        assert_eq!(
+            violation_position(doc, "container <web> runs as root", &mut located),
+            (7, 5, None)
+        );
+        assert_eq!(located.len(), 2, "{located:?}");
+        // No container named, or two of them: the object's own line.
+        assert_eq!(
+            violation_position(doc, "pod has no labels", &mut located),
+            (1, 0, None)
+        );
+        assert_eq!(
+            violation_position(doc, "containers <web> and <web-sidecar>", &mut located),
+            (1, 0, None)
+        );
+    }
 }
