@@ -379,8 +379,8 @@ impl<'a> Prepared<'a> {
         self.evaluate_converted(resources, &converted)
     }
 
-    /// [`Prepared::evaluate`] with each resource already converted for the engine
-    /// (`converted[i]` is `resources[i]`'s object).
+    /// [`Prepared::evaluate`] with each resource already converted for the engine: one value
+    /// per resource, `converted[i]` being `resources[i]`'s object.
     pub fn evaluate_converted(
         &self,
         resources: &[Document],
@@ -396,12 +396,10 @@ impl<'a> Prepared<'a> {
         let progress = progress_bar(self.options.progress, resources.len());
         let results: Vec<(usize, Vec<Finding>)> = resources
             .par_iter()
+            .zip(converted)
             .enumerate()
-            .map(|(i, doc)| {
-                let own = match converted.get(i) {
-                    Some(object) => Review::of(i, &doc.object, object.clone(), self.request),
-                    None => Review::new(i, &doc.object, self.request),
-                };
+            .map(|(i, (doc, object))| {
+                let own = Review::of(i, &doc.object, object.clone(), self.request);
                 let expanded = review::expand(i, &doc.object, &self.set.expansions, self.request);
                 let mut engines = self.engines.get_or_default().borrow_mut();
                 let mut out = Vec::new();
@@ -582,11 +580,11 @@ fn schema_findings(
     findings
 }
 
-/// Findings for one (review, constraint) evaluation.
 /// Positions of the fields of one document found so far (by path), so that its findings read
 /// its text once per field rather than once per finding.
 pub type Located = HashMap<Vec<String>, Option<(usize, usize)>>;
 
+/// Findings for one (review, constraint) evaluation.
 pub fn violation_findings(
     doc: &Document,
     review: &Review,
