@@ -77,7 +77,7 @@ impl std::fmt::Debug for CelTemplate {
 
 /// The CEL environment: the standard library, the string and list extensions, and the
 /// Kubernetes quantity, URL and regex libraries.
-fn environment() -> Result<Env, String> {
+pub(super) fn environment() -> Result<Env, String> {
     let mut env = Env::stdlib();
     env.add_extension(cel::extensions::strings)
         .map_err(|e| format!("cannot set up CEL: {e:?}"))?;
@@ -610,7 +610,7 @@ type ConvertedParams = (regorus::Value, CelValue, Arc<Tree>);
 type Tree = Option<Box<dyn Val>>;
 
 fn tree(value: &CelValue) -> Tree {
-    Box::<dyn Val>::try_from(value.clone()).ok()
+    super::cel_shared::shared_tree(value)
 }
 
 #[derive(Debug)]

@@ -2,6 +2,7 @@
 
 mod cel;
 pub mod cel_lib;
+mod cel_shared;
 mod compat;
 mod join;
 mod regex_match;
