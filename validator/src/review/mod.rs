@@ -131,50 +131,55 @@ impl Review {
             _ => request.get("oldObject").unwrap_or(&null),
         };
         let mut review = Review::describing(parent, object);
-        let mut full = request.clone();
-        if let Value::Object(map) = &mut full {
-            // As Gatekeeper does, a DELETE is reviewed with the deleted object as `object`.
-            let is_delete = map.get("operation").and_then(Value::as_str) == Some("DELETE");
-            if is_delete && map.get("object").is_none_or(Value::is_null) {
-                let old_object = map.get("oldObject").cloned().unwrap_or(Value::Null);
-                map.insert("object".into(), old_object);
-            }
-            let kind =
-                json!({"group": review.group, "version": review.version, "kind": review.kind});
-            map.entry("kind").or_insert(kind);
-            map.entry("name")
-                .or_insert(Value::String(review.name.clone()));
-            if let Some(ns) = &review.namespace {
-                map.entry("namespace").or_insert(Value::String(ns.clone()));
-            }
-            map.entry("object").or_insert(Value::Null);
-            map.entry("oldObject").or_insert(Value::Null);
-            map.entry("userInfo").or_insert(json!({}));
+        // The request's own kind, namespace and name come first; the object's stand in for
+        // the ones it leaves out.
+        let given = |key: &str| request.get(key);
+        if let Some(k) = given("kind") {
+            let field = |f: &str| k.get(f).and_then(Value::as_str).unwrap_or("").to_string();
+            (review.group, review.version, review.kind) =
+                (field("group"), field("version"), field("kind"));
         }
-        if let Some(k) = full.get("kind") {
-            review.group = k
-                .get("group")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string();
-            review.version = k
-                .get("version")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string();
-            review.kind = k
-                .get("kind")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string();
-        }
-        if let Some(ns) = full.get("namespace").and_then(Value::as_str) {
+        if let Some(ns) = given("namespace").and_then(Value::as_str) {
             review.namespace = (!ns.is_empty()).then(|| ns.to_string());
         }
-        if let Some(n) = full.get("name").and_then(Value::as_str) {
+        if let Some(n) = given("name").and_then(Value::as_str) {
             review.name = n.to_string();
         }
-        review.input = to_rego(&full);
+        // The request is converted as given (no copy of it first), then completed.
+        let mut input = to_rego(request);
+        if let Ok(map) = input.as_object_mut() {
+            let key = |k: &str| RegoValue::from(k);
+            // As Gatekeeper does, a DELETE is reviewed with the deleted object as `object`.
+            let is_delete = request.get("operation").and_then(Value::as_str) == Some("DELETE");
+            if is_delete && given("object").is_none_or(Value::is_null) {
+                let old_object = map.get(&key("oldObject")).cloned();
+                map.insert(key("object"), old_object.unwrap_or(RegoValue::Null));
+            }
+            let mut default = |name: &str, value: &dyn Fn() -> RegoValue| {
+                if !map.contains_key(&key(name)) {
+                    map.insert(key(name), value());
+                }
+            };
+            default("kind", &|| {
+                let mut kind = BTreeMap::new();
+                for (k, v) in [
+                    ("group", &review.group),
+                    ("version", &review.version),
+                    ("kind", &review.kind),
+                ] {
+                    kind.insert(key(k), RegoValue::from(v.as_str()));
+                }
+                RegoValue::from(kind)
+            });
+            default("name", &|| RegoValue::from(review.name.as_str()));
+            if let Some(ns) = &review.namespace {
+                default("namespace", &|| RegoValue::from(ns.as_str()));
+            }
+            default("object", &|| RegoValue::Null);
+            default("oldObject", &|| RegoValue::Null);
+            default("userInfo", &RegoValue::new_object);
+        }
+        review.input = input;
         review
     }
 

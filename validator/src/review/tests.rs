@@ -47,6 +47,38 @@ fn admission_request_is_used_as_is() {
 }
 
 #[test]
+fn admission_request_fields_come_first_and_missing_ones_are_filled_in() {
+    let pod =
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "n"}});
+    let as_json = |r: &Review| -> Value {
+        serde_json::from_str(&r.input.to_json_str().expect("json")).expect("parse")
+    };
+    // Given fields are kept as they are, null ones included; only absent ones are added.
+    let given = json!({"uid": "u1", "operation": "CREATE", "name": "given", "namespace": "",
+        "kind": {"group": "", "version": "v1", "kind": "Pod"}, "object": pod, "oldObject": null});
+    let r = Review::from_admission_request(0, &given);
+    let mut expected = given.clone();
+    expected["userInfo"] = json!({});
+    assert_eq!(as_json(&r), expected);
+    assert_eq!((r.name.as_str(), r.namespace.as_deref()), ("given", None));
+    // A request that names nothing is described by its object.
+    let bare = json!({"operation": "CREATE", "object": pod});
+    let r = Review::from_admission_request(0, &bare);
+    assert_eq!(
+        as_json(&r),
+        json!({"operation": "CREATE", "object": pod, "oldObject": null, "userInfo": {},
+            "kind": {"group": "", "version": "v1", "kind": "Pod"}, "name": "p", "namespace": "n"})
+    );
+    assert_eq!((r.name.as_str(), r.namespace.as_deref()), ("p", Some("n")));
+    // A DELETE whose object is null is reviewed with its oldObject as the object.
+    let delete = json!({"operation": "DELETE", "object": null, "oldObject": pod, "name": 7});
+    let r = Review::from_admission_request(0, &delete);
+    let input = as_json(&r);
+    assert_eq!((&input["object"], &input["name"]), (&pod, &json!(7)));
+    assert_eq!((r.kind.as_str(), r.name.as_str()), ("Pod", "p"));
+}
+
+#[test]
 fn inventory_layout_matches_gatekeeper() {
     let objs = [
         json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "prod"}}),

@@ -49,7 +49,7 @@ pub struct Request {
 
 /// Reads an AdmissionReview body; the error says what is wrong with it.
 pub fn parse(body: &[u8]) -> Result<Request, String> {
-    let review: Value =
+    let mut review: Value =
         serde_json::from_slice(body).map_err(|e| format!("body is not valid JSON: {e}"))?;
     let api_version = review
         .get("apiVersion")
@@ -66,7 +66,11 @@ pub fn parse(body: &[u8]) -> Result<Request, String> {
     if review.get("kind").and_then(Value::as_str) != Some("AdmissionReview") {
         return Err("kind must be AdmissionReview".into());
     }
-    let request = review.get("request").cloned().unwrap_or(Value::Null);
+    let api_version = api_version.to_string();
+    let request = review
+        .as_object_mut()
+        .and_then(|r| r.remove("request"))
+        .unwrap_or(Value::Null);
     if !request.is_object() {
         return Err("request is missing".into());
     }
@@ -87,7 +91,7 @@ pub fn parse(body: &[u8]) -> Result<Request, String> {
         return Err("request.kind is missing (group, version and kind of the object)".into());
     }
     Ok(Request {
-        api_version: api_version.to_string(),
+        api_version,
         uid,
         request,
     })
