@@ -338,11 +338,28 @@ impl CompiledTemplate {
 
     /// Replaces the `data.inventory` this template's Rego sees (CEL templates read none).
     pub fn set_inventory(&mut self, inventory: &RegoValue) -> Result<(), EngineError> {
+        self.set_inventory_sharing(inventory, &mut None)
+    }
+
+    /// [`CompiledTemplate::set_inventory`] with the indexes another copy of this template
+    /// built from the same inventory: `shared` holds them once one copy has built them (or
+    /// why they could not be built), and this copy loads them rather than build them again.
+    pub fn set_inventory_sharing(
+        &mut self,
+        inventory: &RegoValue,
+        shared: &mut Option<Result<RegoValue, String>>,
+    ) -> Result<(), EngineError> {
         if self.cel.is_some() {
             return Ok(());
         }
         self.engine.clear_data();
-        let loaded = self.load_inventory(inventory);
+        let loaded = self
+            .add_inventory(inventory)
+            .and_then(|()| match shared {
+                Some(built) => built.clone(),
+                None => shared.insert(self.build_indexes()).clone(),
+            })
+            .and_then(|built| self.add_indexes(built));
         self.index_error = loaded.as_ref().err().cloned();
         loaded.map_err(|message| EngineError::Compile {
             template: self.name.clone(),
@@ -353,13 +370,24 @@ impl CompiledTemplate {
 
     /// Adds `data.inventory` and the indexes built from it to an engine without data.
     fn load_inventory(&mut self, inventory: &RegoValue) -> Result<(), String> {
+        self.add_inventory(inventory)?;
+        let built = self.build_indexes()?;
+        self.add_indexes(built)
+    }
+
+    fn add_inventory(&mut self, inventory: &RegoValue) -> Result<(), String> {
         let mut data = BTreeMap::new();
         data.insert(RegoValue::from("inventory"), inventory.clone());
         self.engine
             .add_data(RegoValue::from(data))
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| e.to_string())
+    }
+
+    /// The package's index rules evaluated over the loaded inventory, as the data they are
+    /// read from (`Null` when the package has none).
+    fn build_indexes(&mut self) -> Result<RegoValue, String> {
         if self.indexes.is_empty() {
-            return Ok(());
+            return Ok(RegoValue::Null);
         }
         self.engine.clear_execution_timer_config();
         self.engine.set_input(RegoValue::new_object());
@@ -373,9 +401,14 @@ impl CompiledTemplate {
         }
         let mut data = BTreeMap::new();
         data.insert(RegoValue::from(join::INDEX_DATA), RegoValue::from(built));
-        self.engine
-            .add_data(RegoValue::from(data))
-            .map_err(|e| e.to_string())
+        Ok(RegoValue::from(data))
+    }
+
+    fn add_indexes(&mut self, built: RegoValue) -> Result<(), String> {
+        if built == RegoValue::Null {
+            return Ok(());
+        }
+        self.engine.add_data(built).map_err(|e| e.to_string())
     }
 
     /// Evaluates the `violation` rule for one review and one constraint's parameters.

@@ -51,7 +51,14 @@ pub struct PolicyState {
     pub unmet_sync: Vec<(String, String)>,
     /// Engines not in use, one set per evaluation that ran at the same time as others.
     idle_engines: Mutex<Vec<Engines>>,
+    /// Per template kind, the inventory indexes built for the latest inventory generation
+    /// (or why they could not be): built by the first engine that needs them, loaded by the
+    /// others.
+    built_indexes: Mutex<HashMap<String, (u64, Indexes)>>,
 }
+
+/// A template's inventory indexes, or why they could not be built.
+type Indexes = Result<regorus::Value, String>;
 
 /// Evaluation engines by constraint kind, cloned from the compiled templates, and the
 /// generation of the inventory they hold.
@@ -152,6 +159,7 @@ impl PolicyState {
             inventory: sources.inventory.clone(),
             unmet_sync,
             idle_engines: Mutex::new(Vec::new()),
+            built_indexes: Mutex::new(HashMap::new()),
         })
     }
 
@@ -174,12 +182,36 @@ impl PolicyState {
                         .or_insert_with(|| template.clone());
                     // A template whose indexes cannot be built from this inventory fails each
                     // evaluation with the reason (set_inventory keeps it).
-                    let _ = engine.set_inventory(&current.1);
+                    let mut shared = self.indexes_built(kind, current.0);
+                    let fresh = shared.is_none();
+                    let _ = engine.set_inventory_sharing(&current.1, &mut shared);
+                    if let (true, Some(built)) = (fresh, shared) {
+                        self.keep_indexes(kind, current.0, built);
+                    }
                 }
                 engines.inventory = current.0;
             }
         }
         engines
+    }
+
+    /// The indexes another engine built for this template from this inventory generation.
+    fn indexes_built(&self, kind: &str, generation: u64) -> Option<Indexes> {
+        let built = self.built_indexes.lock().ok()?;
+        built
+            .get(kind)
+            .filter(|(g, _)| *g == generation)
+            .map(|(_, indexes)| indexes.clone())
+    }
+
+    /// Keeps the indexes built from an inventory generation for the other engines, unless
+    /// those of a later one are kept already.
+    fn keep_indexes(&self, kind: &str, generation: u64, indexes: Indexes) {
+        if let Ok(mut built) = self.built_indexes.lock() {
+            if built.get(kind).is_none_or(|(g, _)| *g < generation) {
+                built.insert(kind.to_string(), (generation, indexes));
+            }
+        }
     }
 
     /// Gives engines back for the next evaluation.
@@ -247,5 +279,100 @@ impl Current {
     }
     pub fn generation(&self) -> u64 {
         self.get().map_or(0, |s| s.generation)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::webhook::sync::{Inventory, Kind};
+    use serde_json::json;
+
+    /// A ConfigMap's `team` label may be on no other ConfigMap: a scan of `data.inventory`
+    /// that the engine turns into an index.
+    const UNIQUE_TEAM: &str = r#"apiVersion: templates.gatekeeper.sh/v1
+kind: ConstraintTemplate
+metadata:
+  name: k8suniqueteam
+spec:
+  crd:
+    spec:
+      names:
+        kind: K8sUniqueTeam
+  targets:
+    - target: admission.k8s.gatekeeper.sh
+      rego: |
+        package k8suniqueteam
+        violation[{"msg": msg}] {
+          mine := input.review.object.metadata.labels.team
+          other := data.inventory.namespace[ns][_]["ConfigMap"][name]
+          name != input.review.object.metadata.name
+          other.metadata.labels.team == mine
+          msg := sprintf("team %v already owns ConfigMap %v/%v", [mine, ns, name])
+        }
+---
+apiVersion: constraints.gatekeeper.sh/v1beta1
+kind: K8sUniqueTeam
+metadata:
+  name: one-configmap-per-team
+spec:
+  match:
+    kinds:
+      - apiGroups: [""]
+        kinds: ["ConfigMap"]
+"#;
+
+    fn configmap(name: &str, team: &str) -> Value {
+        json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": name, "namespace": "a", "labels": {"team": team}}})
+    }
+
+    #[test]
+    fn engines_load_the_indexes_one_of_them_built_per_inventory_generation() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("policies.yaml"), UNIQUE_TEAM).expect("write");
+        let kind = Kind::parse("v1/ConfigMap").expect("kind");
+        let inventory = Arc::new(Inventory::new(vec![kind.clone()]));
+        inventory.apply(&kind, configmap("owned", "red"));
+        assert!(inventory.rebuild());
+        let sources = Sources {
+            bundle: None,
+            paths: vec![dir.path().to_path_buf()],
+            enable_cel: true,
+            exempt_namespaces: Vec::new(),
+            waivers: Vec::new(),
+            verifier: None,
+            inventory: Some(inventory.clone()),
+        };
+        let state = PolicyState::load(&sources, 1).expect("loads");
+        let kept = |state: &PolicyState| {
+            let built = state.built_indexes.lock().expect("lock");
+            built.get("K8sUniqueTeam").map(|(generation, indexes)| {
+                let built = indexes.as_ref().is_ok_and(|i| *i != regorus::Value::Null);
+                (*generation, built)
+            })
+        };
+        let request = json!({"uid": "u", "operation": "CREATE", "object": configmap("new", "red")});
+        let denials = |engines: &mut Engines| {
+            let review = crate::review::Review::from_admission_request(0, &request);
+            let (constraint, params) = &state.constraints[0];
+            let engine = engines.templates.get_mut("K8sUniqueTeam").expect("engine");
+            engine
+                .evaluate(&review.input, params, &constraint.name)
+                .expect("evaluates")
+                .len()
+        };
+        // Two evaluations at once: two engine sets, the second loading what the first built.
+        let (mut first, mut second) = (state.take_engines(), state.take_engines());
+        assert_eq!(kept(&state), Some((inventory.generation(), true)));
+        assert_eq!((denials(&mut first), denials(&mut second)), (1, 1));
+        state.return_engines(first);
+        state.return_engines(second);
+        // A new generation is built once again, and every engine set moves to it.
+        inventory.apply(&kind, configmap("owned", "blue"));
+        assert!(inventory.rebuild());
+        let (mut first, mut second) = (state.take_engines(), state.take_engines());
+        assert_eq!(kept(&state), Some((inventory.generation(), true)));
+        assert_eq!((denials(&mut first), denials(&mut second)), (0, 0));
     }
 }

@@ -311,3 +311,43 @@ fn coverage_sees_the_template_as_written() {
     assert!(c.indexes.is_empty());
     assert!(!c.sources[0].1.contains(INDEX_DATA));
 }
+
+#[test]
+fn copies_load_the_indexes_one_copy_built() {
+    let objects = [
+        configmap("a", "one", Some("red")),
+        configmap("b", "two", Some("blue")),
+    ];
+    let probe = configmap("z", "new", Some("red"));
+    let mut first = compile(UNIQUE_TEAM, &inventory(&[]), true);
+    let mut second = first.clone();
+    let mut shared = None;
+    first
+        .set_inventory_sharing(&inventory(&objects), &mut shared)
+        .expect("indexed");
+    assert!(matches!(shared, Some(Ok(_))), "the first copy built them");
+    second
+        .set_inventory_sharing(&inventory(&objects), &mut shared)
+        .expect("indexed");
+    assert_eq!(run(&mut first, &probe).len(), 1);
+    assert_eq!(run(&mut second, &probe), run(&mut first, &probe));
+    // A copy given indexes loads them as they are: built from an empty inventory, they find
+    // nothing even beside a full one.
+    let mut from_empty = None;
+    let mut third = first.clone();
+    third
+        .set_inventory_sharing(&empty_inventory(), &mut from_empty)
+        .expect("indexed");
+    third
+        .set_inventory_sharing(&inventory(&objects), &mut from_empty)
+        .expect("indexed");
+    assert!(run(&mut third, &probe).is_empty());
+    // Why they could not be built is shared too: each evaluation fails with it.
+    let mut failed = Some(Err("cannot index data.inventory: broken".to_string()));
+    let err = third
+        .set_inventory_sharing(&inventory(&objects), &mut failed)
+        .unwrap_err();
+    assert!(err.to_string().contains("broken"), "{err}");
+    let again = third.evaluate(&admission(&probe), &to_rego(&json!({})), "c");
+    assert!(again.is_err());
+}
