@@ -146,8 +146,9 @@ fn compile_error(template: &Template, message: impl std::fmt::Display) -> Engine
 }
 
 /// Turns the `--> <name>.rego:LINE:COLUMN` of an error in the template's main module into the
-/// position in the template's file, and returns that position. Only when the module was given
-/// to the engine line for line as written (the v0 rewrites may add lines).
+/// position in the template's file, and returns that position. The v0 rewrites may add or
+/// change lines: a line of the rewrite stands for the written line it came from, and when the
+/// two differ the excerpt shows the line as written, without the column marker.
 fn in_template_file(
     template: &Template,
     source: &crate::policy::RegoSource,
@@ -163,10 +164,14 @@ fn in_template_file(
     let (line, column) = rest[..end].split_once(':')?;
     let (line, column): (usize, usize) = (line.parse().ok()?, column.parse().ok()?);
     let given = rewritten_main(source);
-    if given.lines().count() != source.rego.lines().count() || line == 0 {
-        return None;
-    }
-    let at = (first_line + line - 1, indent + column);
+    let (written, same) = written_line(&source.rego, &given, line)?;
+    let written_text = source.rego.lines().nth(written - 1).unwrap_or("");
+    let column = if same {
+        column
+    } else {
+        written_text.len() - written_text.trim_start().len() + 1
+    };
+    let at = (first_line + written - 1, indent + column);
     let header = format!("--> {}:{}:{}", template.source, at.0, at.1);
     let (before, after) = message.split_at(start);
     let after = &after[marker.len() + end..];
@@ -176,9 +181,13 @@ fn in_template_file(
     let new_blank = format!("{} |", " ".repeat(new_number.len()));
     let gutter: Vec<String> = after
         .split('\n')
+        .filter(|l| same || !(l.starts_with(&old_blank) && l.contains('^')))
         .map(|l| {
             if let Some(rest) = l.strip_prefix(&format!("{old_number} |")) {
-                format!("{new_number} |{rest}")
+                match same {
+                    true => format!("{new_number} |{rest}"),
+                    false => format!("{new_number} | {written_text}"),
+                }
             } else if let Some(rest) = l.strip_prefix(&old_blank) {
                 format!("{new_blank}{rest}")
             } else {
@@ -188,6 +197,52 @@ fn in_template_file(
         .collect();
     *message = format!("{before}{header}{}", gutter.join("\n"));
     Some(at)
+}
+
+/// The line of `written` (1-based) that line `line` of `given`, a rewrite of it, comes from,
+/// and whether the two read the same. The lines the rewrite kept are matched as a longest
+/// common subsequence; a line it added or changed comes from the first written line of the
+/// stretch it replaced, or from the next kept line when it replaced none.
+fn written_line(written: &str, given: &str, line: usize) -> Option<(usize, bool)> {
+    let (a, b): (Vec<&str>, Vec<&str>) = (written.lines().collect(), given.lines().collect());
+    let (n, m) = (a.len(), b.len());
+    let target = line.checked_sub(1).filter(|t| *t < m && n > 0)?;
+    let mut lcs = vec![vec![0u32; m + 1]; n + 1];
+    for i in (0..n).rev() {
+        for j in (0..m).rev() {
+            lcs[i][j] = if a[i] == b[j] {
+                lcs[i + 1][j + 1] + 1
+            } else {
+                lcs[i + 1][j].max(lcs[i][j + 1])
+            };
+        }
+    }
+    // Kept lines before and after the target: (written, given) indexes.
+    let (mut before, mut after) = (None, None);
+    let (mut i, mut j) = (0, 0);
+    while i < n && j < m && after.is_none() {
+        if a[i] == b[j] {
+            match j.cmp(&target) {
+                std::cmp::Ordering::Equal => return Some((i + 1, true)),
+                std::cmp::Ordering::Less => before = Some((i, j)),
+                std::cmp::Ordering::Greater => after = Some((i, j)),
+            }
+            (i, j) = (i + 1, j + 1);
+        } else if lcs[i + 1][j] >= lcs[i][j + 1] {
+            i += 1;
+        } else {
+            j += 1;
+        }
+    }
+    let (first_a, first_b) = before.map_or((0, 0), |(i, j)| (i + 1, j + 1));
+    let next_a = after.map_or(n, |(i, _)| i);
+    let written = if first_a < next_a {
+        // The stretch the rewrite replaced: its k-th line, or its last.
+        (first_a + (target - first_b)).min(next_a - 1)
+    } else {
+        next_a.min(n - 1)
+    };
+    Some((written + 1, false))
 }
 
 /// The main module as the engine is given it.

@@ -100,16 +100,64 @@ fn an_unsafe_variable_is_a_compile_error_at_its_line() {
 }
 
 #[test]
-fn rewritten_rego_keeps_the_position_in_the_module() {
-    // Two bodies on one rule: the v0 rewrite adds a line, so the module's own lines are named.
+fn errors_in_rewritten_rego_point_at_the_line_as_written() {
+    // Two bodies on one rule: the v0 rewrite adds a line before the error, which the parser
+    // reports at the head of the unfinished rule. In `template`'s text the Rego starts on
+    // line 9, indented by 6, so its line 3, column 25 is line 11, column 31 of t.yaml.
     let t = template("package k8stest\nviolation[{\"msg\": \"x\"}] { false } { false }\nviolation[{\"msg\": msg}] {\n  msg := \n}");
     let e =
         CompiledTemplate::compile(&t, &empty_inventory(), &CompileOptions::default()).unwrap_err();
     let EngineError::Compile { at, message, .. } = &e else {
         panic!("{e}");
     };
-    assert_eq!(*at, None, "{message}");
-    assert!(message.contains("k8stest.rego:"), "{message}");
+    assert_eq!(*at, Some((11, 31)), "{message}");
+    assert!(message.contains("--> t.yaml:11:31\n"), "{message}");
+    assert!(
+        message.contains("\n11 | violation[{\"msg\": msg}] {\n"),
+        "{message}"
+    );
+    // An error in a line the rewrite changed (`not f(x.y)` takes `x.y` out into a variable of
+    // its own) points at that line as written, and shows it as written.
+    let t = template("package k8stest\nok(x) {\n  x == 1\n}\nviolation[{\"msg\": \"m\"}] {\n  true\n  not ok(foo.bar)\n}");
+    let e =
+        CompiledTemplate::compile(&t, &empty_inventory(), &CompileOptions::default()).unwrap_err();
+    let EngineError::Compile { at, message, .. } = &e else {
+        panic!("{e}");
+    };
+    assert_eq!(*at, Some((15, 9)), "{message}");
+    assert!(message.contains("--> t.yaml:15:9\n"), "{message}");
+    assert!(message.contains("\n15 |   not ok(foo.bar)\n"), "{message}");
+    assert!(!message.contains("__negated"), "{message}");
+}
+
+#[test]
+fn rewritten_lines_come_from_the_lines_they_replace() {
+    let written = "a\nb\nc\nd";
+    // Kept lines map to themselves; lines added before a changed one map to it.
+    let given = "a\nb\nnew1\nc2\nd";
+    let lines: Vec<_> = (1..=5).map(|l| written_line(written, given, l)).collect();
+    assert_eq!(
+        lines,
+        [
+            Some((1, true)),
+            Some((2, true)),
+            Some((3, false)),
+            Some((3, false)),
+            Some((4, true))
+        ]
+    );
+    // A line added where nothing was replaced maps to the next kept line, or the last line.
+    assert_eq!(
+        written_line(written, "a\nnew\nb\nc\nd", 2),
+        Some((2, false))
+    );
+    assert_eq!(
+        written_line(written, "a\nb\nc\nd\nend", 5),
+        Some((4, false))
+    );
+    assert_eq!(written_line(written, written, 0), None);
+    assert_eq!(written_line(written, written, 5), None);
+    assert_eq!(written_line("", "x", 1), None);
 }
 
 #[test]
