@@ -271,6 +271,11 @@ mod tests {
             "x.spec.tags + x.spec.tags",
             "x.spec.containers.sortBy(c, c.name).map(c, c.name)",
             "x.spec.replicas + x.metadata.name",
+            // optional fields and values
+            "x.?spec.?replicas.orValue(0) + x.spec.?missing.orValue(1)",
+            "x.spec.?containers.orValue([]).map(c, c.name)",
+            "optional.of(x.spec.tags).value()[1]",
+            "x.metadata.?labels[?'app'].orValue('none')",
         ];
         let pod = pod();
         for text in expressions {
