@@ -40,6 +40,7 @@ pub struct Metrics {
     shed: Counter,
     reloads: Family<ReloadLabels, Counter>,
     waiting: Gauge,
+    threads: Gauge,
     generation: Gauge,
 }
 
@@ -54,6 +55,7 @@ impl Default for Metrics {
             shed: Counter::default(),
             reloads: Family::default(),
             waiting: Gauge::default(),
+            threads: Gauge::default(),
             generation: Gauge::default(),
         };
         for result in ["success", "failure"] {
@@ -90,6 +92,11 @@ impl Default for Metrics {
                 "validator_requests_waiting",
                 "Requests waiting for an evaluation slot",
                 m.waiting.clone(),
+            );
+            r.register(
+                "validator_evaluation_threads",
+                "Threads that run evaluations, busy or idle",
+                m.threads.clone(),
             );
             r.register(
                 "validator_policy_reloads",
@@ -141,11 +148,13 @@ impl Metrics {
         self.reloads.get_or_create(&ReloadLabels { result }).inc();
     }
 
-    /// The metrics text; `waiting` is the number of requests waiting for an evaluation slot now.
-    pub fn render(&self, generation: u64, waiting: usize) -> String {
+    /// The metrics text; `waiting` is the number of requests waiting for an evaluation slot now,
+    /// `threads` the number of threads that run evaluations.
+    pub fn render(&self, generation: u64, waiting: usize, threads: usize) -> String {
         self.generation
             .set(i64::try_from(generation).unwrap_or(i64::MAX));
         self.waiting.set(i64::try_from(waiting).unwrap_or(i64::MAX));
+        self.threads.set(i64::try_from(threads).unwrap_or(i64::MAX));
         let mut out = String::new();
         if let Err(e) = encode(&mut out, &self.registry) {
             out = format!("# the metrics cannot be written: {e}\n");

@@ -6,6 +6,7 @@
 //! has really stopped.
 
 pub mod decide;
+mod evaluators;
 pub mod listener;
 pub mod log;
 pub mod metrics;
@@ -110,6 +111,8 @@ struct App {
     timeout: Duration,
     fail_closed: bool,
     permits: Arc<Semaphore>,
+    /// The threads evaluations run on.
+    evaluators: Arc<evaluators::Evaluators>,
     max_concurrency: usize,
     max_queue: usize,
     waiting: AtomicUsize,
@@ -267,6 +270,7 @@ pub async fn start(config: Config) -> Result<Running, WebhookError> {
         timeout: config.timeout,
         fail_closed: config.fail_closed,
         permits: Arc::new(Semaphore::new(config.max_concurrency.max(1))),
+        evaluators: evaluators::Evaluators::new(Duration::from_secs(10)),
         max_concurrency: config.max_concurrency.max(1),
         max_queue: config.limits.max_queue,
         waiting: AtomicUsize::new(0),
@@ -396,6 +400,7 @@ async fn metrics_text(State(app): State<Arc<App>>) -> Response {
         app.metrics.render(
             app.current.generation(),
             app.waiting.load(Ordering::Relaxed),
+            app.evaluators.threads(),
         ),
     )
         .into_response()
@@ -603,7 +608,7 @@ async fn validate(State(app): State<Arc<App>>, request: Request) -> Response {
             drop(body);
             // The slot is held by the evaluation itself: it is free again only once the work
             // has stopped, not when the answer leaves.
-            let work = tokio::task::spawn_blocking(move || {
+            let work = app.evaluators.run(move || {
                 let _permit = permit;
                 let decision = decide::evaluate_within(&state, &request.request, budget)?;
                 budget_left(deadline)?;

@@ -112,7 +112,7 @@ fn metrics_render_in_prometheus_text() {
     m.violation("no-latest", "deny");
     m.reload(true);
     m.reload(false);
-    let text = m.render(7, 3);
+    let text = m.render(7, 3, 2);
     assert!(text.contains("validator_requests_total{decision=\"denied\"} 1"));
     assert!(text.contains(
         "validator_violations_total{constraint=\"no-latest\",enforcement_action=\"deny\"} 1"
@@ -121,6 +121,8 @@ fn metrics_render_in_prometheus_text() {
     assert!(text.contains("validator_request_duration_seconds_bucket{le=\"0.001\"} 0"));
     assert!(text.contains("validator_policy_reloads_total{result=\"failure\"} 1"));
     assert!(text.contains("validator_policy_generation 7"));
+    assert!(text.contains("validator_requests_waiting 3"), "{text}");
+    assert!(text.contains("validator_evaluation_threads 2"), "{text}");
     // OpenMetrics: counters are typed by their family name, samples end in `_total`.
     assert!(
         text.contains("# TYPE validator_requests counter\n"),
