@@ -148,7 +148,7 @@ impl Review {
         // The request is converted as given (no copy of it first), then completed.
         let mut input = to_rego(request);
         if let Ok(map) = input.as_object_mut() {
-            let key = |k: &str| RegoValue::from(k);
+            let key = |s: &str| RegoValue::from(s);
             // As Gatekeeper does, a DELETE is reviewed with the deleted object as `object`.
             let is_delete = request.get("operation").and_then(Value::as_str) == Some("DELETE");
             if is_delete && given("object").is_none_or(Value::is_null) {
@@ -161,19 +161,15 @@ impl Review {
                 }
             };
             default("kind", &|| {
-                let mut kind = BTreeMap::new();
-                for (k, v) in [
-                    ("group", &review.group),
-                    ("version", &review.version),
-                    ("kind", &review.kind),
-                ] {
-                    kind.insert(key(k), RegoValue::from(v.as_str()));
-                }
-                RegoValue::from(kind)
+                rego_object([
+                    ("group", key(&review.group)),
+                    ("version", key(&review.version)),
+                    ("kind", key(&review.kind)),
+                ])
             });
-            default("name", &|| RegoValue::from(review.name.as_str()));
+            default("name", &|| key(&review.name));
             if let Some(ns) = &review.namespace {
-                default("namespace", &|| RegoValue::from(ns.as_str()));
+                default("namespace", &|| key(ns));
             }
             default("object", &|| RegoValue::Null);
             default("oldObject", &|| RegoValue::Null);

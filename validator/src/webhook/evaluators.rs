@@ -32,7 +32,7 @@ pub struct Evaluators {
     idle: Mutex<Vec<(usize, Sender<Job>)>>,
     keep_alive: Duration,
     next_id: AtomicUsize,
-    running: Arc<AtomicUsize>,
+    running: AtomicUsize,
 }
 
 impl Evaluators {
@@ -41,7 +41,7 @@ impl Evaluators {
             idle: Mutex::new(Vec::new()),
             keep_alive,
             next_id: AtomicUsize::new(0),
-            running: Arc::new(AtomicUsize::new(0)),
+            running: AtomicUsize::new(0),
         })
     }
 
@@ -95,7 +95,6 @@ impl Evaluators {
         let pool = Arc::clone(self);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         self.running.fetch_add(1, Ordering::AcqRel);
-        let running = Arc::clone(&self.running);
         let started = std::thread::Builder::new()
             .name("evaluation".into())
             .spawn(move || {
@@ -133,7 +132,7 @@ impl Evaluators {
         match started {
             Ok(_) => Ok(()),
             Err(e) => {
-                running.fetch_sub(1, Ordering::AcqRel);
+                self.running.fetch_sub(1, Ordering::AcqRel);
                 Err(Lost::NoThread(e.to_string()))
             }
         }
